@@ -1,0 +1,35 @@
+# Everything runs from .venv, which `setup` creates; `demo` and `test` create it when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-unit broker-start broker-stop clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "muse-stream needs Python 3.11 or newer; set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/muse demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+broker-start: $(STAMP)
+	$(BIN)/muse broker start
+
+broker-stop: $(STAMP)
+	$(BIN)/muse broker stop
+
+clean:
+	-test -x $(BIN)/muse && $(BIN)/muse broker stop
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

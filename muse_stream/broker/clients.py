@@ -1,0 +1,46 @@
+"""Kafka client settings in one place, so every producer and consumer agrees on the guarantees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# librdkafka requires message.timeout.ms <= transaction.timeout.ms; keep a margin.
+TRANSACTION_TIMEOUT_MS = 60_000
+MESSAGE_TIMEOUT_MS = 50_000
+
+
+def admin_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    # Warnings and errors only: librdkafka's info lines (queue purges on close) are noise in a CLI.
+    return {"bootstrap.servers": bootstrap, "log_level": 4, **overrides}
+
+
+def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    """An idempotent producer: no duplicates from retries, order kept per partition."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+        **overrides,
+    }
+
+
+def transactional_producer_config(bootstrap: str, transactional_id: str, **overrides: Any) -> dict[str, Any]:
+    return producer_config(
+        bootstrap,
+        **{"transactional.id": transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, **overrides},
+    )
+
+
+def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """A consumer that sees only committed records and commits offsets only when told to."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        **overrides,
+    }

@@ -1,0 +1,281 @@
+"""A single-node Apache Kafka 4.x in KRaft combined (broker + controller) mode on 127.0.0.1.
+
+One directory holds everything about one broker: its properties, data, pid file and log. The pid
+file records the process's start time as well, so `stop` never signals a recycled pid.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_state_dir
+
+from muse_stream.broker.artifacts import KAFKA_VERSION, BrokerSetupError, ensure_kafka_jars, require_java
+
+DEFAULT_PORT = 19092
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+_LOG4J2_PROPERTIES = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+class BrokerStatus(enum.Enum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+    STALE_PID = "dead (stale pid file)"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MUSE_HOME") or user_state_dir("muse-stream")) / "broker"
+
+
+def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
+    """One-node settings under which transactions and consumer groups work."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "1",
+        # Topics are created explicitly with their configs checked; a typo must not make a topic.
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "8",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.retention.hours": "24",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # a zombie is dead
+        return None
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class LocalBroker:
+    """A local broker rooted at `home`; every method is safe to call in any state."""
+
+    home: Path
+    port: int = DEFAULT_PORT
+    version: str = KAFKA_VERSION
+    heap: str = "1g"
+
+    @classmethod
+    def default(cls) -> "LocalBroker":
+        port = int(os.environ.get("MUSE_BROKER_PORT", DEFAULT_PORT))
+        return cls(home=default_home(), port=port)
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "server.properties"
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _recorded_process(self) -> tuple[int, int] | None:
+        try:
+            pid_text, ticks_text = self.pid_file.read_text().split()
+            return int(pid_text), int(ticks_text)
+        except (OSError, ValueError):
+            return None
+
+    def running_pid(self) -> int | None:
+        recorded = self._recorded_process()
+        if recorded is None:
+            return None
+        pid, ticks = recorded
+        return pid if _process_start_ticks(pid) == ticks else None
+
+    def status(self) -> BrokerStatus:
+        if self.running_pid() is not None:
+            return BrokerStatus.RUNNING
+        return BrokerStatus.STALE_PID if self.pid_file.exists() else BrokerStatus.STOPPED
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log file)"
+
+    def is_ready(self, timeout: float = 2.0) -> bool:
+        """True once the broker answers a metadata request."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=timeout).close()
+        except OSError:
+            return False
+        from confluent_kafka.admin import AdminClient
+
+        from muse_stream.broker.clients import admin_config
+
+        admin = AdminClient(admin_config(self.bootstrap, log_level=0))
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except Exception:  # noqa: BLE001 - any failure here means "not ready yet"
+            return False
+        return bool(metadata.brokers)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> bool:
+        """Start the broker and wait until it serves metadata. Returns False if it was already running."""
+        if self.status() is BrokerStatus.RUNNING:
+            return False
+        self.pid_file.unlink(missing_ok=True)
+        for port, role in ((self.port, "client"), (self.controller_port, "controller")):
+            if not port_is_free(port):
+                raise BrokerSetupError(
+                    f"port {port} on 127.0.0.1 ({role} listener) is taken by another process: stop it, "
+                    f"or pick free ports with MUSE_BROKER_PORT=<port> (uses <port> and <port>+1)."
+                )
+        java = require_java()
+        libs = ensure_kafka_jars(self.version)
+        self._write_config()
+        self._format_storage(java, libs)
+        command = [
+            java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            "-cp", f"{libs}/*", "kafka.Kafka", str(self.properties_file),
+        ]
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        ticks = _process_start_ticks(process.pid)
+        self.pid_file.write_text(f"{process.pid} {ticks}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise BrokerSetupError(
+                    f"the Kafka broker exited with code {process.returncode} while starting; "
+                    f"last lines of {self.log_file}:\n{self.log_tail()}"
+                )
+            if self.is_ready(timeout=1.0):
+                return True
+            time.sleep(0.3)
+        self.stop()
+        raise BrokerSetupError(
+            f"the Kafka broker did not answer on {self.bootstrap} within {timeout:.0f} s; "
+            f"last lines of {self.log_file}:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the broker this directory started, and only that one. Returns False if none ran."""
+        pid = self.running_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.running_pid() is not None:
+            _reap(pid)
+            time.sleep(0.1)
+        if self.running_pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.running_pid() is not None:
+                _reap(pid)
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_file.write_text(
+            server_properties(port=self.port, controller_port=self.controller_port, data_dir=self.data_dir)
+        )
+        (self.home / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
+
+    def _format_storage(self, java: str, libs: Path) -> None:
+        """Format the KRaft log directory once; an existing one keeps its data and cluster id."""
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        result = subprocess.run(
+            [java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", "--standalone",
+             "-t", cluster_id, "-c", str(self.properties_file)],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerSetupError(
+                f"formatting Kafka storage in {self.data_dir} failed (exit {result.returncode}):\n"
+                f"{(result.stdout + result.stderr).strip()[-2000:]}"
+            )
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child's exit status so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,91 @@
+"""The one place that decides which Kafka a command or a test talks to.
+
+Order: an explicit bootstrap address in MUSE_BOOTSTRAP wins; else, where a Docker engine answers,
+a throwaway KRaft container (testcontainers); else the local broker from Maven Central jars.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from muse_stream.broker.local import BrokerStatus, LocalBroker
+
+BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
+# Confluent's KRaft-capable image; testcontainers' Kafka module speaks its configuration.
+CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
+
+
+@dataclass(frozen=True)
+class BrokerHandle:
+    bootstrap: str
+    source: str  # "env", "container" or "local"
+    started_here: bool
+
+
+def docker_engine_answers() -> bool:
+    if os.environ.get("MUSE_NO_DOCKER"):
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=2)
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 - no engine, no socket, no permission: all mean "no Docker"
+        return False
+
+
+@contextlib.contextmanager
+def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True) -> Iterator[BrokerHandle]:
+    """Yield a reachable broker; stop it on exit only if this call started it and asked to."""
+    explicit = os.environ.get(BOOTSTRAP_ENV)
+    if explicit:
+        yield BrokerHandle(bootstrap=explicit, source="env", started_here=False)
+        return
+    if allow_container and docker_engine_answers():
+        with _kafka_container() as bootstrap:
+            yield BrokerHandle(bootstrap=bootstrap, source="container", started_here=True)
+        return
+    broker = LocalBroker.default()
+    started = broker.start() if broker.status() is not BrokerStatus.RUNNING else False
+    try:
+        yield BrokerHandle(bootstrap=broker.bootstrap, source="local", started_here=started)
+    finally:
+        if started and stop_if_started:
+            broker.stop()
+
+
+@contextlib.contextmanager
+def _kafka_container() -> Iterator[str]:
+    from testcontainers.kafka import KafkaContainer
+
+    container = (
+        KafkaContainer(CONTAINER_IMAGE)
+        .with_kraft()
+        # testcontainers leaves these at 3 and 2, under which transactions fail on one broker.
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    with container:
+        yield container.get_bootstrap_server()
+
+
+def command_bootstrap() -> str:
+    """The broker a CLI command talks to: MUSE_BOOTSTRAP, else the running local broker."""
+    from muse_stream.broker.artifacts import BrokerSetupError
+
+    explicit = os.environ.get(BOOTSTRAP_ENV)
+    if explicit:
+        return explicit
+    broker = LocalBroker.default()
+    if broker.status() is not BrokerStatus.RUNNING:
+        raise BrokerSetupError(
+            f"no broker to talk to: the local broker ({broker.bootstrap}) is not running and {BOOTSTRAP_ENV} "
+            "is not set. Start one with `muse broker start`, or export MUSE_BOOTSTRAP=host:port."
+        )
+    return broker.bootstrap

@@ -1,0 +1,16 @@
+"""``muse bench ...``: each benchmark module under ``muse_stream.bench`` exposes ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCH_MODULES: tuple[str, ...] = (
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="benchmarks that print figures")
+    bench_subparsers = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    for module_name in BENCH_MODULES:
+        importlib.import_module(module_name).register(bench_subparsers)

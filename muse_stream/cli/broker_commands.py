@@ -1,0 +1,48 @@
+"""``muse broker start|stop|status|logs``: the local single-node Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from muse_stream.broker import BrokerStatus, LocalBroker
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    broker = subparsers.add_parser("broker", help="run a local Apache Kafka (KRaft) on 127.0.0.1")
+    actions = broker.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("start", help="start the broker (idempotent)").set_defaults(handler=_start)
+    actions.add_parser("stop", help="stop the broker this machine's muse started").set_defaults(handler=_stop)
+    actions.add_parser("status", help="running, stopped, or dead with a stale pid file").set_defaults(handler=_status)
+    logs = actions.add_parser("logs", help="print the last lines of the broker log")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.set_defaults(handler=_logs)
+
+
+def _start(args: argparse.Namespace) -> int:
+    broker = LocalBroker.default()
+    began = time.monotonic()
+    if broker.start():
+        print(f"started Kafka {broker.version} in {time.monotonic() - began:.1f} s; bootstrap {broker.bootstrap}")
+    else:
+        print(f"already running (pid {broker.running_pid()}); bootstrap {broker.bootstrap}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    broker = LocalBroker.default()
+    print("stopped" if broker.stop() else "not running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    broker = LocalBroker.default()
+    status = broker.status()
+    detail = f" (pid {broker.running_pid()}, bootstrap {broker.bootstrap})" if status is BrokerStatus.RUNNING else ""
+    print(f"{status.value}{detail}; home {broker.home}")
+    return 0 if status is BrokerStatus.RUNNING else 3
+
+
+def _logs(args: argparse.Namespace) -> int:
+    print(LocalBroker.default().log_tail(args.lines))
+    return 0

@@ -1,0 +1,40 @@
+"""``muse tenants add|list``: per-tenant input, output and DLQ topics."""
+
+from __future__ import annotations
+
+import argparse
+
+from muse_stream.broker import command_bootstrap
+from muse_stream.topics import DEFAULT_NAMESPACE, TopicAdmin, TopicNames, tenants_on_broker
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    tenants = subparsers.add_parser("tenants", help="create and list tenants' topics")
+    tenants.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
+    actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="create a tenant's input, output and DLQ topics (idempotent)")
+    add.add_argument("name")
+    add.add_argument("--partitions", type=int, default=1, help="input/output partitions (default: %(default)s)")
+    add.set_defaults(handler=_add)
+    actions.add_parser("list", help="list tenants found on the broker").set_defaults(handler=_list)
+
+
+def _add(args: argparse.Namespace) -> int:
+    names = TopicNames(args.namespace)
+    admin = TopicAdmin(command_bootstrap())
+    specs = names.internal_topic_specs() + names.tenant_topic_specs(args.name, args.partitions)
+    created = set(admin.ensure(specs))
+    partitions = admin.existing_topics()
+    for spec in specs:
+        print(f"{'created' if spec.name in created else 'exists '}  {spec.name}  partitions={partitions[spec.name]}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    names = TopicNames(args.namespace)
+    tenants = tenants_on_broker(TopicAdmin(command_bootstrap()), names)
+    if not tenants:
+        print(f"no tenants in namespace {names.namespace!r}; add one with `muse tenants add NAME`")
+    for tenant, partitions in tenants.items():
+        print(f"{tenant}\tpartitions={partitions}\tprefix={names.tenant_prefix(tenant)}")
+    return 0

@@ -1,0 +1,29 @@
+"""Shared fixtures. The broker is real Apache Kafka: MUSE_BOOTSTRAP, a container, or the local one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from muse_stream.broker import BrokerHandle, acquire_broker
+from muse_stream.topics import TopicAdmin, TopicNames
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[BrokerHandle]:
+    """Started on first use only, so unit tests never wait for a broker; stopped if started here."""
+    with acquire_broker() as handle:
+        yield handle
+
+
+@pytest.fixture
+def topic_names() -> TopicNames:
+    """A fresh namespace per test, so tests never see each other's records."""
+    return TopicNames(f"t{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def admin(kafka: BrokerHandle) -> TopicAdmin:
+    return TopicAdmin(kafka.bootstrap)

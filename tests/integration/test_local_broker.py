@@ -1,0 +1,70 @@
+"""The local broker's lifecycle: idempotent start, stop that leaves no process, clear errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from muse_stream.broker import BrokerStatus, LocalBroker
+from muse_stream.broker.artifacts import BrokerSetupError
+from muse_stream.broker.local import port_is_free
+
+pytestmark = pytest.mark.kafka
+
+
+def _free_port_pair() -> int:
+    for port in range(29300, 29900, 2):
+        if port_is_free(port) and port_is_free(port + 1):
+            return port
+    raise RuntimeError("no free port pair")
+
+
+def _has_process(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_start_is_idempotent_and_stop_leaves_no_process(tmp_path: Path) -> None:
+    broker = LocalBroker(home=tmp_path / "broker", port=_free_port_pair(), heap="512m")
+    assert broker.status() is BrokerStatus.STOPPED
+    assert broker.start() is True
+    try:
+        pid = broker.running_pid()
+        assert pid is not None and _has_process(pid)
+        assert broker.status() is BrokerStatus.RUNNING
+        assert broker.is_ready()
+        assert broker.start() is False  # reports the running broker instead of starting another
+        assert broker.running_pid() == pid
+    finally:
+        assert broker.stop() is True
+    assert not _has_process(pid)
+    assert broker.status() is BrokerStatus.STOPPED
+    assert broker.stop() is False
+
+
+def test_a_stale_pid_file_is_reported_and_never_signalled(tmp_path: Path) -> None:
+    broker = LocalBroker(home=tmp_path, port=_free_port_pair())
+    tmp_path.mkdir(exist_ok=True)
+    # Our own pid with a wrong start time: a recycled pid must not be taken for the broker.
+    broker.pid_file.write_text(f"{os.getpid()} 1\n")
+    assert broker.status() is BrokerStatus.STALE_PID
+    assert broker.stop() is False
+    assert broker.status() is BrokerStatus.STOPPED
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    port = _free_port_pair()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(BrokerSetupError, match=f"port {port} on 127.0.0.1 .*MUSE_BROKER_PORT"):
+            LocalBroker(home=tmp_path, port=port).start()
+
+
+def test_a_broker_that_dies_while_starting_shows_its_log(tmp_path: Path) -> None:
+    broker = LocalBroker(home=tmp_path, port=_free_port_pair(), heap="not-a-size")
+    with pytest.raises(BrokerSetupError, match=r"exited with code \d+ while starting; last lines of .*broker\.log"):
+        broker.start()
+    assert broker.status() is BrokerStatus.STOPPED

@@ -1,0 +1,43 @@
+"""Tenant and internal topics on a real broker: created once, configs read back and checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from muse_stream.topics import TopicAdmin, TopicError, TopicNames, TopicSpec, tenants_on_broker
+
+pytestmark = pytest.mark.kafka
+
+
+def test_tenant_topics_are_created_with_their_configs(admin: TopicAdmin, topic_names: TopicNames) -> None:
+    specs = topic_names.internal_topic_specs() + topic_names.tenant_topic_specs("bank-a", partitions=3)
+    created = admin.ensure(specs)
+    assert sorted(created) == sorted(spec.name for spec in specs)
+
+    partitions = admin.existing_topics()
+    assert partitions[topic_names.input_topic("bank-a")] == 3
+    assert partitions[topic_names.output_topic("bank-a")] == 3
+    configs = admin.topic_configs([topic_names.config_topic, topic_names.dlq_topic("bank-a"), topic_names.input_topic("bank-a")])
+    assert configs[topic_names.config_topic]["cleanup.policy"] == "compact"
+    assert configs[topic_names.dlq_topic("bank-a")]["retention.ms"] == str(30 * 24 * 3600 * 1000)
+    assert configs[topic_names.input_topic("bank-a")]["cleanup.policy"] == "delete"
+
+
+def test_ensure_is_idempotent_and_lists_tenants(admin: TopicAdmin, topic_names: TopicNames) -> None:
+    for tenant in ("bank-a", "bank-b"):
+        admin.ensure(topic_names.tenant_topic_specs(tenant))
+    assert admin.ensure(topic_names.tenant_topic_specs("bank-a")) == []
+    assert tenants_on_broker(admin, topic_names) == {"bank-a": 1, "bank-b": 1}
+
+
+def test_a_topic_with_the_wrong_config_is_refused_by_name(admin: TopicAdmin, topic_names: TopicNames) -> None:
+    wrong = TopicSpec(topic_names.config_topic, 1, {"cleanup.policy": "delete"})
+    admin.ensure([wrong])
+    with pytest.raises(TopicError, match=r"internal\.config.*cleanup\.policy='delete'.*needs cleanup\.policy='compact'"):
+        admin.ensure(topic_names.internal_topic_specs())
+
+
+def test_fewer_partitions_than_asked_is_refused(admin: TopicAdmin, topic_names: TopicNames) -> None:
+    admin.ensure(topic_names.tenant_topic_specs("bank-a", partitions=1))
+    with pytest.raises(TopicError, match="has 1 partitions, fewer than the 4"):
+        admin.ensure(topic_names.tenant_topic_specs("bank-a", partitions=4))

@@ -1,0 +1,69 @@
+"""Pure parts of the broker and topic layer: settings, version checks, names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from muse_stream.broker.artifacts import _java_major_version
+from muse_stream.broker.local import server_properties
+from muse_stream.topics import TopicError, TopicNames
+
+
+def test_one_node_settings_make_transactions_and_groups_work() -> None:
+    text = server_properties(port=19092, controller_port=19093, data_dir=Path("/x"))
+    settings = dict(line.split("=", 1) for line in text.splitlines())
+    assert settings["process.roles"] == "broker,controller"
+    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
+                "share.coordinator.state.topic.min.isr"):
+        assert settings[key] == "1", key
+    assert settings["group.initial.rebalance.delay.ms"] == "0"
+    assert settings["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+
+
+@pytest.mark.parametrize(("line", "major"), [
+    ('openjdk version "17.0.15" 2025-04-15', 17),
+    ('java version "1.8.0_402"', 8),
+    ('openjdk version "21" 2023-09-19', 21),
+    ("garbage", None),
+])
+def test_java_major_version(line: str, major: int | None) -> None:
+    assert _java_major_version(line) == major
+
+
+def test_each_tenant_prefix_is_shared_by_no_other_tenant() -> None:
+    names = TopicNames("muse")
+    tenants = ["a", "a-b", "a_b", "ab", "bank-1", "bank-10"]
+    for tenant in tenants:
+        for other in tenants:
+            if other != tenant:
+                for kind in ("input", "output", "dlq"):
+                    assert not names.tenant_topic(other, kind).startswith(names.tenant_prefix(tenant))
+
+
+@pytest.mark.parametrize("bad", ["", "Bank", "a.b", "-a", "a" * 49, "a b", "ü"])
+def test_bad_tenant_names_are_refused(bad: str) -> None:
+    with pytest.raises(TopicError, match="tenant name"):
+        TopicNames().input_topic(bad)
+
+
+def test_the_tenant_comes_from_the_topic() -> None:
+    names = TopicNames("ns")
+    assert names.tenant_of_topic("ns.tenant.bank-a.input") == "bank-a"
+    with pytest.raises(TopicError):
+        names.tenant_of_topic("other.tenant.bank-a.input")
+    with pytest.raises(TopicError):
+        names.tenant_of_topic("ns.tenant.bank-a.secret")
+
+
+def test_input_regex_matches_only_input_topics() -> None:
+    import re
+
+    names = TopicNames("ns")
+    pattern = re.compile(names.input_topic_regex)
+    assert pattern.match("ns.tenant.bank-a.input")
+    assert not pattern.match("ns.tenant.bank-a.output")
+    assert not pattern.match("nsx.tenant.bank-a.input")
+    assert not pattern.match("ns.internal.config")
