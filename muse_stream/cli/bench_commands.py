@@ -6,6 +6,7 @@ import argparse
 import importlib
 
 BENCH_MODULES: tuple[str, ...] = (
+    "muse_stream.bench.predictor_cost",
 )
 
 
