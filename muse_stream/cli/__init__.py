@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "muse_stream.cli.broker_commands",
     "muse_stream.cli.tenant_commands",
     "muse_stream.cli.demo_commands",
+    "muse_stream.cli.predictor_commands",
     "muse_stream.cli.bench_commands",
 )
 

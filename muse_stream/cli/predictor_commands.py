@@ -1,0 +1,184 @@
+"""``muse predictors fit`` and ``muse models register|list``: offline fitting and registration.
+
+``fit`` reads a Parquet file of features (scored through a registered model, ``--model NAME:VERSION``,
+or an artifact file, ``--artifact PATH``, which is registered on the way) or of scores
+(``--score-column``), posterior-corrects with ``b``, fits the quantile map onto the declared
+reference and prints the knots and the alert rates they reproduce at the reference's edges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from muse_stream.errors import MuseError
+from muse_stream.models import ModelRecord, ModelRegistry, open_store
+from muse_stream.predictors import ModelRef, PredictorSpec
+from muse_stream.predictors.predictor import MissingFeatureError
+from muse_stream.transforms import (
+    DEFAULT_N_KNOTS,
+    AlertRateCurve,
+    EmpiricalReference,
+    QuantileMap,
+    Reference,
+    posterior_correction,
+)
+
+DEFAULT_STORE = os.environ.get("MUSE_STORE", ".muse/artifacts")
+
+
+def _read_table(path: str, columns: list[str] | None = None) -> pa.Table:
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise MuseError(f"cannot read Parquet file {path}: {error}") from error
+    if columns is not None:
+        absent = [c for c in columns if c not in schema.names]
+        if absent:
+            raise MuseError(f"Parquet file {path} has no column {absent[0]!r} (it has: {', '.join(schema.names[:12])})")
+    return pq.read_table(path, columns=columns)
+
+
+def _column(table: pa.Table, name: str, dtype: pa.DataType) -> np.ndarray:
+    return pc.cast(table.column(name), dtype).to_numpy(zero_copy_only=False)
+
+
+def feature_matrix(path: str, feature_names: tuple[str, ...], policy: str) -> np.ndarray:
+    """Columns in the model's order; an absent column is all-missing (or refused under ``reject``)."""
+    table = _read_table(path)
+    matrix = np.full((table.num_rows, len(feature_names)), np.nan, dtype=np.float32)
+    for index, name in enumerate(feature_names):
+        if name in table.column_names:
+            matrix[:, index] = _column(table, name, pa.float32())
+        elif policy == "reject":
+            raise MissingFeatureError(f"Parquet file {path} lacks feature {name!r} and the missing-feature policy is reject")
+    if policy == "reject" and np.isnan(matrix).any():
+        column = int(np.nonzero(np.isnan(matrix))[1][0])
+        raise MissingFeatureError(f"Parquet file {path}: feature {feature_names[column]!r} has missing values and the policy is reject")
+    return matrix
+
+
+def _reference(args: argparse.Namespace) -> Reference:
+    if args.reference_parquet:
+        table = _read_table(args.reference_parquet, [args.reference_column])
+        return EmpiricalReference.from_scores(_column(table, args.reference_column, pa.float64()))
+    return AlertRateCurve.parse(args.curve) if args.curve else AlertRateCurve.default()
+
+
+def _model_record(args: argparse.Namespace, registry: ModelRegistry) -> ModelRecord:
+    if args.model:
+        record = registry.resolve(args.model)
+        if args.b is not None and args.b != record.b:
+            raise MuseError(f"--b {args.b} disagrees with b={record.b} registered for {record.ref}; drop --b or register a new version")
+        return record
+    if args.b is None:
+        raise MuseError(f"--artifact {args.artifact} needs --b (the fraction of negatives kept in training)")
+    name = args.model_name or Path(args.artifact).stem.replace(" ", "-")
+    return registry.register(args.artifact, name=name, version=args.model_version, b=args.b)
+
+
+def _print_fit(qmap: QuantileMap, corrected: np.ndarray, reference: Reference) -> None:
+    print(f"quantile map: {qmap.x.size} knots fitted on {qmap.n_fit} scores, reference {qmap.reference['kind']}")
+    pairs = [f"{x:.6g} -> {y:.6g}" for x, y in zip(qmap.x, qmap.y, strict=True)]
+    width = max(len(p) for p in pairs) + 2
+    for start in range(0, len(pairs), 4):
+        print("  " + "".join(p.ljust(width) for p in pairs[start : start + 4]).rstrip())
+    mapped = qmap.transform(corrected)
+    edges = np.asarray(reference.edges, dtype=np.float64)
+    targets = reference.alert_rate_at(edges)
+    print(f"{'edge':>8}{'target alert rate':>20}{'reproduced':>14}{'error':>10}")
+    for edge, target in zip(edges, targets, strict=True):
+        achieved = float(np.mean(mapped >= edge))
+        print(f"{edge:>8.4g}{target:>20.4f}{achieved:>14.4f}{achieved - target:>+10.4f}")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    reference = _reference(args)
+    record: ModelRecord | None = None
+    if args.score_column:
+        if args.model or args.artifact:
+            raise MuseError("give either --score-column (a file of scores) or --model/--artifact (a file of features), not both")
+        raw = _column(_read_table(args.parquet, [args.score_column]), args.score_column, pa.float64())
+        b = 1.0 if args.b is None else args.b
+    elif args.model or args.artifact:
+        registry = ModelRegistry(open_store(args.store))
+        record = _model_record(args, registry)
+        matrix = feature_matrix(args.parquet, record.feature_names, args.missing_policy)
+        raw = registry.load(record).inplace_predict(matrix, validate_features=False)
+        b = record.b
+    else:
+        raise MuseError("say what to fit on: --model NAME:VERSION or --artifact PATH for features, or --score-column COLUMN")
+    corrected = posterior_correction(raw, b)
+    qmap = QuantileMap.fit(corrected, reference, n_knots=args.n_knots)
+    _print_fit(qmap, corrected, reference)
+    if args.out:
+        if record is None:
+            text = qmap.to_json()
+            Path(args.out).write_text(text + "\n")
+        else:
+            spec = PredictorSpec(
+                name=args.name or record.name, version=args.version,
+                model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
+                feature_names=record.feature_names, b=b, missing_policy=args.missing_policy, quantile_map=qmap.to_dict(),
+            )
+            spec.save(args.out)
+            print(f"predictor {spec.name}:{spec.version} id {spec.id}")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _register_model(args: argparse.Namespace) -> int:
+    names = tuple(args.feature_names.split(",")) if args.feature_names else None
+    record = ModelRegistry(open_store(args.store)).register(args.artifact, name=args.name, version=args.version, b=args.b, feature_names=names)
+    print(f"registered {record.ref} sha256 {record.sha256} ({record.format}, b={record.b}, {len(record.feature_names)} features)")
+    return 0
+
+
+def _list_models(args: argparse.Namespace) -> int:
+    for record in ModelRegistry(open_store(args.store)).records():
+        print(f"{record.ref:<30} {record.sha256[:16]}  {record.format:<4} b={record.b:<8g} {record.created_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    predictors = subparsers.add_parser("predictors", help="fit and inspect predictors")
+    sub = predictors.add_subparsers(dest="predictors_command", required=True, metavar="ACTION")
+    fit = sub.add_parser("fit", help="fit a predictor's quantile map from a Parquet file")
+    fit.add_argument("parquet", help="Parquet file of features (with --model/--artifact) or scores (--score-column)")
+    source = fit.add_mutually_exclusive_group()
+    source.add_argument("--model", metavar="NAME:VERSION", help="a registered model")
+    source.add_argument("--artifact", metavar="PATH", help="an XGBoost JSON/UBJ file (registered on the way)")
+    fit.add_argument("--model-name", help="registry name for --artifact (default: the file's stem)")
+    fit.add_argument("--model-version", default="1", help="registry version for --artifact (default: 1)")
+    fit.add_argument("--b", type=float, help="fraction of negatives kept in training (default: the model's; 1 for scores)")
+    fit.add_argument("--score-column", metavar="COLUMN", help="fit on this column of model scores instead of features")
+    fit.add_argument("--curve", metavar="EDGE:RATE,...", help="target alert-rate curve (default 0.2:0.70,0.5:0.35,0.6:0.10,0.8:0.05)")
+    fit.add_argument("--reference-parquet", metavar="FILE", help="map onto the scores in this file instead of a curve")
+    fit.add_argument("--reference-column", default="score", help="column of --reference-parquet (default: score)")
+    fit.add_argument("--n-knots", type=int, default=DEFAULT_N_KNOTS)
+    fit.add_argument("--missing-policy", choices=["xgboost_missing", "reject"], default="xgboost_missing")
+    fit.add_argument("--name", help="predictor name (default: the model's)")
+    fit.add_argument("--version", default="1", help="predictor version (default: 1)")
+    fit.add_argument("--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})")
+    fit.add_argument("--out", metavar="FILE", help="write the predictor spec (or, for scores, the map) as JSON")
+    fit.set_defaults(handler=_fit)
+
+    models = subparsers.add_parser("models", help="register and list model artifacts")
+    model_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    reg = model_sub.add_parser("register", help="store an XGBoost artifact under NAME and VERSION")
+    reg.add_argument("artifact", help="XGBoost model file (JSON or UBJ)")
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--version", required=True)
+    reg.add_argument("--b", type=float, required=True, help="fraction of negatives kept in training")
+    reg.add_argument("--feature-names", help="comma-separated, for models saved without names")
+    reg.add_argument("--store", default=DEFAULT_STORE)
+    reg.set_defaults(handler=_register_model)
+    listing = model_sub.add_parser("list", help="registered models")
+    listing.add_argument("--store", default=DEFAULT_STORE)
+    listing.set_defaults(handler=_list_models)

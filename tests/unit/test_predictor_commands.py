@@ -1,0 +1,80 @@
+"""``muse predictors fit`` / ``muse models register`` end to end on small Parquet files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from muse_stream import synthetic
+from muse_stream.cli import predictor_commands
+from muse_stream.errors import MuseError
+from muse_stream.models import FileArtifactStore, clear_booster_cache
+from muse_stream.predictors import Predictor
+from muse_stream.transforms import AlertRateCurve, QuantileMap, posterior_correction
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="muse")
+    predictor_commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    clear_booster_cache()
+    X, y = synthetic.generate_events(3000, seed=5)
+    booster = synthetic.train_model(X, y, n_trees=6, max_depth=3, negative_keep_fraction=0.25, seed=5)
+    booster.save_model(tmp_path / "model.json")
+    columns = {name: X[:, i] for i, name in enumerate(synthetic.FEATURE_NAMES)}
+    pq.write_table(pa.table(columns), tmp_path / "features.parquet")
+    pq.write_table(pa.table({"score": booster.inplace_predict(X).astype(np.float64)}), tmp_path / "scores.parquet")
+    return tmp_path
+
+
+def test_fit_from_features_writes_a_loadable_predictor(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(workdir / "store")
+    assert run(["models", "register", str(workdir / "model.json"), "--name", "fraud", "--version", "1", "--b", "0.25", "--store", store]) == 0
+    out = workdir / "predictor.json"
+    assert run(["predictors", "fit", str(workdir / "features.parquet"), "--model", "fraud:1", "--store", store, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "knots fitted on 3000 scores" in printed and "0.3500" in printed
+    predictor = Predictor.load(out, FileArtifactStore(store))
+    X, _ = synthetic.generate_events(3000, seed=5)
+    batch = predictor.score_batch(X)
+    assert predictor.spec.b == 0.25
+    assert np.array_equal(batch.mapped, predictor.quantile_map.transform(posterior_correction(batch.raw, 0.25)))
+
+
+def test_fit_from_scores_writes_the_map(workdir: Path) -> None:
+    out = workdir / "map.json"
+    assert run(["predictors", "fit", str(workdir / "scores.parquet"), "--score-column", "score", "--b", "0.25", "--curve", "0.5:0.2,0.9:0.01", "--out", str(out)]) == 0
+    qmap = QuantileMap.from_json(out.read_text())
+    scores = pq.read_table(workdir / "scores.parquet").column("score").to_numpy()
+    expected = QuantileMap.fit(posterior_correction(scores, 0.25), AlertRateCurve.parse("0.5:0.2,0.9:0.01"))
+    assert qmap == expected
+
+
+def test_fit_with_artifact_registers_it(workdir: Path) -> None:
+    store = str(workdir / "store")
+    out = workdir / "p.json"
+    assert run(["predictors", "fit", str(workdir / "features.parquet"), "--artifact", str(workdir / "model.json"), "--b", "0.25", "--store", store, "--out", str(out)]) == 0
+    assert Predictor.load(out, FileArtifactStore(store)).spec.model.name == "model"
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--score-column", "missing"], "no column 'missing'"),
+        ([], "say what to fit on"),
+        (["--artifact", "nowhere.json"], "needs --b"),
+    ],
+)
+def test_clear_errors(workdir: Path, extra: list[str], message: str) -> None:
+    with pytest.raises(MuseError, match=message):
+        run(["predictors", "fit", str(workdir / "scores.parquet"), "--store", str(workdir / "s"), *extra])
