@@ -7,6 +7,7 @@ import importlib
 
 BENCH_MODULES: tuple[str, ...] = (
     "muse_stream.bench.predictor_cost",
+    "muse_stream.bench.stability",
 )
 
 
