@@ -9,6 +9,7 @@ import pytest
 import xgboost
 
 from muse_stream import synthetic
+from muse_stream.errors import MuseError
 from muse_stream.models import FileArtifactStore, ModelRecord, ModelRegistry, booster_load_counts, clear_booster_cache
 from muse_stream.predictors import MissingFeatureError, ModelRef, Predictor, PredictorSpec, PredictorSpecError
 from muse_stream.transforms import AlertRateCurve, QuantileMap, posterior_correction
@@ -133,7 +134,7 @@ def test_two_predictors_share_one_booster(registry: ModelRegistry, data) -> None
 
 
 def test_wrong_matrix_shape_and_bad_spec_file(predictor: Predictor, tmp_path: Path) -> None:
-    with pytest.raises(Exception, match=r"\(n, 30\)"):
+    with pytest.raises(MuseError, match=r"\(n, 30\)"):
         predictor.score_batch(np.zeros((3, 29), dtype=np.float32))
     bad = tmp_path / "bad.json"
     bad.write_text(predictor.spec.to_json().replace('"b":0.2', '"b":1.5'))

@@ -48,7 +48,7 @@ def test_fit_from_features_writes_a_loadable_predictor(workdir: Path, capsys: py
     X, _ = synthetic.generate_events(3000, seed=5)
     batch = predictor.score_batch(X)
     assert predictor.spec.b == 0.25
-    assert np.array_equal(batch.mapped, predictor.quantile_map.transform(posterior_correction(batch.raw, 0.25)))
+    assert predictor.quantile_map == QuantileMap.fit(posterior_correction(batch.raw, 0.25), AlertRateCurve.default())
 
 
 def test_fit_from_scores_writes_the_map(workdir: Path) -> None:
