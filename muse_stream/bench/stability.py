@@ -119,6 +119,31 @@ def _auc_tie_bound(raw: np.ndarray, mapped: np.ndarray, labels: np.ndarray) -> f
     return 0.5 * max(_tied_pair_fraction(mapped, labels) - _tied_pair_fraction(raw, labels), 0.0)
 
 
+def _score_stream(
+    config: StabilityConfig, stream: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Train both models on the training window; their raw and posterior-corrected scores per window."""
+    x_train, y_train = stream[TRAIN_WINDOW]
+    specs = {"old": config.old, "new": config.new}
+    raw: dict[str, list[np.ndarray]] = {}
+    for i, (name, spec) in enumerate(specs.items()):
+        booster = train_model(
+            x_train,
+            y_train,
+            n_trees=spec.n_trees,
+            max_depth=spec.max_depth,
+            negative_keep_fraction=spec.b,
+            seed=config.seed + i,
+            learning_rate=spec.learning_rate,
+        )
+        raw[name] = [
+            booster.predict(xgb.DMatrix(x, feature_names=list(FEATURE_NAMES), nthread=2)).astype(np.float64)
+            for x, _ in stream
+        ]
+    corrected = {name: [posterior_correction(s, specs[name].b) for s in scores] for name, scores in raw.items()}
+    return raw, corrected
+
+
 def run_stability(config: StabilityConfig) -> list[PredictorFigures]:
     """Train, fit and evaluate walk-forward; one :class:`PredictorFigures` per predictor."""
     if config.windows < FIRST_EVAL_WINDOW + 1:
@@ -130,28 +155,7 @@ def run_stability(config: StabilityConfig) -> list[PredictorFigures]:
         fraud_rate=config.fraud_rate,
         drift_per_window=config.drift_per_window,
     )
-    x_train, y_train = stream[TRAIN_WINDOW]
-    specs = {"old": config.old, "new": config.new}
-    boosters = {
-        name: train_model(
-            x_train,
-            y_train,
-            n_trees=spec.n_trees,
-            max_depth=spec.max_depth,
-            negative_keep_fraction=spec.b,
-            seed=config.seed + i,
-            learning_rate=spec.learning_rate,
-        )
-        for i, (name, spec) in enumerate(specs.items())
-    }
-    raw = {  # model -> per-window raw scores (windows after training only)
-        name: [
-            booster.predict(xgb.DMatrix(x, feature_names=list(FEATURE_NAMES), nthread=2)).astype(np.float64)
-            for x, _ in stream
-        ]
-        for name, booster in boosters.items()
-    }
-    corrected = {name: [posterior_correction(s, specs[name].b) for s in scores] for name, scores in raw.items()}
+    raw, corrected = _score_stream(config, stream)
 
     curve = AlertRateCurve.default()
     edges = np.asarray(curve.edges, dtype=np.float64)
@@ -194,7 +198,7 @@ def run_stability(config: StabilityConfig) -> list[PredictorFigures]:
             expected_calibration_error(np.concatenate(raw[model][FIRST_EVAL_WINDOW:]), eval_labels),
             expected_calibration_error(np.concatenate(corrected[model][FIRST_EVAL_WINDOW:]), eval_labels),
         )
-        for model in specs
+        for model in ("old", "new")
     }
     figures = []
     for name in PREDICTORS:
