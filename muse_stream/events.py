@@ -1,0 +1,125 @@
+"""What flows on the tenant topics: input events, score results, shadow results and DLQ records.
+
+These pydantic models are the single source of truth for the wire format; `schemas/` holds the
+JSON Schemas generated from them. The tenant is never part of an input event's meaning: it comes
+from the topic the event was read from, so a payload cannot claim another tenant.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+
+MAX_EVENT_BYTES = 64 * 1024
+MAX_FEATURES = 1024
+
+EventId = Annotated[str, Field(min_length=1, max_length=128, description="unique per tenant; results carry it back")]
+FeatureValue = StrictFloat | StrictInt | None
+
+
+class InputEvent(BaseModel):
+    """One scoring request on ``<ns>.tenant.<tenant>.input``.
+
+    Unknown top-level fields are ignored (clients may add their own metadata, a ``tenant`` field
+    included: it has no effect).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: EventId
+    intent: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="what the tenant asks for, e.g. card-fraud; the tenant's default when absent"
+    )
+    features: dict[Annotated[str, Field(min_length=1, max_length=128)], FeatureValue] = Field(
+        max_length=MAX_FEATURES, description="feature name -> number; null or absent means missing"
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _finite(cls, features: dict[str, float | int | None]) -> dict[str, float | int | None]:
+        for name, value in features.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"feature {name!r} is not a finite number")
+        return features
+
+
+class Timings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_timestamp_ms: int = Field(description="the input record's Kafka timestamp")
+    scored_at_ms: int = Field(description="wall clock when the worker scored the batch")
+    batch_size: int
+
+
+class ScoreResult(BaseModel):
+    """One result on ``<ns>.tenant.<tenant>.output``, keyed like the input event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    tenant: str
+    intent: str
+    score: float = Field(ge=0.0, le=1.0, description="the stable score: mapped onto the reference distribution")
+    predictor_id: str
+    predictor_name: str
+    predictor_version: str
+    config_version: int
+    timings: Timings
+
+
+class ShadowResult(BaseModel):
+    """A shadow predictor's score on ``<ns>.internal.shadow``; no tenant ever reads it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    tenant: str
+    intent: str
+    live_predictor_id: str
+    live_score: float
+    predictor_id: str
+    predictor_name: str
+    predictor_version: str
+    raw_score: float
+    corrected_score: float
+    score: float
+    config_version: int
+
+
+class RejectReason(str, enum.Enum):
+    EMPTY = "empty_record"
+    OVERSIZED = "oversized_record"
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_a_json_object"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNKNOWN_TENANT = "unknown_tenant"
+    UNKNOWN_INTENT = "unknown_intent"
+    MISSING_FEATURE = "missing_feature"
+    SCORING_FAILED = "scoring_failed"
+
+
+class SourcePosition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+class DeadLetter(BaseModel):
+    """A record that could not be scored, on ``<ns>.tenant.<tenant>.dlq``, with its original bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str
+    reason_code: RejectReason
+    reason: str = Field(description="what was wrong, in words, and what to do")
+    source: SourcePosition
+    original_key_b64: str | None
+    original_value_b64: str | None
+    config_version: int
+    failed_at_ms: int
