@@ -100,6 +100,10 @@ class TopicNames:
     def models_topic(self) -> str:
         return f"{self.namespace}.internal.models"
 
+    @property
+    def config_history_topic(self) -> str:
+        return f"{self.namespace}.internal.config-history"
+
     # -- what each topic must look like ------------------------------------------------------
 
     def tenant_topic_specs(self, tenant: str, partitions: int = 1) -> list[TopicSpec]:
@@ -119,6 +123,11 @@ class TopicNames:
             TopicSpec(self.shadow_topic, shadow_partitions),
             # Model artifacts keyed by sha256; large records allowed.
             TopicSpec(self.models_topic, 1, {"cleanup.policy": "compact", "max.message.bytes": str(64 * 1024 * 1024)}),
+            # Every config change set, one record per version, kept forever: compaction of the
+            # config topic may drop old versions, this log never does.
+            TopicSpec(self.config_history_topic, 1, {
+                "cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": str(16 * 1024 * 1024),
+            }),
         ]
 
 

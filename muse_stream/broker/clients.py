@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 # librdkafka requires message.timeout.ms <= transaction.timeout.ms; keep a margin.
 TRANSACTION_TIMEOUT_MS = 60_000
 MESSAGE_TIMEOUT_MS = 50_000
+# The models topic allows records this large (topics.py); model artifacts travel as one record.
+ARTIFACT_MAX_BYTES = 64 * 1024 * 1024
 
 
 def admin_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -44,3 +47,17 @@ def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str
         "auto.offset.reset": "earliest",
         **overrides,
     }
+
+
+def artifact_producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    """An idempotent producer that may send one model artifact as one (large) record."""
+    return producer_config(bootstrap, **{"message.max.bytes": ARTIFACT_MAX_BYTES, "linger.ms": 0, **overrides})
+
+
+def log_reader_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    """A read_committed reader of whole partitions through ``assign()``: it never joins its group
+    (librdkafka insists on a group.id, so it gets a unique unused one) and never commits; it signals
+    end-of-partition so a reader knows when it has caught up."""
+    return consumer_config(
+        bootstrap, f"muse-log-reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True, **overrides}
+    )

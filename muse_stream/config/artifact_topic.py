@@ -1,0 +1,131 @@
+"""Model artifacts on the compacted models topic, keyed by sha256, cached in a local directory.
+
+Why a topic: workers on any machine need only the bootstrap address to load every model the config
+names; there is no shared filesystem, object store or registry service to provision, secure and
+keep in sync. The topic is compacted and keyed by content hash, so it holds each artifact once,
+forever, and re-uploading the same bytes changes nothing.
+
+Reads go through a local content-addressed cache (a :class:`FileArtifactStore`): a miss replays the
+topic into it. Every record is verified on read (its key must be the sha256 of its value) and a
+record that fails is skipped with a warning naming topic and offset; the registry's loader checks
+the hash again before parsing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import platformdirs
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from muse_stream.broker.clients import ARTIFACT_MAX_BYTES, artifact_producer_config, log_reader_config
+from muse_stream.models.store import ArtifactError, FileArtifactStore, check_sha256, sha256_hex
+from muse_stream.topics import TopicNames
+
+log = logging.getLogger("muse_stream.config")
+READ_TIMEOUT_S = 60.0
+
+
+def default_cache_dir() -> Path:
+    """Content-addressed, so one cache serves every namespace and broker safely."""
+    return Path(platformdirs.user_cache_dir("muse-stream")) / "artifacts"
+
+
+class KafkaArtifactStore:
+    """An ``ArtifactStore`` (put/get/exists by sha256) over ``<ns>.internal.models``."""
+
+    def __init__(self, bootstrap: str, names: TopicNames, cache_dir: str | os.PathLike[str] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topic = names.models_topic
+        self.cache = FileArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+        self._on_topic: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"KafkaArtifactStore({self.topic} on {self.bootstrap}, cache {self.cache.root})"
+
+    def location(self, sha256: str) -> str:
+        return f"{self.topic} key {sha256} on {self.bootstrap}"
+
+    def put(self, data: bytes) -> str:
+        """Upload ``data`` (once) and wait until the broker has it; returns its sha256."""
+        digest = sha256_hex(data)
+        if len(data) > ARTIFACT_MAX_BYTES:
+            raise ArtifactError(f"model artifact {digest} is {len(data)} bytes, over the {ARTIFACT_MAX_BYTES} bytes "
+                                f"the models topic {self.topic} accepts; shrink the model (fewer trees, UBJ format)")
+        if self.exists(digest):
+            return digest
+        errors: list[str] = []
+        producer = Producer(artifact_producer_config(self.bootstrap))
+        producer.produce(self.topic, key=digest.encode(), value=bytes(data),
+                         on_delivery=lambda err, _msg: errors.append(str(err)) if err else None)
+        remaining = producer.flush(READ_TIMEOUT_S)
+        if remaining or errors:
+            raise ArtifactError(f"uploading model artifact {digest} to {self.topic} on {self.bootstrap} failed: "
+                                f"{errors[0] if errors else 'not acknowledged in time'}; check the broker and retry")
+        self.cache.put(data)
+        with self._lock:
+            self._on_topic.add(digest)
+        return digest
+
+    def get(self, sha256: str) -> bytes:
+        check_sha256(sha256)
+        if not self.cache.exists(sha256):
+            self.refresh()
+        if not self.cache.exists(sha256):
+            raise ArtifactError(f"model artifact {sha256} is not on the models topic {self.topic} at {self.bootstrap}; "
+                                "upload it with `muse config apply` (which uploads every artifact a config names)")
+        return self.cache.get(sha256)
+
+    def exists(self, sha256: str) -> bool:
+        """On the topic (as last read); a cached copy alone does not count, the topic is the truth."""
+        check_sha256(sha256)
+        with self._lock:
+            if sha256 in self._on_topic:
+                return True
+        self.refresh()
+        with self._lock:
+            return sha256 in self._on_topic
+
+    def refresh(self) -> None:
+        """Replay the models topic, caching every verified artifact not yet cached."""
+        consumer = Consumer(log_reader_config(self.bootstrap, **{"fetch.max.bytes": ARTIFACT_MAX_BYTES}))
+        found: set[str] = set()
+        try:
+            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            deadline = time.monotonic() + READ_TIMEOUT_S
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is None:
+                    continue
+                if message.error():
+                    code = message.error().code()
+                    if code == KafkaError._PARTITION_EOF:
+                        break
+                    if code == KafkaError.UNKNOWN_TOPIC_OR_PART or message.error().fatal():
+                        raise ArtifactError(f"cannot read models topic {self.topic} on {self.bootstrap}: {message.error().str()}; "
+                                            "create the internal topics with `muse config apply` or `muse tenants add`")
+                    continue
+                key = (message.key() or b"").decode("utf-8", errors="replace")
+                value = message.value()
+                if value is None:
+                    found.discard(key)
+                    continue
+                if sha256_hex(value) != key:
+                    log.warning("models topic %s offset %d: key %r is not the sha256 of the value; record ignored",
+                                self.topic, message.offset(), key)
+                    continue
+                found.add(key)
+                if not self.cache.exists(key):
+                    self.cache.put(value)
+            else:
+                raise ArtifactError(f"reading models topic {self.topic} on {self.bootstrap} did not reach its end within "
+                                    f"{READ_TIMEOUT_S:.0f} s; check the broker with `muse broker status`")
+        finally:
+            consumer.close()
+        with self._lock:
+            self._on_topic = found

@@ -1,0 +1,149 @@
+"""Atomic publication of a config change: the whole diff in one Kafka transaction.
+
+Order of a publication:
+
+1. every model artifact the desired config names is uploaded to the models topic (idempotent,
+   keyed by sha256) *before* the config transaction, so no reader ever sees a predictor whose model
+   is not there yet;
+2. ``init_transactions()`` with the namespace's fixed transactional id ``muse-config.<ns>``: a
+   second operator publishing at the same time fences the first (whose commit then fails), and any
+   transaction a crashed publisher left open is aborted;
+3. the live config is re-read (read_committed) *after* that, and the new version is live + 1;
+4. one transaction: the upserts and tombstones of the diff, then the ``meta/version`` marker, then
+   the whole change set as one record on the history topic (delete policy, kept forever, so no
+   version is ever lost to compaction of the config topic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from confluent_kafka import KafkaException, Producer
+
+from muse_stream.broker.clients import transactional_producer_config
+from muse_stream.config.artifact_topic import KafkaArtifactStore
+from muse_stream.config.log import ConfigState, read_config_log
+from muse_stream.config.models import MARKER_KEY, DeploymentConfig, VersionMarker, encode_value
+from muse_stream.errors import MuseError
+from muse_stream.models.store import ArtifactError, sha256_hex
+from muse_stream.topics import TopicAdmin, TopicNames
+
+HISTORY_FORMAT = "muse.config-history/1"
+
+
+class PublishError(MuseError):
+    pass
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """What must change on the config topic to make ``desired`` live."""
+
+    live_version: int
+    upserts: dict[str, bytes] = field(default_factory=dict)  # key -> canonical body
+    deletes: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()  # the upserts that are new keys
+
+    @property
+    def empty(self) -> bool:
+        return not self.upserts and not self.deletes
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        return tuple(sorted([*self.upserts, *self.deletes]))
+
+    def describe(self) -> list[str]:
+        """``+ key`` added, ``~ key`` changed, ``- key`` deleted, in key order."""
+        marks = {**{k: "~" for k in self.upserts}, **{k: "+" for k in self.added}, **{k: "-" for k in self.deletes}}
+        return [f"{marks[key]} {key}" for key in sorted(marks)]
+
+
+def diff_configs(live: ConfigState, desired: DeploymentConfig) -> ConfigDiff:
+    have, want = live.bodies(), desired.bodies()
+    upserts = {key: body for key, body in want.items() if have.get(key) != body}
+    # Delete what the desired config lacks, including keys whose records could not be decoded.
+    deletes = tuple(sorted((live.present | set(have)) - set(want)))
+    return ConfigDiff(live.version, upserts, deletes, tuple(sorted(set(upserts) - set(have))))
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: int  # the live version after publishing (unchanged when there was nothing to do)
+    diff: ConfigDiff
+    uploaded: tuple[str, ...]  # sha256 of artifacts uploaded
+
+
+class ConfigPublisher:
+    def __init__(self, bootstrap: str, names: TopicNames, *, artifact_store: KafkaArtifactStore | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.names = names
+        self.transactional_id = f"muse-config.{names.namespace}"
+        self.artifacts = artifact_store or KafkaArtifactStore(bootstrap, names)
+
+    def ensure_topics(self) -> list[str]:
+        return TopicAdmin(self.bootstrap).ensure(self.names.internal_topic_specs())
+
+    def live(self) -> ConfigState:
+        return read_config_log(self.bootstrap, self.names)
+
+    def diff(self, desired: DeploymentConfig) -> ConfigDiff:
+        return diff_configs(self.live(), desired)
+
+    def upload(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes]) -> tuple[str, ...]:
+        """Put every artifact the config names on the models topic; refuse when one is missing."""
+        uploaded = []
+        for meta in desired.models:
+            if self.artifacts.exists(meta.sha256):
+                continue
+            data = artifacts.get(meta.sha256)
+            if data is None:
+                raise ArtifactError(f"model/{meta.sha256} ({meta.name}:{meta.version}) is neither on {self.artifacts.topic} "
+                                    "nor among the artifacts given; add its file to the config's [[models]]")
+            if sha256_hex(data) != meta.sha256:
+                raise ArtifactError(f"the artifact given for model/{meta.sha256} ({meta.name}:{meta.version}) hashes to "
+                                    f"{sha256_hex(data)}; refusing to upload it")
+            self.artifacts.put(data)
+            uploaded.append(meta.sha256)
+        return tuple(uploaded)
+
+    def publish(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None) -> PublishResult:
+        """Make ``desired`` live atomically; a no-op (same version) when nothing differs."""
+        self.ensure_topics()
+        uploaded = self.upload(desired, artifacts or {})
+        producer = Producer(transactional_producer_config(self.bootstrap, self.transactional_id))
+        try:
+            producer.init_transactions()
+            diff = self.diff(desired)  # after init_transactions: no publication of ours is in flight now
+            if diff.empty:
+                return PublishResult(diff.live_version, diff, uploaded)
+            version = diff.live_version + 1
+            marker = VersionMarker(config_version=version, changed=diff.changed, applied_at=datetime.now(UTC))
+            changes: dict[str, object] = {}
+            producer.begin_transaction()
+            for key, body in sorted(diff.upserts.items()):
+                value = encode_value(orjson.loads(body), version)
+                producer.produce(self.names.config_topic, key=key.encode(), value=value)
+                changes[key] = orjson.loads(body)
+            for key in diff.deletes:
+                producer.produce(self.names.config_topic, key=key.encode(), value=None)
+                changes[key] = None
+            producer.produce(self.names.config_topic, key=MARKER_KEY.encode(), value=encode_value(marker, version))
+            history = {"format": HISTORY_FORMAT, "config_version": version, "applied_at": marker.applied_at.isoformat(),
+                       "changes": changes}
+            producer.produce(self.names.config_history_topic, key=str(version).encode(),
+                             value=orjson.dumps(history, option=orjson.OPT_SORT_KEYS))
+            producer.commit_transaction()
+            return PublishResult(version, diff, uploaded)
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            if kafka_error.txn_requires_abort():
+                producer.abort_transaction()
+            hint = ("another operator published to this namespace at the same time and fenced this publication; "
+                    "run `muse config diff` and apply again" if kafka_error.fatal() else "nothing was published; retry")
+            raise PublishError(f"publishing config to {self.names.config_topic} on {self.bootstrap} failed: "
+                               f"{kafka_error.str()}; {hint}") from error
+        finally:
+            producer.flush(5)

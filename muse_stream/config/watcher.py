@@ -1,0 +1,142 @@
+"""Follow the config topic in a background thread and keep an immutable snapshot in force.
+
+The watcher assigns the config topic's one partition from the beginning (no consumer group, so
+every worker sees the whole config; read_committed, so aborted publications never show). Records
+go into a pending :class:`ConfigState`; at each ``meta/version`` marker the state is checked, and
+the newest checked state is turned into a :class:`ConfigSnapshot` (every model loaded, every
+predictor warmed) before one reference swap makes it current. Readers of :attr:`current` thus see
+version N or N+1 whole, never half a change set.
+
+Anything invalid (an undecodable record, a marker whose version does not increase, a change set
+whose result is inconsistent or whose models cannot be loaded) is logged with topic, partition and
+offset, added to :attr:`rejected`, and ignored: the last good snapshot stays in force.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from pydantic import ValidationError
+
+from muse_stream.broker.clients import log_reader_config
+from muse_stream.config.artifact_topic import KafkaArtifactStore
+from muse_stream.config.log import ConfigState, Rejection, log
+from muse_stream.config.models import MARKER_KEY, DeploymentConfig
+from muse_stream.config.snapshot import ConfigSnapshot
+from muse_stream.errors import MuseError
+from muse_stream.models import ArtifactStore
+from muse_stream.topics import TopicAdmin, TopicNames
+
+POLL_S = 0.05
+
+
+class ConfigWatcher:
+    def __init__(self, bootstrap: str, names: TopicNames, *, artifact_store: ArtifactStore | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.names = names
+        self.topic = names.config_topic
+        self.artifact_store = artifact_store if artifact_store is not None else KafkaArtifactStore(bootstrap, names)
+        self._state = ConfigState(self.topic)
+        self._current = ConfigSnapshot.empty()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: tuple[int, int, DeploymentConfig] | None = None  # (offset, version, checked config)
+
+    # -- API ------------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> ConfigSnapshot:
+        return self._current
+
+    @property
+    def rejected(self) -> list[Rejection]:
+        return list(self._state.rejected)
+
+    def start(self) -> ConfigWatcher:
+        if self._thread is not None:
+            raise MuseError(f"config watcher of {self.topic} is already started")
+        TopicAdmin(self.bootstrap).ensure(self.names.internal_topic_specs())
+        consumer = Consumer(log_reader_config(self.bootstrap, **{"fetch.wait.max.ms": 20, "enable.partition.eof": False}))
+        consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+        self._thread = threading.Thread(target=self._run, args=(consumer,), name=f"config-watcher-{self.names.namespace}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wait_for_version(self, version: int, timeout: float) -> ConfigSnapshot:
+        """The current snapshot once its version is at least ``version``; MuseError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._current.version < version:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    last = self._state.rejected[-1] if self._state.rejected else None
+                    raise MuseError(
+                        f"config version {version} did not become current from topic {self.topic} on {self.bootstrap} "
+                        f"within {timeout:.1f} s (current version {self._current.version}"
+                        + (f"; last rejected: offset {last.offset} key {last.key!r}: {last.reason}" if last else "")
+                        + "); check `muse config show` and the watcher's log"
+                    )
+                self._changed.wait(remaining)
+            return self._current
+
+    def __enter__(self) -> ConfigWatcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self, consumer: Consumer) -> None:
+        try:
+            while not self._stop.is_set():
+                message = consumer.poll(POLL_S)
+                if message is None:
+                    self._build_pending()  # caught up for now: make the newest checked change set current
+                    continue
+                if message.error():
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("config topic %s: %s", self.topic, message.error().str())
+                    continue
+                self._on_record(message.key(), message.value(), message.offset())
+        except Exception:  # noqa: BLE001 - a dying watcher must say why
+            log.exception("config watcher of %s stopped on an unexpected error", self.topic)
+            raise
+        finally:
+            consumer.close()
+
+    def _on_record(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+        marker = self._state.apply(key, value, offset)
+        if marker is None:
+            return
+        try:
+            config = self._state.deployment()  # a copy: later records cannot change it
+        except ValidationError as error:
+            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+            self._state.reject(offset, MARKER_KEY, f"config version {marker.config_version} is inconsistent: {reasons}")
+            return
+        self._pending = (offset, marker.config_version, config)
+
+    def _build_pending(self) -> None:
+        if self._pending is None:
+            return
+        offset, version, config = self._pending
+        self._pending = None
+        try:
+            snapshot = ConfigSnapshot.build(version, config, self.artifact_store)
+        except Exception as error:  # noqa: BLE001 - any failure to load keeps the last good snapshot
+            self._state.reject(offset, MARKER_KEY, f"config version {version} cannot be loaded: {error}")
+            return
+        with self._changed:
+            self._current = snapshot
+            self._changed.notify_all()
+        log.info("config topic %s offset %d: version %d is current", self.topic, offset, version)
