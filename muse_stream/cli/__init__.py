@@ -13,6 +13,7 @@ from muse_stream.errors import MuseError
 COMMAND_MODULES: tuple[str, ...] = (
     "muse_stream.cli.broker_commands",
     "muse_stream.cli.tenant_commands",
+    "muse_stream.cli.worker_commands",
     "muse_stream.cli.demo_commands",
     "muse_stream.cli.predictor_commands",
     "muse_stream.cli.bench_commands",

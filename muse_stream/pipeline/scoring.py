@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from muse_stream.events import MAX_EVENT_BYTES, InputEvent, RejectReason
 from muse_stream.predictors import Predictor
 from muse_stream.predictors.predictor import MissingFeatureError
+from muse_stream.routing import RoutingError, UnknownTenant
 from muse_stream.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -157,9 +158,11 @@ class BatchScorer:
             return None
         try:
             decision = snapshot.route(record.tenant, event.intent)
-        except Exception as error:  # RoutingError: unknown tenant or intent; its message says what to do
-            code = RejectReason.UNKNOWN_TENANT if type(error).__name__ == "UnknownTenant" else RejectReason.UNKNOWN_INTENT
-            reject(code, str(error))
+        except UnknownTenant as error:
+            reject(RejectReason.UNKNOWN_TENANT, str(error))
+            return None
+        except RoutingError as error:
+            reject(RejectReason.UNKNOWN_INTENT, str(error))
             return None
         return _Routed(record, event, decision)
 

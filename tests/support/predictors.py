@@ -20,3 +20,9 @@ def small_predictor(store_dir: Path, *, name: str = "fraud", version: str = "1",
     fit_X, _ = generate_events(4000, seed=seed + 1)
     spec = fit_predictor_spec(record, store, fit_X, name=name, version=version, missing_policy=missing_policy)
     return Predictor.from_spec(spec, store)
+
+
+def artifact_bytes(predictor: Predictor, store_dir: Path) -> dict[str, bytes]:
+    """The model artifact a predictor runs, keyed by sha256, as the config publisher takes it."""
+    sha256 = predictor.spec.model.sha256
+    return {sha256: FileArtifactStore(store_dir).get(sha256)}

@@ -13,16 +13,13 @@ import pytest
 from muse_stream.events import DeadLetter, RejectReason, ScoreResult, ShadowResult
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard, SourceRecord
 from muse_stream.predictors import Predictor
+from muse_stream.routing import UnknownIntent
 from muse_stream.synthetic import FEATURE_NAMES, events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
 from tests.support.poison import POISON, STRICT_INTENT
 from tests.support.predictors import small_predictor
 
 NAMES = TopicNames("unit")
-
-
-class UnknownIntent(Exception):
-    pass
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,5 @@
+import sys
+
+from muse_stream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""``muse worker``: one exactly-once scoring worker; run as many as you like in one group."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+
+from muse_stream.broker import command_bootstrap
+from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
+from muse_stream.pipeline.worker import Worker, WorkerSettings
+from muse_stream.topics import DEFAULT_NAMESPACE, TopicAdmin, TopicNames
+
+CONFIG_WAIT_S = 60.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    worker = subparsers.add_parser("worker", help="score every tenant's input topic, exactly once")
+    worker.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
+    worker.add_argument("--worker-id", default=socket.gethostname(),
+                        help="stable id of this worker; a restart with the same id takes over its work at once "
+                             "(default: the host name)")
+    worker.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms,
+                        help="how long a batch gathers before its transaction commits (default: %(default)s)")
+    worker.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch,
+                        help="most records per transaction (default: %(default)s)")
+    worker.add_argument("--shadow-budget-ms", type=float, default=ShadowGuard.budget_ms,
+                        help="a shadow slower than this per batch is skipped for a while (default: %(default)s)")
+    worker.add_argument("--log-level", default="INFO")
+    worker.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from muse_stream.config.artifact_topic import KafkaArtifactStore
+    from muse_stream.config.watcher import ConfigWatcher
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    bootstrap = command_bootstrap()
+    names = TopicNames(args.namespace)
+    TopicAdmin(bootstrap).ensure(names.internal_topic_specs())
+    watcher = ConfigWatcher(bootstrap, names, artifact_store=KafkaArtifactStore(bootstrap, names))
+    watcher.start()
+    try:
+        snapshot = watcher.wait_for_version(1, timeout=CONFIG_WAIT_S)
+        logging.info("config version %d in force", snapshot.version)
+        settings = WorkerSettings(bootstrap=bootstrap, names=names, worker_id=args.worker_id,
+                                  commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
+        worker = Worker(settings, lambda: watcher.current,
+                        BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms)))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: worker.stop())
+        stats = worker.run()
+        logging.info("worker %s stopped: %s", args.worker_id, stats.line())
+    finally:
+        watcher.stop()
+    return 0

@@ -1,0 +1,227 @@
+"""The exactly-once consume-score-produce loop (confluent-kafka, KIP-447).
+
+One transactional producer per worker serves every partition the worker owns. A batch is read,
+scored and written, and its input offsets are sent to the same transaction with the consumer's
+group metadata, so the broker fences a worker that lost its partitions in a rebalance. Each
+transaction opens and closes between two polls, and rebalance callbacks only run inside a poll,
+so no transaction ever spans a rebalance; records of revoked partitions still waiting in the batch
+being gathered are dropped (their new owner reads them from the committed offset).
+
+Error contract (librdkafka's): retriable -> retry; `txn_requires_abort()` -> abort, rewind the
+consumer to the committed offsets, go on; anything else is fatal -> raise, and the restarted worker
+(same worker id, so the same transactional.id) aborts whatever its previous life left open.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from muse_stream.broker.clients import consumer_config, transactional_producer_config
+from muse_stream.pipeline.scoring import BatchScorer, OutgoingRecord, SnapshotLike, SourceRecord
+from muse_stream.topics import TopicAdmin, TopicError, TopicNames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    bootstrap: str
+    names: TopicNames
+    worker_id: str
+    max_batch: int = 5000
+    # How long a batch may gather records before it is committed: the latency/throughput dial.
+    commit_interval_ms: int = 50
+    # A worker that dies mid-transaction holds back readers of its output until this expires,
+    # unless it restarts first with the same worker id (which aborts the transaction at once).
+    transaction_timeout_ms: int = 10_000
+    session_timeout_ms: int = 10_000
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.names.namespace}.workers"
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.group_id}.{self.worker_id}"
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    records_in: int = 0
+    results: int = 0
+    dead_letters: int = 0
+    shadows: int = 0
+    aborts: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started_at, 1e-9)
+        return (f"in={self.records_in} results={self.results} dlq={self.dead_letters} shadow={self.shadows} "
+                f"batches={self.batches} aborts={self.aborts} rate={self.records_in / elapsed:.0f}/s")
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, current_config: Callable[[], SnapshotLike],
+                 scorer: BatchScorer | None = None) -> None:
+        self.settings = settings
+        self.current_config = current_config
+        self.scorer = scorer or BatchScorer(settings.names)
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._pending: list[Message] = []
+        self._known_tenants: set[str] = set()
+        self._admin = TopicAdmin(settings.bootstrap)
+        names = settings.names
+        self.consumer = Consumer(consumer_config(
+            settings.bootstrap, settings.group_id, **{
+                "group.instance.id": settings.transactional_id,  # static membership: a restart keeps its partitions
+                "session.timeout.ms": settings.session_timeout_ms,
+                "topic.metadata.refresh.interval.ms": 2000,  # new tenants' input topics are found within seconds
+                "fetch.wait.max.ms": 10,
+                "queued.max.messages.kbytes": 65536,
+            }))
+        self.producer = Producer(transactional_producer_config(
+            settings.bootstrap, settings.transactional_id, **{
+                "transaction.timeout.ms": settings.transaction_timeout_ms,
+                "message.timeout.ms": settings.transaction_timeout_ms - 1000,
+                "linger.ms": 2,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "compression.type": "lz4",
+            }))
+        self._input_pattern = names.input_topic_regex
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- rebalance callbacks (run inside consumer.consume, never during a transaction) ------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        names = self.settings.names
+        for tenant in {names.tenant_of_topic(p.topic) for p in partitions} - self._known_tenants:
+            try:
+                self._admin.ensure(names.tenant_topic_specs(tenant))
+            except TopicError:
+                log.exception("tenant %s: its output/DLQ topics are not usable", tenant)
+                raise
+            self._known_tenants.add(tenant)
+        log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(p.topic, p.partition) for p in partitions}
+        before = len(self._pending)
+        self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in revoked]
+        log.info("revoked %d partitions; dropped %d gathered records for their next owner",
+                 len(revoked), before - len(self._pending))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> WorkerStats:
+        settings = self.settings
+        self.producer.init_transactions()
+        self.consumer.subscribe([self._input_pattern], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_revoke)
+        log.info("worker %s consuming %s as group %s", settings.worker_id, self._input_pattern, settings.group_id)
+        last_report = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                batch = self._gather()
+                if batch:
+                    self._process(batch)
+                if time.monotonic() - last_report > 10:
+                    log.info("worker %s: %s", settings.worker_id, self.stats.line())
+                    last_report = time.monotonic()
+        finally:
+            self.consumer.close()
+            self.producer.flush(5)
+        return self.stats
+
+    def _gather(self) -> list[Message]:
+        settings = self.settings
+        deadline = time.monotonic() + settings.commit_interval_ms / 1000
+        while len(self._pending) < settings.max_batch and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for message in self.consumer.consume(settings.max_batch - len(self._pending), timeout=remaining):
+                error = message.error()
+                if error is None:
+                    self._pending.append(message)
+                elif error.fatal():
+                    raise KafkaException(error)
+                else:
+                    log.warning("consumer: %s", error)
+        batch, self._pending = self._pending, []
+        return batch
+
+    def _process(self, batch: list[Message]) -> None:
+        names = self.settings.names
+        records = [
+            SourceRecord(names.tenant_of_topic(m.topic()), m.topic(), m.partition(), m.offset(), m.timestamp()[1],
+                         m.key(), m.value())
+            for m in batch
+        ]
+        outcome = self.scorer.score(records, self.current_config())
+        next_offsets: dict[tuple[str, int], int] = {}
+        for m in batch:
+            next_offsets[(m.topic(), m.partition())] = m.offset() + 1
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
+        try:
+            self.producer.begin_transaction()
+            self._produce_all(outcome.results)
+            self._produce_all(outcome.dead_letters)
+            self._produce_all(outcome.shadows)
+            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata())
+            self._commit()
+        except KafkaException as exception:
+            error: KafkaError = exception.args[0]
+            if not error.txn_requires_abort():
+                raise
+            log.warning("transaction aborted (%s); rewinding to the committed offsets", error)
+            self.producer.abort_transaction()
+            self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
+            self.stats.aborts += 1
+            return
+        stats = self.stats
+        stats.batches += 1
+        stats.records_in += len(batch)
+        stats.results += len(outcome.results)
+        stats.dead_letters += len(outcome.dead_letters)
+        stats.shadows += len(outcome.shadows)
+
+    def _produce_all(self, records: list[OutgoingRecord]) -> None:
+        produce = self.producer.produce
+        for record in records:
+            while True:
+                try:
+                    produce(record.topic, record.value, record.key)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)  # the local queue is full: let deliveries drain it
+
+    def _commit(self) -> None:
+        while True:
+            try:
+                self.producer.commit_transaction()
+                return
+            except KafkaException as exception:
+                if exception.args[0].retriable():
+                    continue
+                raise
+
+    def _rewind(self, partitions: list[TopicPartition]) -> None:
+        """Back to the last committed offsets, so the aborted batch is read and scored again."""
+        self._pending = []
+        for committed in self.consumer.committed(partitions, timeout=30):
+            target = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
+            try:
+                self.consumer.seek(TopicPartition(committed.topic, committed.partition, target))
+            except KafkaException as error:  # revoked meanwhile: its new owner reads it
+                log.info("not rewinding %s[%d]: %s", committed.topic, committed.partition, error)
