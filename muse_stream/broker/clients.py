@@ -59,5 +59,9 @@ def log_reader_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     (librdkafka insists on a group.id, so it gets a unique unused one) and never commits; it signals
     end-of-partition so a reader knows when it has caught up."""
     return consumer_config(
-        bootstrap, f"muse-log-reader-{uuid.uuid4().hex}", **{"enable.partition.eof": True, **overrides}
+        bootstrap,
+        f"muse-log-reader-{uuid.uuid4().hex}",
+        # Small fetch waits: these readers either read to the end once or follow a low-volume log
+        # whose changes must apply in well under a second.
+        **{"enable.partition.eof": True, "fetch.wait.max.ms": 20, **overrides},
     )

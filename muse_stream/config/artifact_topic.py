@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 
 import platformdirs
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 
-from muse_stream.broker.clients import ARTIFACT_MAX_BYTES, artifact_producer_config, log_reader_config
+from muse_stream.broker.clients import ARTIFACT_MAX_BYTES, artifact_producer_config
+from muse_stream.config.log import reader_from_start
+from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, FileArtifactStore, check_sha256, sha256_hex
 from muse_stream.topics import TopicNames
 
@@ -57,8 +59,9 @@ class KafkaArtifactStore:
         if len(data) > ARTIFACT_MAX_BYTES:
             raise ArtifactError(f"model artifact {digest} is {len(data)} bytes, over the {ARTIFACT_MAX_BYTES} bytes "
                                 f"the models topic {self.topic} accepts; shrink the model (fewer trees, UBJ format)")
-        if self.exists(digest):
-            return digest
+        with self._lock:
+            if digest in self._on_topic:
+                return digest  # re-uploading would be harmless (same key, same bytes), just wasteful
         errors: list[str] = []
         producer = Producer(artifact_producer_config(self.bootstrap))
         producer.produce(self.topic, key=digest.encode(), value=bytes(data),
@@ -91,12 +94,20 @@ class KafkaArtifactStore:
         with self._lock:
             return sha256 in self._on_topic
 
+    def on_topic(self) -> frozenset[str]:
+        """The sha256 of every artifact on the topic now (one replay)."""
+        self.refresh()
+        with self._lock:
+            return frozenset(self._on_topic)
+
     def refresh(self) -> None:
         """Replay the models topic, caching every verified artifact not yet cached."""
-        consumer = Consumer(log_reader_config(self.bootstrap, **{"fetch.max.bytes": ARTIFACT_MAX_BYTES}))
+        try:
+            consumer = reader_from_start(self.bootstrap, self.topic, **{"fetch.max.bytes": ARTIFACT_MAX_BYTES})
+        except MuseError as error:
+            raise ArtifactError(str(error)) from error
         found: set[str] = set()
         try:
-            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
             deadline = time.monotonic() + READ_TIMEOUT_S
             while time.monotonic() < deadline:
                 message = consumer.poll(0.2)

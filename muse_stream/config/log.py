@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from muse_stream.broker.clients import log_reader_config
 from muse_stream.config.models import (
@@ -28,6 +28,8 @@ from muse_stream.errors import MuseError
 from muse_stream.topics import TopicNames
 
 log = logging.getLogger("muse_stream.config")
+READ_TIMEOUT_S = 30.0
+LEADER_WAIT_S = 10.0
 
 
 class Rejection(NamedTuple):
@@ -85,13 +87,35 @@ class ConfigState:
         return {key: canonical_body(entry) for key, entry in self.entries.items()}
 
 
-def read_config_log(bootstrap: str, names: TopicNames, *, timeout: float = 30.0) -> ConfigState:
+def reader_from_start(bootstrap: str, topic: str, **overrides: object) -> Consumer:
+    """A read_committed reader assigned to partition 0 of ``topic`` at its first offset.
+
+    The first offset is looked up explicitly: assigning OFFSET_BEGINNING makes librdkafka wait
+    for its offset-query timer (about half a second) before the first fetch.
+    """
+    consumer = Consumer(log_reader_config(bootstrap, **overrides))
+    deadline = time.monotonic() + LEADER_WAIT_S
+    while True:
+        try:
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=READ_TIMEOUT_S)
+            break
+        except KafkaException as error:
+            # Just after creation a topic may have no leader yet: wait a little for one.
+            if time.monotonic() > deadline:
+                consumer.close()
+                raise MuseError(f"cannot read topic {topic} on {bootstrap}: {error.args[0].str()}; check that it exists "
+                                "(`muse config apply` and `muse tenants add` create the internal topics)") from error
+            time.sleep(0.05)
+    consumer.assign([TopicPartition(topic, 0, low if low >= 0 else OFFSET_BEGINNING)])
+    return consumer
+
+
+def read_config_log(bootstrap: str, names: TopicNames, *, timeout: float = READ_TIMEOUT_S) -> ConfigState:
     """Everything committed on the config topic now, replayed; the topic must exist."""
     topic = names.config_topic
     state = ConfigState(topic)
-    consumer = Consumer(log_reader_config(bootstrap))
+    consumer = reader_from_start(bootstrap, topic)
     try:
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         deadline = time.monotonic() + timeout
         while True:
             if time.monotonic() > deadline:

@@ -95,8 +95,9 @@ class ConfigPublisher:
     def upload(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes]) -> tuple[str, ...]:
         """Put every artifact the config names on the models topic; refuse when one is missing."""
         uploaded = []
+        present = self.artifacts.on_topic() if desired.models else frozenset()
         for meta in desired.models:
-            if self.artifacts.exists(meta.sha256):
+            if meta.sha256 in present:
                 continue
             data = artifacts.get(meta.sha256)
             if data is None:

@@ -17,12 +17,11 @@ from __future__ import annotations
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError
 from pydantic import ValidationError
 
-from muse_stream.broker.clients import log_reader_config
 from muse_stream.config.artifact_topic import KafkaArtifactStore
-from muse_stream.config.log import ConfigState, Rejection, log
+from muse_stream.config.log import ConfigState, Rejection, log, reader_from_start
 from muse_stream.config.models import MARKER_KEY, DeploymentConfig
 from muse_stream.config.snapshot import ConfigSnapshot
 from muse_stream.errors import MuseError
@@ -59,8 +58,7 @@ class ConfigWatcher:
         if self._thread is not None:
             raise MuseError(f"config watcher of {self.topic} is already started")
         TopicAdmin(self.bootstrap).ensure(self.names.internal_topic_specs())
-        consumer = Consumer(log_reader_config(self.bootstrap, **{"fetch.wait.max.ms": 20, "enable.partition.eof": False}))
-        consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+        consumer = reader_from_start(self.bootstrap, self.topic, **{"enable.partition.eof": False})
         self._thread = threading.Thread(target=self._run, args=(consumer,), name=f"config-watcher-{self.names.namespace}", daemon=True)
         self._thread.start()
         return self
