@@ -16,14 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 
 import platformdirs
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Producer
 
 from muse_stream.broker.clients import ARTIFACT_MAX_BYTES, artifact_producer_config
-from muse_stream.config.log import reader_from_start
+from muse_stream.config.log import read_to_end
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, FileArtifactStore, check_sha256, sha256_hex
 from muse_stream.topics import TopicNames
@@ -102,41 +101,23 @@ class KafkaArtifactStore:
 
     def refresh(self) -> None:
         """Replay the models topic, caching every verified artifact not yet cached."""
-        try:
-            consumer = reader_from_start(self.bootstrap, self.topic, **{"fetch.max.bytes": ARTIFACT_MAX_BYTES})
-        except MuseError as error:
-            raise ArtifactError(str(error)) from error
         found: set[str] = set()
         try:
-            deadline = time.monotonic() + READ_TIMEOUT_S
-            while time.monotonic() < deadline:
-                message = consumer.poll(0.2)
-                if message is None:
-                    continue
-                if message.error():
-                    code = message.error().code()
-                    if code == KafkaError._PARTITION_EOF:
-                        break
-                    if code == KafkaError.UNKNOWN_TOPIC_OR_PART or message.error().fatal():
-                        raise ArtifactError(f"cannot read models topic {self.topic} on {self.bootstrap}: {message.error().str()}; "
-                                            "create the internal topics with `muse config apply` or `muse tenants add`")
-                    continue
+            for message in read_to_end(self.bootstrap, self.topic, timeout=READ_TIMEOUT_S, **{"fetch.max.bytes": ARTIFACT_MAX_BYTES}):
                 key = (message.key() or b"").decode("utf-8", errors="replace")
                 value = message.value()
                 if value is None:
                     found.discard(key)
-                    continue
-                if sha256_hex(value) != key:
+                elif sha256_hex(value) != key:
                     log.warning("models topic %s offset %d: key %r is not the sha256 of the value; record ignored",
                                 self.topic, message.offset(), key)
-                    continue
-                found.add(key)
-                if not self.cache.exists(key):
-                    self.cache.put(value)
-            else:
-                raise ArtifactError(f"reading models topic {self.topic} on {self.bootstrap} did not reach its end within "
-                                    f"{READ_TIMEOUT_S:.0f} s; check the broker with `muse broker status`")
-        finally:
-            consumer.close()
+                else:
+                    found.add(key)
+                    if not self.cache.exists(key):
+                        self.cache.put(value)
+        except ArtifactError:
+            raise
+        except MuseError as error:
+            raise ArtifactError(f"{error} (models topic)") from error
         with self._lock:
             self._on_topic = found

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from muse_stream.broker.clients import log_reader_config
 from muse_stream.config.models import (
@@ -110,26 +111,32 @@ def reader_from_start(bootstrap: str, topic: str, **overrides: object) -> Consum
     return consumer
 
 
-def read_config_log(bootstrap: str, names: TopicNames, *, timeout: float = READ_TIMEOUT_S) -> ConfigState:
-    """Everything committed on the config topic now, replayed; the topic must exist."""
-    topic = names.config_topic
-    state = ConfigState(topic)
-    consumer = reader_from_start(bootstrap, topic)
+def read_to_end(bootstrap: str, topic: str, *, timeout: float = READ_TIMEOUT_S, **overrides: object) -> Iterator[Message]:
+    """Every committed record of partition 0 of ``topic``, from its start to its end as of now."""
+    consumer = reader_from_start(bootstrap, topic, **overrides)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if time.monotonic() > deadline:
-                raise MuseError(f"reading config topic {topic} on {bootstrap} did not reach its end within {timeout:.0f} s; "
+                raise MuseError(f"reading topic {topic} on {bootstrap} did not reach its end within {timeout:.0f} s; "
                                 "check the broker with `muse broker status`, and that no transaction is stuck open")
             message = consumer.poll(0.2)
             if message is None:
                 continue
             if message.error():
                 if message.error().code() == KafkaError._PARTITION_EOF:
-                    return state
+                    return
                 if message.error().fatal() or message.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise MuseError(f"cannot read config topic {topic} on {bootstrap}: {message.error().str()}")
+                    raise MuseError(f"cannot read topic {topic} on {bootstrap}: {message.error().str()}")
                 continue
-            state.apply(message.key(), message.value(), message.offset())
+            yield message
     finally:
         consumer.close()
+
+
+def read_config_log(bootstrap: str, names: TopicNames, *, timeout: float = READ_TIMEOUT_S) -> ConfigState:
+    """Everything committed on the config topic now, replayed; the topic must exist."""
+    state = ConfigState(names.config_topic)
+    for message in read_to_end(bootstrap, names.config_topic, timeout=timeout):
+        state.apply(message.key(), message.value(), message.offset())
+    return state

@@ -25,10 +25,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from muse_stream.errors import MuseError
 from muse_stream.predictors import PredictorSpec
@@ -84,21 +84,16 @@ def _predictor_name(value: str) -> str:
     return value
 
 
+TenantName = Annotated[str, AfterValidator(_tenant_name)]
+IntentName = Annotated[str, AfterValidator(_intent_name)]
+PredictorName = Annotated[str, AfterValidator(_predictor_name)]
+
+
 class TenantConfig(BaseModel):
     model_config = _FROZEN
 
-    name: str
-    default_intent: str
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return _tenant_name(value)
-
-    @field_validator("default_intent")
-    @classmethod
-    def _check_intent(cls, value: str) -> str:
-        return _intent_name(value)
+    name: TenantName
+    default_intent: IntentName
 
     @property
     def key(self) -> str:
@@ -108,13 +103,8 @@ class TenantConfig(BaseModel):
 class IntentConfig(BaseModel):
     model_config = _FROZEN
 
-    name: str
+    name: IntentName
     description: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return _intent_name(value)
 
     @property
     def key(self) -> str:
@@ -126,13 +116,8 @@ class PredictorConfig(BaseModel):
 
     model_config = _FROZEN
 
-    name: str
+    name: PredictorName
     spec: PredictorSpec
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        return _predictor_name(value)
 
     @property
     def key(self) -> str:
@@ -152,31 +137,14 @@ class RouteConfig(BaseModel):
 
     model_config = _FROZEN
 
-    tenant: str
-    intent: str
-    live: str
-    shadows: tuple[str, ...] = ()
-
-    @field_validator("tenant")
-    @classmethod
-    def _check_tenant(cls, value: str) -> str:
-        return _tenant_name(value)
-
-    @field_validator("intent")
-    @classmethod
-    def _check_intent(cls, value: str) -> str:
-        return _intent_name(value)
-
-    @field_validator("live")
-    @classmethod
-    def _check_live(cls, value: str) -> str:
-        return _predictor_name(value)
+    tenant: TenantName
+    intent: IntentName
+    live: PredictorName
+    shadows: tuple[PredictorName, ...] = ()
 
     @field_validator("shadows")
     @classmethod
     def _distinct_shadows(cls, shadows: tuple[str, ...]) -> tuple[str, ...]:
-        for name in shadows:
-            _predictor_name(name)
         repeated = sorted(name for name, n in Counter(shadows).items() if n > 1)
         if repeated:
             raise ValueError(f"shadow predictors {repeated} are listed more than once")

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 from config_support import artifacts, deployment, model_bytes, write_topology
 
 from muse_stream.broker import BrokerHandle
-from muse_stream.broker.clients import log_reader_config, producer_config, transactional_producer_config
+from muse_stream.broker.clients import producer_config, transactional_producer_config
 from muse_stream.cli import main
 from muse_stream.config import ConfigPublisher, KafkaArtifactStore, read_config_log
+from muse_stream.config.log import read_to_end
 from muse_stream.config.models import MARKER_KEY
 from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicNames
@@ -23,23 +23,7 @@ pytestmark = pytest.mark.kafka
 
 
 def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed") -> list[tuple[int, str, bytes | None]]:
-    consumer = Consumer(log_reader_config(bootstrap, **{"isolation.level": isolation}))
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    records = []
-    deadline = time.monotonic() + 20
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    return records
-                continue
-            records.append((message.offset(), message.key().decode(), message.value()))
-    finally:
-        consumer.close()
-    raise AssertionError(f"{topic} did not reach its end")
+    return [(m.offset(), m.key().decode(), m.value()) for m in read_to_end(bootstrap, topic, **{"isolation.level": isolation})]
 
 
 @pytest.fixture
