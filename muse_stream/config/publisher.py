@@ -141,7 +141,10 @@ class ConfigPublisher:
         except KafkaException as error:
             kafka_error = error.args[0]
             if kafka_error.txn_requires_abort():
-                producer.abort_transaction()
+                try:
+                    producer.abort_transaction()
+                except KafkaException:
+                    pass  # the broker aborts it at the transaction timeout, or the next publisher's init does
             hint = ("another operator published to this namespace at the same time and fenced this publication; "
                     "run `muse config diff` and apply again" if kafka_error.fatal() else "nothing was published; retry")
             raise PublishError(f"publishing config to {self.names.config_topic} on {self.bootstrap} failed: "
