@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "muse_stream.cli.tenant_commands",
     "muse_stream.cli.worker_commands",
     "muse_stream.cli.demo_commands",
+    "muse_stream.cli.schema_commands",
     "muse_stream.cli.predictor_commands",
     "muse_stream.cli.bench_commands",
     "muse_stream.cli.config_commands",
