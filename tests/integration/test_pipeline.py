@@ -104,3 +104,26 @@ def test_poison_corpus_lands_on_the_dlq_and_good_events_around_it_are_scored(
     assert Counter(letter.reason_code for letter in letters) == expected
     assert all(letter.source.topic == topic_names.input_topic(tenant) for letter in letters)
     assert sorted(letter.source.offset for letter in letters) == list(range(1, 2 * len(POISON), 2))
+
+
+def test_a_tenant_added_later_is_scored_without_a_restart(
+        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path,
+        worker: WorkerProcess) -> None:
+    create_tenants(kafka.bootstrap, topic_names, ["bank-a"])
+    one = {"fraud-v1": predictors["fraud-v1"]}
+    publish(kafka.bootstrap, topic_names, deployment(["bank-a"], one, {("bank-a", "card-fraud"): ("fraud-v1", ())}),
+            one, store_dir)
+    _, first = _event_values(50, 1, "a-")
+    produce(kafka.bootstrap, topic_names.input_topic("bank-a"), [(None, v) for v in first])
+    assert len(read_committed(kafka.bootstrap, [topic_names.output_topic("bank-a")], expect=50)) == 50
+
+    # A new tenant: its topics and its route appear while the worker runs.
+    create_tenants(kafka.bootstrap, topic_names, ["bank-new"])
+    routes = {(t, "card-fraud"): ("fraud-v1", ()) for t in ("bank-a", "bank-new")}
+    assert publish(kafka.bootstrap, topic_names, deployment(["bank-a", "bank-new"], one, routes), one, store_dir) == 2
+    _, later = _event_values(50, 2, "new-")
+    produce(kafka.bootstrap, topic_names.input_topic("bank-new"), [(None, v) for v in later])
+    records = read_committed(kafka.bootstrap, [topic_names.output_topic("bank-new")], expect=50, timeout=60)
+    results = [ScoreResult.model_validate_json(v) for _, _, v in records]
+    assert sorted(r.event_id for r in results) == sorted(f"new-{i}" for i in range(50)), worker.log_tail()
+    assert {r.tenant for r in results} == {"bank-new"} and worker.alive()
