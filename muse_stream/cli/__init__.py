@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "muse_stream.cli.schema_commands",
     "muse_stream.cli.predictor_commands",
     "muse_stream.cli.bench_commands",
+    "muse_stream.cli.monitor_commands",
     "muse_stream.cli.config_commands",
 )
 
