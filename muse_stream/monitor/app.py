@@ -116,7 +116,7 @@ def faust_topic_specs(app: faust.App) -> list[TopicSpec]:
 
     Faust cannot create them on Kafka 4: its aiokafka driver sends hand-built MetadataRequest_v1 /
     CreateTopicsRequest_v1 structs, which aiokafka 0.14 can no longer send (no ``prepare``) and
-    Kafka 4 no longer accepts (KIP-896). So ``topic_allow_declare`` is off and the topics are made
+    which predate Kafka 4's protocol baseline (KIP-896). So ``topic_allow_declare`` is off and the topics are made
     here, the way Faust would (same name, partitions and cleanup policy), with the broker's
     default replication like every other muse-stream topic.
     """
