@@ -8,6 +8,9 @@ import importlib
 BENCH_MODULES: tuple[str, ...] = (
     "muse_stream.bench.predictor_cost",
     "muse_stream.bench.stability",
+    "muse_stream.bench.throughput",
+    "muse_stream.bench.latency",
+    "muse_stream.bench.tenants",
 )
 
 

@@ -1,0 +1,146 @@
+"""``muse bench tenants``: throughput and worker memory as tenants grow, and with one and two workers.
+
+For each tenant count (default 1, 10, 100, 500; one partition per tenant topic, so 500 tenants are
+1,500 topics, created in batches and timed), a fresh namespace gets a deployment where the tenants
+share 3 predictors (tenant i -> predictor i mod 3, each 300 trees of depth 6), and a backlog of
+``--events`` events spread evenly over the tenants. One ``muse worker`` process is then timed from
+its first to its last committed event, and its peak RSS (VmHWM) is read from /proc. Then the same
+backlog over ``--scale-tenants`` tenants is drained by one and by two worker processes started
+together (the two-worker figure includes their join and first rebalance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from muse_stream.bench import harness
+from muse_stream.bench.throughput import add_worker_arguments, bench_predictor
+from muse_stream.broker import command_bootstrap
+from muse_stream.predictors import Predictor
+from muse_stream.topics import TopicNames
+
+TARGET_THROUGHPUT_DROP = 0.20
+TARGET_MEMORY_RATIO = 1.5
+
+
+@dataclass
+class TenantRun:
+    tenants: int
+    workers: int
+    topics: int
+    create_s: float
+    events: int
+    events_per_s: float
+    seconds: float
+    peak_rss_mib: float
+
+
+def tenant_names(count: int) -> list[str]:
+    return [f"t{i:04d}" for i in range(count)]
+
+
+def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, tenants: int, workers: int,
+            events: int, worker_args: list[str], timeout: float) -> TenantRun:
+    names: TopicNames = harness.bench_names("bencht")
+    tenant_list = tenant_names(tenants)
+    try:
+        started = time.monotonic()
+        harness.create_tenants(bootstrap, names, tenant_list, partitions=1)
+        create_s = time.monotonic() - started
+        pool = sorted(predictors)
+        config = harness.deployment(tenant_list, predictors,
+                                    {(t, "card-fraud"): (pool[i % len(pool)], ()) for i, t in enumerate(tenant_list)})
+        harness.publish(bootstrap, names, config, predictors, store_dir)
+        payloads = harness.event_payloads(events, seed=3)
+        per_tenant = -(-events // tenants)
+        for i, tenant in enumerate(tenant_list):
+            chunk = payloads[i * per_tenant:(i + 1) * per_tenant]
+            harness.produce(bootstrap, names.input_topic(tenant), ((None, p) for p in chunk),
+                            **{"linger.ms": 20, "batch.size": 1_000_000})
+        processes = [harness.WorkerProcess(bootstrap, names.namespace, f"w{n}", store_dir, *worker_args)
+                     for n in range(workers)]
+        counter = harness.committed_counter(bootstrap, f"{names.namespace}.workers",
+                                            [(names.input_topic(t), 0) for t in tenant_list])
+        for process in processes:
+            process.start()
+        try:
+            progress = harness.wait_for(counter, events, timeout=timeout, pid=processes[0].pid,
+                                        alive=lambda: all(p.alive() for p in processes),
+                                        interval=0.02 if tenants <= 10 else 0.1)
+            peak = max(harness.rss_kib(p.pid).get("VmHWM", 0) for p in processes)
+        except Exception:
+            for process in processes:
+                print(process.log_tail(20))
+            raise
+        finally:
+            for process in processes:
+                process.stop()
+        return TenantRun(tenants, workers, 3 * tenants, round(create_s, 2), events, progress.rate,
+                         progress.seconds, max(peak, progress.peak_rss_kib) / 1024)
+    finally:
+        harness.delete_namespace(bootstrap, names)
+
+
+def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
+    bootstrap = command_bootstrap()
+    worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
+    runs: list[TenantRun] = []
+    with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
+        store_dir = Path(tmp)
+        predictors = {f"fraud-{seed}": bench_predictor(store_dir, trees=args.trees, depth=args.depth, seed=seed,
+                                                       version=str(seed))
+                      for seed in range(3)}
+        plan = [(count, 1) for count in args.tenants] + [(args.scale_tenants, 1), (args.scale_tenants, 2)]
+        for tenants, workers in plan:
+            runs.append(run_one(bootstrap, predictors, store_dir, tenants, workers, args.events, worker_args, args.timeout))
+            r = runs[-1]
+            print(f"  {tenants} tenants, {workers} worker(s): {r.events_per_s:,.0f} events/s, "
+                  f"peak RSS {r.peak_rss_mib:.0f} MiB, {r.topics} topics created in {r.create_s:.1f} s", flush=True)
+    return runs
+
+
+def _handle(args: argparse.Namespace) -> int:
+    runs = run_benchmark(args)
+    print(f"tenants: {args.events:,} events per run spread evenly over the tenants (1 partition each), "
+          f"3 shared predictors of {args.trees} trees depth {args.depth}, commit interval {args.commit_interval_ms} ms")
+    print(f"{'tenants':>8}{'workers':>8}{'topics':>8}{'create s':>10}{'events/s':>11}{'seconds':>9}"
+          f"{'peak RSS MiB':>14}{'vs 1 tenant':>13}")
+    single = runs[0]
+    for r in runs:
+        print(f"{r.tenants:>8}{r.workers:>8}{r.topics:>8}{r.create_s:>10.1f}{r.events_per_s:>11,.0f}{r.seconds:>9.2f}"
+              f"{r.peak_rss_mib:>14.0f}{r.events_per_s / single.events_per_s:>13.2f}")
+    one_worker = [r for r in runs if r.workers == 1]
+    largest = max(one_worker, key=lambda r: r.tenants)
+    scale = [r for r in runs if r.tenants == args.scale_tenants]
+    goals = {
+        f"{largest.tenants} tenants within {TARGET_THROUGHPUT_DROP:.0%} of 1 tenant":
+            largest.events_per_s >= (1 - TARGET_THROUGHPUT_DROP) * single.events_per_s,
+        f"{largest.tenants} tenants memory within {TARGET_MEMORY_RATIO}x of 1 tenant":
+            largest.peak_rss_mib <= TARGET_MEMORY_RATIO * single.peak_rss_mib,
+    }
+    print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
+    print(orjson.dumps({
+        "bench": "tenants", "events": args.events, "trees": args.trees, "depth": args.depth,
+        "commit_interval_ms": args.commit_interval_ms, "runs": [r.__dict__ for r in runs],
+        "throughput_ratio_largest_to_one": round(largest.events_per_s / single.events_per_s, 3),
+        "memory_ratio_largest_to_one": round(largest.peak_rss_mib / single.peak_rss_mib, 3),
+        "two_workers_to_one": round(scale[-1].events_per_s / scale[-2].events_per_s, 3), "goals": goals,
+    }).decode())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
+    parser.add_argument("--tenants", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100, 500],
+                        help="tenant counts, comma-separated (default: 1,10,100,500)")
+    parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")
+    parser.add_argument("--events", type=int, default=200_000)
+    add_worker_arguments(parser)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.set_defaults(handler=_handle)

@@ -1,0 +1,219 @@
+"""``muse bench throughput``: events/s of one exactly-once worker process, and its baselines, in one run.
+
+A backlog of ``--events`` input events (default 200,000; the model's 30 feature names, values
+rounded to 4 significant digits) is produced to each of three fresh namespaces before any worker
+starts. Then, one after another, each consumer is started on its backlog and timed from its first
+to its last completed event (worker start-up and model loading are not timed):
+
+- ``muse worker``: the production exactly-once worker (300 trees, depth 6, 30 features); completed =
+  committed offsets of its group, which commit in the same transaction as the results;
+- the pass-through worker: the same Worker loop and transactions with a scorer that copies bytes
+  (no parsing, no scoring): the ceiling of any worker on this machine;
+- a plain Faust agent doing the same scoring (at-least-once); completed = records on its output;
+- bare ``Booster.inplace_predict`` on the same events' matrix, in batches of ``--max-batch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from muse_stream.bench import harness
+from muse_stream.bench.faust_baseline import app_id
+from muse_stream.broker import command_bootstrap
+from muse_stream.pipeline.worker import WorkerSettings
+from muse_stream.predictors import Predictor
+from muse_stream.topics import TopicNames
+
+TENANT = "bank-a"
+TARGET_EVENTS_PER_S = 25_000
+TARGET_PASSTHROUGH_RATIO = 0.35
+TARGET_FAUST_RATIO = 3.0
+
+
+@dataclass
+class Run:
+    path: str
+    events_per_s: float
+    seconds: float
+    peak_rss_mib: float | None = None
+
+
+def bench_predictor(store_dir: Path, *, trees: int, depth: int, seed: int = 0, name: str = "fraud",
+                    version: str = "1") -> Predictor:
+    return harness.train_predictor(store_dir, name=name, version=version, n_trees=trees, max_depth=depth, b=0.1,
+                                   seed=seed, n_train=20_000)
+
+
+def deploy_single_tenant(bootstrap: str, names: TopicNames, partitions: int, predictor: Predictor | None,
+                         store_dir: Path) -> None:
+    harness.create_tenants(bootstrap, names, [TENANT], partitions=partitions)
+    if predictor is not None:
+        config = harness.deployment([TENANT], {"live": predictor}, {(TENANT, "card-fraud"): ("live", ())})
+        harness.publish(bootstrap, names, config, {"live": predictor}, store_dir)
+
+
+def produce_backlog(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
+    started = time.monotonic()
+    harness.produce(bootstrap, topic, ((p[13:p.index(b'"', 13)], p) for p in payloads),  # key: event id
+                    **{"linger.ms": 20, "batch.size": 1_000_000})
+    return time.monotonic() - started
+
+
+def time_process(process: harness.WorkerProcess, count: Callable[[], int], total: int, timeout: float,
+                 profile: Path | None = None) -> harness.Progress:
+    process.start()
+    profiler = harness.Profiler(process.pid, profile) if profile else None
+    try:
+        return harness.wait_for(count, total, timeout=timeout, pid=process.pid, alive=process.alive)
+    except Exception:
+        print(process.log_tail(30))
+        raise
+    finally:
+        if profiler is not None:
+            profiler.stop()
+        process.stop()
+
+
+def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repetitions: int = 3) -> Run:
+    features = [orjson.loads(p)["features"] for p in payloads]
+    matrix = predictor.vectorize(features)
+    booster = predictor.booster
+    booster.inplace_predict(matrix[:batch], validate_features=False)  # warm
+    times = []
+    for _ in range(repetitions):
+        started = time.perf_counter()
+        for start in range(0, len(matrix), batch):
+            booster.inplace_predict(matrix[start:start + batch], validate_features=False)
+        times.append(time.perf_counter() - started)
+    seconds = statistics.median(times)
+    return Run(f"bare xgboost inplace_predict (batches of {batch})", len(matrix) / seconds, seconds)
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
+    bootstrap = command_bootstrap()
+    spaces = {kind: harness.bench_names(f"bench{kind[0]}") for kind in ("score", "pass", "faust")}
+    worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
+        tmp_path = Path(tmp)
+        predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
+        payloads = harness.event_payloads(args.events, seed=1)
+        mean_bytes = sum(map(len, payloads)) / len(payloads)
+        try:
+            produce_s = 0.0
+            for kind, names in spaces.items():
+                deploy_single_tenant(bootstrap, names, args.partitions, None if kind == "pass" else predictor, tmp_path)
+                produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), payloads)
+            print(f"backlogs produced: 3 x {args.events:,} events in {produce_s:.1f} s")
+            partitions = {kind: [(names.input_topic(TENANT), p) for p in range(args.partitions)]
+                          for kind, names in spaces.items()}
+
+            names = spaces["score"]
+            worker = harness.WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
+            progress = time_process(worker, harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["score"]),
+                                    args.events, args.timeout, args.profile)
+            runs.append(Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
+
+            names = spaces["pass"]
+            passthrough = harness.WorkerProcess(bootstrap, names.namespace, "p1", tmp_path, *worker_args,
+                                                entry=("muse_stream.bench.harness", "passthrough"))
+            progress = time_process(passthrough, harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["pass"]),
+                                    args.events, args.timeout)
+            runs.append(Run("pass-through worker (exactly-once, no scoring)", progress.rate, progress.seconds,
+                            progress.peak_rss_kib / 1024))
+
+            if not args.skip_faust:
+                names = spaces["faust"]
+                faust = harness.WorkerProcess(bootstrap, names.namespace, "f1", tmp_path, "--tenants", TENANT,
+                                              "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
+                                              entry=("muse_stream.bench.faust_baseline",))
+                outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
+                progress = time_process(faust, harness.high_watermark_counter(bootstrap, outputs), args.events, args.timeout)
+                runs.append(Run("faust agent (at-least-once, same scoring)", progress.rate, progress.seconds,
+                                progress.peak_rss_kib / 1024))
+
+            runs.append(bare_xgboost(predictor, payloads, args.max_batch))
+        finally:
+            for kind, names in spaces.items():
+                harness.delete_namespace(bootstrap, names, app_id(names))
+
+    muse = runs[0].events_per_s
+    by_path = {run.path.split(" (")[0]: run for run in runs}
+    ratios = {
+        "to_passthrough": muse / by_path["pass-through worker"].events_per_s,
+        "to_bare_xgboost": muse / by_path["bare xgboost inplace_predict"].events_per_s,
+    }
+    if "faust agent" in by_path:
+        ratios["to_faust"] = muse / by_path["faust agent"].events_per_s
+    return {
+        "events": args.events, "mean_event_bytes": round(mean_bytes, 1), "partitions": args.partitions,
+        "trees": args.trees, "depth": args.depth, "features": len(predictor.feature_names),
+        "commit_interval_ms": args.commit_interval_ms, "max_batch": args.max_batch,
+        "cpus": os.cpu_count(), "runs": runs, "ratios": ratios,
+    }
+
+
+def _handle(args: argparse.Namespace) -> int:
+    result = run_benchmark(args)
+    runs: list[Run] = result["runs"]  # type: ignore[assignment]
+    ratios: dict[str, float] = result["ratios"]  # type: ignore[assignment]
+    muse = runs[0].events_per_s
+    print(f"throughput: {result['events']:,} events of {result['mean_event_bytes']:.0f} B mean, 1 tenant x "
+          f"{result['partitions']} partitions, {result['trees']} trees depth {result['depth']} over "
+          f"{result['features']} features, commit interval {result['commit_interval_ms']} ms, "
+          f"max batch {result['max_batch']}, {result['cpus']} CPUs")
+    print(f"{'path':<50}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'muse / this':>13}")
+    for run in runs:
+        rss = f"{run.peak_rss_mib:.0f}" if run.peak_rss_mib else "-"
+        print(f"{run.path:<50}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{muse / run.events_per_s:>13.2f}")
+    goals = {
+        f"muse >= {TARGET_EVENTS_PER_S:,}/s": muse >= TARGET_EVENTS_PER_S,
+        f"muse >= {TARGET_PASSTHROUGH_RATIO}x pass-through": ratios["to_passthrough"] >= TARGET_PASSTHROUGH_RATIO,
+    }
+    if "to_faust" in ratios:
+        goals[f"muse >= {TARGET_FAUST_RATIO}x faust"] = ratios["to_faust"] >= TARGET_FAUST_RATIO
+    print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
+    figures = {
+        "bench": "throughput", **{k: v for k, v in result.items() if k not in ("runs", "ratios")},
+        "events_per_s": {run.path.split(" (")[0]: round(run.events_per_s) for run in runs},
+        "peak_rss_mib": {run.path.split(" (")[0]: round(run.peak_rss_mib) for run in runs if run.peak_rss_mib},
+        "ratios": {k: round(v, 3) for k, v in ratios.items()}, "goals": goals,
+    }
+    print(orjson.dumps(figures).decode())
+    if args.profile:
+        print(f"py-spy profile of the muse worker ({args.profile}), share of samples in Worker.run:")
+        print(f"{'function':<90}{'inclusive':>10}{'self':>8}")
+        for name, inclusive, own in harness.profile_summary(args.profile):
+            print(f"{name[:89]:<90}{inclusive:>10.1%}{own:>8.1%}")
+    return 0
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, *, commit_interval: bool = True) -> None:
+    """The model and worker settings every pipeline benchmark takes."""
+    parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch)
+    if commit_interval:
+        parser.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("throughput", help="events/s of one exactly-once worker vs pass-through, Faust, bare XGBoost")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    add_worker_arguments(parser)
+    parser.add_argument("--skip-faust", action="store_true")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds each consumer may take")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample the muse worker with py-spy into FILE (raw collapsed stacks) and print a summary")
+    parser.set_defaults(handler=_handle)
