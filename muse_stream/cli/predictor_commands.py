@@ -123,7 +123,7 @@ def _fit(args: argparse.Namespace) -> int:
             Path(args.out).write_text(text + "\n")
         else:
             spec = PredictorSpec(
-                name=args.name or record.name, version=args.version,
+                name=args.name or record.name, version=args.version or record.version,
                 model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
                 feature_names=record.feature_names, b=b, missing_policy=args.missing_policy, quantile_map=qmap.to_dict(),
             )
@@ -164,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--n-knots", type=int, default=DEFAULT_N_KNOTS)
     fit.add_argument("--missing-policy", choices=["xgboost_missing", "reject"], default="xgboost_missing")
     fit.add_argument("--name", help="predictor name (default: the model's)")
-    fit.add_argument("--version", default="1", help="predictor version (default: 1)")
+    fit.add_argument("--version", help="predictor version (default: the model's version)")
     fit.add_argument("--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})")
     fit.add_argument("--out", metavar="FILE", help="write the predictor spec (or, for scores, the map) as JSON")
     fit.set_defaults(handler=_fit)
