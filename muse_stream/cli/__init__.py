@@ -24,7 +24,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="muse", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="muse",
+        description="muse-stream: multi-tenant model serving with seamless model updates, on Apache Kafka.",
+        epilog="Commands talk to MUSE_BOOTSTRAP when it is set, else to the local broker (`muse broker start`).",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
