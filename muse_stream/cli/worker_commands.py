@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         logging.info("config version %d in force", snapshot.version)
         settings = WorkerSettings(bootstrap=bootstrap, names=names, worker_id=args.worker_id,
                                   commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
-        worker = Worker(settings, lambda: watcher.current,
+        worker = Worker(settings, watcher.live_snapshot,
                         BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms)))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop())

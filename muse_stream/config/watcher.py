@@ -42,12 +42,28 @@ class ConfigWatcher:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failure: str | None = None
         self._pending: tuple[int, int, DeploymentConfig] | None = None  # (offset, version, checked config)
 
     # -- API ------------------------------------------------------------------------------------
 
     @property
     def current(self) -> ConfigSnapshot:
+        return self._current
+
+    def live_snapshot(self) -> ConfigSnapshot:
+        """The current snapshot, or an error once nothing keeps it current any more.
+
+        A worker calls this per batch: scoring on with a config it can no longer update would
+        silently ignore every later promotion or rollback, so it stops instead and is restarted.
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            raise MuseError(
+                f"the config watcher of topic {self.topic} on {self.bootstrap} is not running"
+                + (f" (it died: {self._failure})" if self._failure else "")
+                + "; restart the worker"
+            )
         return self._current
 
     @property
@@ -106,7 +122,8 @@ class ConfigWatcher:
                         log.warning("config topic %s: %s", self.topic, message.error().str())
                     continue
                 self._on_record(message.key(), message.value(), message.offset())
-        except Exception:  # noqa: BLE001 - a dying watcher must say why
+        except Exception as error:  # noqa: BLE001 - a dying watcher must say why
+            self._failure = repr(error)
             log.exception("config watcher of %s stopped on an unexpected error", self.topic)
             raise
         finally:

@@ -146,3 +146,15 @@ def test_tombstone_deletes_a_route_and_models_are_shared(watcher: ConfigWatcher,
         snapshot.route("bank-a", "account-takeover")
     # one Predictor object per predictor id across versions, hence one booster per model
     assert snapshot.predictors["fraud-v1"] is first.predictors["fraud-v1"]
+
+
+def test_live_snapshot_refuses_once_the_watcher_stopped(kafka: BrokerHandle, topic_names: TopicNames,
+                                                       store: KafkaArtifactStore) -> None:
+    watcher = ConfigWatcher(kafka.bootstrap, topic_names, artifact_store=store)
+    with pytest.raises(MuseError, match="is not running"):
+        watcher.live_snapshot()  # never started
+    watcher.start()
+    assert watcher.live_snapshot().version == 0
+    watcher.stop()
+    with pytest.raises(MuseError, match=rf"config watcher of topic {topic_names.config_topic} .* is not running; restart the worker"):
+        watcher.live_snapshot()
