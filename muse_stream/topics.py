@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from muse_stream.broker.clients import admin_config
+from muse_stream.broker.clients import DEAD_LETTER_MAX_BYTES, INPUT_RECORD_MAX_BYTES, admin_config
 from muse_stream.errors import MuseError
 
 DEFAULT_NAMESPACE = "muse"
@@ -110,10 +110,12 @@ class TopicNames:
         if partitions < 1:
             raise TopicError(f"tenant {tenant!r}: partitions must be at least 1, got {partitions}")
         return [
-            TopicSpec(self.input_topic(tenant), partitions),
+            TopicSpec(self.input_topic(tenant), partitions, {"max.message.bytes": str(INPUT_RECORD_MAX_BYTES)}),
             TopicSpec(self.output_topic(tenant), partitions),
-            # A DLQ is evidence: keep it for a month, whatever the broker's default retention.
-            TopicSpec(self.dlq_topic(tenant), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+            # A DLQ is evidence: keep it for a month, whatever the broker's default retention, and
+            # take any input record whole (its bytes in base64 plus the reason).
+            TopicSpec(self.dlq_topic(tenant), 1, {"retention.ms": str(30 * 24 * 3600 * 1000),
+                                                  "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}),
         ]
 
     def internal_topic_specs(self, shadow_partitions: int = 4) -> list[TopicSpec]:

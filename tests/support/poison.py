@@ -51,4 +51,6 @@ POISON: list[tuple[str, bytes | None, RejectReason]] = [
      _event(intent=STRICT_INTENT, features={**good_features(), "amount_log": None}), RejectReason.MISSING_FEATURE),
     ("unknown intent", _event(intent="crypto-laundering"), RejectReason.UNKNOWN_INTENT),
     ("oversized record", _event(padding="x" * (MAX_EVENT_BYTES + 1)), RejectReason.OVERSIZED),
+    # Near the input topic's limit: its dead letter (base64 + envelope) is larger than 1 MB.
+    ("record near the input topic's size limit", _event(padding="y" * 900_000), RejectReason.OVERSIZED),
 ]
