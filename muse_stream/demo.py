@@ -160,7 +160,7 @@ def run_demo(bootstrap: str, topology_dir: Path, *, events_per_tenant: int = 400
             say(f"applied {file_name} as config version {version} ({label}); live in the worker after "
                 f"{(time.monotonic() - began) * 1000:.0f} ms")
             if worker is None:
-                worker = Worker(WorkerSettings(bootstrap=bootstrap, names=names, worker_id="demo"), lambda: watcher.current)
+                worker = Worker(WorkerSettings(bootstrap=bootstrap, names=names, worker_id="demo"), watcher.live_snapshot)
                 thread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
                 thread.start()
             sent += source.send(events_per_tenant)

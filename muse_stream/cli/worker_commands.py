@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import socket
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
@@ -18,9 +17,10 @@ CONFIG_WAIT_S = 60.0
 def register(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="score every tenant's input topic, exactly once")
     worker.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
-    worker.add_argument("--worker-id", default=socket.gethostname(),
-                        help="stable id of this worker; a restart with the same id takes over its work at once "
-                             "(default: the host name)")
+    worker.add_argument("--worker-id", required=True,
+                        help="stable id, unique among running workers (e.g. w1, w2): it is the static group "
+                             "membership and the transactional.id, so a restart with the same id takes over at once "
+                             "and two live workers with one id fence each other")
     worker.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms,
                         help="how long a batch gathers before its transaction commits (default: %(default)s)")
     worker.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch,

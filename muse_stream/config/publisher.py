@@ -136,7 +136,7 @@ class ConfigPublisher:
                        "changes": changes}
             producer.produce(self.names.config_history_topic, key=str(version).encode(),
                              value=orjson.dumps(history, option=orjson.OPT_SORT_KEYS))
-            producer.commit_transaction()
+            _commit(producer)
             return PublishResult(version, diff, uploaded)
         except KafkaException as error:
             kafka_error = error.args[0]
@@ -145,9 +145,29 @@ class ConfigPublisher:
                     producer.abort_transaction()
                 except KafkaException:
                     pass  # the broker aborts it at the transaction timeout, or the next publisher's init does
-            hint = ("another operator published to this namespace at the same time and fenced this publication; "
-                    "run `muse config diff` and apply again" if kafka_error.fatal() else "nothing was published; retry")
+            if kafka_error.fatal():
+                hint = ("another operator published to this namespace at the same time and fenced this publication; "
+                        "run `muse config diff` and apply again")
+            elif kafka_error.txn_requires_abort():
+                hint = "the transaction was aborted, nothing was published; retry"
+            else:
+                hint = "the outcome is unknown; run `muse config show` to see whether the version went live"
             raise PublishError(f"publishing config to {self.names.config_topic} on {self.bootstrap} failed: "
                                f"{kafka_error.str()}; {hint}") from error
         finally:
             producer.flush(5)
+
+
+COMMIT_ATTEMPTS = 5
+
+
+def _commit(producer: Producer) -> None:
+    """Commit, retrying what librdkafka calls retriable (a timeout may hide a commit that succeeded:
+    retrying commit_transaction is the documented way to learn the outcome)."""
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            producer.commit_transaction()
+            return
+        except KafkaException as error:
+            if not error.args[0].retriable() or attempt == COMMIT_ATTEMPTS - 1:
+                raise

@@ -29,6 +29,7 @@ from muse_stream.models import ArtifactStore
 from muse_stream.topics import TopicAdmin, TopicNames
 
 POLL_S = 0.05
+BUILD_RETRY_S = 5.0
 
 
 class ConfigWatcher:
@@ -43,6 +44,8 @@ class ConfigWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: str | None = None
+        self._retry_at = 0.0
+        self._failed_offset: int | None = None
         self._pending: tuple[int, int, DeploymentConfig] | None = None  # (offset, version, checked config)
 
     # -- API ------------------------------------------------------------------------------------
@@ -74,7 +77,7 @@ class ConfigWatcher:
         if self._thread is not None:
             raise MuseError(f"config watcher of {self.topic} is already started")
         TopicAdmin(self.bootstrap).ensure(self.names.internal_topic_specs())
-        consumer = reader_from_start(self.bootstrap, self.topic, **{"enable.partition.eof": False})
+        consumer = reader_from_start(self.bootstrap, self.topic, **{"enable.partition.eof": True})
         self._thread = threading.Thread(target=self._run, args=(consumer,), name=f"config-watcher-{self.names.namespace}", daemon=True)
         self._thread.start()
         return self
@@ -111,15 +114,23 @@ class ConfigWatcher:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self, consumer: Consumer) -> None:
+        caught_up = False  # no snapshot before the whole log as of start is read: never a stale start
         try:
             while not self._stop.is_set():
                 message = consumer.poll(POLL_S)
                 if message is None:
-                    self._build_pending()  # caught up for now: make the newest checked change set current
+                    if caught_up:
+                        self._build_pending()  # idle: make the newest checked change set current
                     continue
-                if message.error():
-                    if message.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("config topic %s: %s", self.topic, message.error().str())
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        caught_up = True
+                        self._build_pending()
+                    elif error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise MuseError(f"cannot follow config topic {self.topic} on {self.bootstrap}: {error.str()}")
+                    else:
+                        log.warning("config topic %s: %s", self.topic, error.str())
                     continue
                 self._on_record(message.key(), message.value(), message.offset())
         except Exception as error:  # noqa: BLE001 - a dying watcher must say why
@@ -140,17 +151,24 @@ class ConfigWatcher:
             self._state.reject(offset, MARKER_KEY, f"config version {marker.config_version} is inconsistent: {reasons}")
             return
         self._pending = (offset, marker.config_version, config)
+        self._retry_at = 0.0  # a newer change set is tried at once, whatever failed before
 
     def _build_pending(self) -> None:
-        if self._pending is None:
+        """Load and swap in the newest checked change set; a failed load is retried with backoff
+        (an artifact read can time out) while the last good snapshot stays in force."""
+        if self._pending is None or time.monotonic() < self._retry_at:
             return
         offset, version, config = self._pending
-        self._pending = None
         try:
             snapshot = ConfigSnapshot.build(version, config, self.artifact_store)
         except Exception as error:  # noqa: BLE001 - any failure to load keeps the last good snapshot
-            self._state.reject(offset, MARKER_KEY, f"config version {version} cannot be loaded: {error}")
+            if self._failed_offset != offset:
+                self._state.reject(offset, MARKER_KEY, f"config version {version} cannot be loaded: {error}")
+                self._failed_offset = offset
+            self._retry_at = time.monotonic() + BUILD_RETRY_S
+            log.warning("config version %d cannot be loaded yet; retrying in %.0f s", version, BUILD_RETRY_S)
             return
+        self._pending = None
         with self._changed:
             self._current = snapshot
             self._changed.notify_all()

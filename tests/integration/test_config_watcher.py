@@ -158,3 +158,40 @@ def test_live_snapshot_refuses_once_the_watcher_stopped(kafka: BrokerHandle, top
     watcher.stop()
     with pytest.raises(MuseError, match=rf"config watcher of topic {topic_names.config_topic} .* is not running; restart the worker"):
         watcher.live_snapshot()
+
+
+def test_a_starting_watcher_exposes_only_the_latest_version(kafka: BrokerHandle, topic_names: TopicNames,
+                                                            store: KafkaArtifactStore, publisher: ConfigPublisher) -> None:
+    for version, live in ((2, "fraud-v2"), (3, "fraud-v1"), (4, "fraud-v2")):
+        assert publisher.publish(deployment(routes_to(live))).version == version
+    for _ in range(3):  # the first snapshot a new watcher swaps in is the newest, never an older one
+        with ConfigWatcher(kafka.bootstrap, topic_names, artifact_store=store) as fresh:
+            assert fresh.wait_for_version(1, timeout=10).version == 4
+
+
+def test_a_version_that_fails_to_load_is_retried_and_the_last_good_one_stays(
+        kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore, publisher: ConfigPublisher,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import muse_stream.config.watcher as watcher_module
+    from muse_stream.config.snapshot import ConfigSnapshot
+
+    monkeypatch.setattr(watcher_module, "BUILD_RETRY_S", 0.5)
+    real_build = ConfigSnapshot.build.__func__  # type: ignore[attr-defined]
+    failures = {"left": 2}
+
+    def flaky_build(cls: type[ConfigSnapshot], version: int, config: object, artifact_store: object) -> ConfigSnapshot:
+        if version == 2 and failures["left"]:
+            failures["left"] -= 1
+            raise TimeoutError("artifact read timed out")
+        return real_build(cls, version, config, artifact_store)
+
+    monkeypatch.setattr(ConfigSnapshot, "build", classmethod(flaky_build))
+    with ConfigWatcher(kafka.bootstrap, topic_names, artifact_store=store) as watcher:
+        assert watcher.wait_for_version(1, timeout=10).version == 1
+        assert publisher.publish(deployment(routes_to("fraud-v2"))).version == 2
+        time.sleep(0.3)
+        assert watcher.current.version == 1  # the failed load kept version 1 in force
+        assert watcher.wait_for_version(2, timeout=10).version == 2
+        assert failures["left"] == 0
+        assert [r.reason for r in watcher.rejected if "cannot be loaded" in r.reason] == [
+            "config version 2 cannot be loaded: artifact read timed out"]
