@@ -15,8 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_FEATURES = 1024
+_EVENT_ID_MAX = 128
+_INTENT_MAX = 64
+_FEATURE_NAME_MAX = 128
 
-EventId = Annotated[str, Field(min_length=1, max_length=128, description="unique per tenant; results carry it back")]
+EventId = Annotated[str, Field(min_length=1, max_length=_EVENT_ID_MAX, description="unique per tenant; results carry it back")]
+# Keep well_formed_event (below) in step with every constraint of InputEvent.
 FeatureValue = StrictFloat | StrictInt | None
 
 
@@ -30,10 +34,10 @@ class InputEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     event_id: EventId
-    intent: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    intent: Annotated[str, Field(min_length=1, max_length=_INTENT_MAX)] | None = Field(
         default=None, description="what the tenant asks for, e.g. card-fraud; the tenant's default when absent"
     )
-    features: dict[Annotated[str, Field(min_length=1, max_length=128)], FeatureValue] = Field(
+    features: dict[Annotated[str, Field(min_length=1, max_length=_FEATURE_NAME_MAX)], FeatureValue] = Field(
         max_length=MAX_FEATURES, description="feature name -> number; null or absent means missing"
     )
 
@@ -44,6 +48,31 @@ class InputEvent(BaseModel):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"feature {name!r} is not a finite number")
         return features
+
+
+_FEATURE_VALUE_TYPES = frozenset({float, int, type(None)})
+
+
+def well_formed_event(payload: dict) -> tuple[str, str | None, dict[str, float | int | None]] | None:
+    """``(event_id, intent, features)`` of an ordinary event that :class:`InputEvent` accepts as it
+    is, checked at C speed (about 1 us instead of pydantic's 6-8 us for 30 features); None for
+    anything else, which the caller then hands to ``InputEvent.model_validate``, so InputEvent stays
+    the one definition of what is valid and of every rejection message.
+
+    ``payload`` must come from ``orjson.loads``: orjson rejects NaN, Infinity and out-of-range
+    numbers, so its floats are finite and the finiteness check of InputEvent holds without a loop.
+    The checks mirror InputEvent field by field (exact types, so bool and str subclasses fall back).
+    """
+    event_id = payload.get("event_id")
+    intent = payload.get("intent")
+    features = payload.get("features")
+    if (type(event_id) is str and 0 < len(event_id) <= _EVENT_ID_MAX
+            and (intent is None or (type(intent) is str and 0 < len(intent) <= _INTENT_MAX))
+            and type(features) is dict and len(features) <= MAX_FEATURES
+            and "" not in features and (not features or max(map(len, features)) <= _FEATURE_NAME_MAX)
+            and _FEATURE_VALUE_TYPES.issuperset(map(type, features.values()))):
+        return event_id, intent, features
+    return None
 
 
 class Timings(BaseModel):

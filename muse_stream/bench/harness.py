@@ -357,7 +357,7 @@ class Profiler:
         self.output = output
         self.process = subprocess.Popen(
             [str(executable if executable.exists() else "py-spy"), "record", "--pid", str(pid), "--format", "raw",
-             "--output", str(output), "--rate", str(rate), "--nonblocking"],
+             "--output", str(output), "--rate", str(rate), "--nonblocking", "--idle"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
@@ -366,7 +366,7 @@ class Profiler:
         self.process.wait(30)
 
 
-def profile_summary(path: Path, *, root: str = "run (muse_stream/pipeline/worker.py", top: int = 14) -> list[tuple[str, float, float]]:
+def profile_summary(path: Path, *, root: str = "Worker.run (muse_stream/pipeline/worker.py", top: int = 24) -> list[tuple[str, float, float]]:
     """(function, inclusive share, self share) of the samples under ``root``, largest inclusive first."""
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
@@ -374,8 +374,10 @@ def profile_summary(path: Path, *, root: str = "run (muse_stream/pipeline/worker
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         frames = stack.split(";")
-        if not any(frame.startswith(root) for frame in frames):
+        starts = [i for i, frame in enumerate(frames) if frame.startswith(root)]
+        if not starts:
             continue
+        frames = frames[starts[0]:]
         count = int(count_text)
         total += count
         names = [frame.split(":")[0].replace(" (", " ").rstrip(")") for frame in frames]

@@ -191,7 +191,7 @@ def _handle(args: argparse.Namespace) -> int:
     }
     print(orjson.dumps(figures).decode())
     if args.profile:
-        print(f"py-spy profile of the muse worker ({args.profile}), share of samples in Worker.run:")
+        print(f"py-spy profile of the muse worker ({args.profile}), wall-clock samples of its main thread (waits included) in Worker.run:")
         print(f"{'function':<90}{'inclusive':>10}{'self':>8}")
         for name, inclusive, own in harness.profile_summary(args.profile):
             print(f"{name[:89]:<90}{inclusive:>10.1%}{own:>8.1%}")

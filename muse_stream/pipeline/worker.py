@@ -35,7 +35,9 @@ class WorkerSettings:
     names: TopicNames
     worker_id: str
     max_batch: int = 5000
-    # How long a batch may gather records before it is committed: the latency/throughput dial.
+    # The longest a batch gathers before its transaction commits. Batches are natural (whatever is
+    # queued when the previous transaction ends), so this cap binds only while records keep arriving
+    # faster than one gathering call takes them; see Worker._gather.
     commit_interval_ms: int = 50
     # A worker that dies mid-transaction holds back readers of its output until this expires,
     # unless it restarts first with the same worker id (which aborts the transaction at once).
@@ -77,6 +79,7 @@ class Worker:
         self._stop = threading.Event()
         self._pending: list[Message] = []
         self._known_tenants: set[str] = set()
+        self._tenant_of_topic: dict[str, str] = {}
         self._admin = TopicAdmin(settings.bootstrap)
         names = settings.names
         self.consumer = Consumer(consumer_config(
@@ -92,6 +95,11 @@ class Worker:
                 "transaction.timeout.ms": settings.transaction_timeout_ms,
                 "message.timeout.ms": settings.transaction_timeout_ms - 1000,
                 "linger.ms": 2,
+                # A transaction begun right after a commit can get CONCURRENT_TRANSACTIONS while the
+                # broker still writes the previous commit's markers; librdkafka retries after this
+                # backoff (default 100 ms, which showed up as a ~100 ms p99 step), so retry soon.
+                "retry.backoff.ms": 5,
+                "retry.backoff.max.ms": 100,
                 "batch.size": 1_000_000,
                 "queue.buffering.max.messages": 1_000_000,
                 "compression.type": "lz4",
@@ -144,13 +152,26 @@ class Worker:
         return self.stats
 
     def _gather(self) -> list[Message]:
+        """The next batch: what the consumer has queued, taken without waiting (natural batching: the
+        busier the worker, the bigger its batches); when nothing is queued, the first record to arrive
+        (an idle worker opens no empty transactions). At most `max_batch` records, and a batch stops
+        gathering `commit_interval_ms` after this call began."""
         settings = self.settings
+        consumer = self.consumer
         deadline = time.monotonic() + settings.commit_interval_ms / 1000
         while len(self._pending) < settings.max_batch and not self._stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for message in self.consumer.consume(settings.max_batch - len(self._pending), timeout=remaining):
+            messages = consumer.consume(settings.max_batch - len(self._pending), timeout=0)
+            if not messages:
+                if self._pending:
+                    break  # nothing more queued: commit what we have
+                message = consumer.poll(remaining)  # idle: wait for the first record, not for a full batch
+                if message is None:
+                    continue
+                messages = [message]
+            for message in messages:
                 error = message.error()
                 if error is None:
                     self._pending.append(message)
@@ -162,16 +183,18 @@ class Worker:
         return batch
 
     def _process(self, batch: list[Message]) -> None:
-        names = self.settings.names
-        records = [
-            SourceRecord(names.tenant_of_topic(m.topic()), m.topic(), m.partition(), m.offset(), m.timestamp()[1],
-                         m.key(), m.value())
-            for m in batch
-        ]
-        outcome = self.scorer.score(records, self.current_config())
+        tenant_of = self._tenant_of_topic
+        records: list[SourceRecord] = []
+        append = records.append
         next_offsets: dict[tuple[str, int], int] = {}
         for m in batch:
-            next_offsets[(m.topic(), m.partition())] = m.offset() + 1
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            tenant = tenant_of.get(topic)
+            if tenant is None:
+                tenant = tenant_of[topic] = self.settings.names.tenant_of_topic(topic)
+            append(SourceRecord(tenant, topic, partition, offset, m.timestamp()[1], m.key(), m.value()))
+            next_offsets[(topic, partition)] = offset + 1
+        outcome = self.scorer.score(records, self.current_config())
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
         try:
             self.producer.begin_transaction()
