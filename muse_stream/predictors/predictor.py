@@ -86,13 +86,7 @@ class Predictor:
                 f"the model's feature order, got shape {array.shape}"
             )
         if self._reject:
-            missing = np.isnan(array)
-            if missing.any():
-                row, column = (int(i[0]) for i in np.nonzero(missing))
-                raise MissingFeatureError(
-                    f"predictor {self.spec.name}:{self.spec.version} rejects missing features: "
-                    f"event {row} lacks {self._names[column]!r}"
-                )
+            self._check_complete(array)
         return array
 
     def score_batch(self, matrix: npt.ArrayLike) -> ScoreBatch:
@@ -102,16 +96,39 @@ class Predictor:
         corrected = posterior_correction(raw, self.spec.b)
         return ScoreBatch(raw=raw, corrected=corrected, mapped=self.quantile_map.transform(corrected))
 
-    def vectorize(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """A float32 matrix in the model's column order; missing features follow the policy."""
+    @property
+    def rejects_missing(self) -> bool:
+        return self._reject
+
+    def vectorize(self, records: Sequence[Mapping[str, Any]], *, allow_missing: bool = False) -> np.ndarray:
+        """A float32 matrix in the model's column order, NaN where a feature is missing.
+
+        Under a ``reject`` policy a missing feature raises, unless ``allow_missing``: then the
+        caller sorts out the incomplete rows itself (the streaming scorer dead-letters them alone).
+        """
         count, width = len(records), len(self._names)
         try:
-            flat = np.fromiter(
+            matrix = np.fromiter(
                 itertools.chain.from_iterable(map(self._getter, records)), dtype=np.float32, count=count * width
-            )
+            ).reshape(count, width)
         except (KeyError, TypeError, ValueError):
-            return self._vectorize_with_gaps(records)
-        return flat.reshape(count, width)
+            matrix = self._vectorize_with_gaps(records)
+        if self._reject and not allow_missing:
+            self._check_complete(matrix)
+        return matrix
+
+    def missing_features(self, row: np.ndarray) -> list[str]:
+        """The names of the features a matrix row lacks."""
+        return [self._names[column] for column in np.flatnonzero(np.isnan(row))]
+
+    def _check_complete(self, matrix: np.ndarray) -> None:
+        missing = np.isnan(matrix)
+        if missing.any():
+            row = int(np.flatnonzero(missing.any(axis=1))[0])
+            raise MissingFeatureError(
+                f"predictor {self.spec.name}:{self.spec.version} rejects missing features: "
+                f"event {row} lacks {', '.join(map(repr, self.missing_features(matrix[row])))}"
+            )
 
     def _vectorize_with_gaps(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         matrix = np.full((len(records), len(self._names)), np.nan, dtype=np.float32)
@@ -119,11 +136,6 @@ class Predictor:
             for column, name in enumerate(self._names):
                 value = record.get(name)
                 if value is None:
-                    if self._reject:
-                        raise MissingFeatureError(
-                            f"predictor {self.spec.name}:{self.spec.version} rejects missing features: "
-                            f"event {row} lacks {name!r}"
-                        )
                     continue
                 try:
                     matrix[row, column] = value
