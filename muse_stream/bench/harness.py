@@ -114,6 +114,11 @@ def delete_namespace(bootstrap: str, names: TopicNames, *extra_prefixes: str) ->
 
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **config: Any) -> int:
     """Produce (key, value) pairs with an idempotent producer and wait until all are acknowledged."""
+    return produce_to(bootstrap, ((topic, key, value) for key, value in records), **config)
+
+
+def produce_to(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None]], **config: Any) -> int:
+    """Produce (topic, key, value) triples with one idempotent producer; wait until all are acknowledged."""
     producer = Producer(producer_config(bootstrap, **config))
     failures: list[str] = []
     count = 0
@@ -122,7 +127,7 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, by
         if error is not None:
             failures.append(str(error))
 
-    for key, value in records:
+    for topic, key, value in records:
         while True:
             try:
                 producer.produce(topic, value, key, on_delivery=on_delivery)
@@ -131,9 +136,9 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, by
                 producer.poll(0.05)
         count += 1
     if producer.flush(60) != 0:
-        raise MuseError(f"records to {topic} still unacknowledged after 60 s")
+        raise MuseError("records still unacknowledged after 60 s")
     if failures:
-        raise MuseError(f"producing to {topic} failed: {failures[:3]}")
+        raise MuseError(f"producing failed: {failures[:3]}")
     return count
 
 

@@ -46,7 +46,7 @@ def tenant_names(count: int) -> list[str]:
 
 
 def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, tenants: int, workers: int,
-            events: int, worker_args: list[str], timeout: float) -> TenantRun:
+            events: int, worker_args: list[str], timeout: float, profile: Path | None = None) -> TenantRun:
     names: TopicNames = harness.bench_names("bencht")
     tenant_list = tenant_names(tenants)
     try:
@@ -59,16 +59,16 @@ def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, t
         harness.publish(bootstrap, names, config, predictors, store_dir)
         payloads = harness.event_payloads(events, seed=3)
         per_tenant = -(-events // tenants)
-        for i, tenant in enumerate(tenant_list):
-            chunk = payloads[i * per_tenant:(i + 1) * per_tenant]
-            harness.produce(bootstrap, names.input_topic(tenant), ((None, p) for p in chunk),
-                            **{"linger.ms": 20, "batch.size": 1_000_000})
+        inputs = [names.input_topic(t) for t in tenant_list]
+        harness.produce_to(bootstrap, ((inputs[i // per_tenant], None, p) for i, p in enumerate(payloads)),
+                           **{"linger.ms": 20, "batch.size": 1_000_000})
         processes = [harness.WorkerProcess(bootstrap, names.namespace, f"w{n}", store_dir, *worker_args)
                      for n in range(workers)]
         counter = harness.committed_counter(bootstrap, f"{names.namespace}.workers",
                                             [(names.input_topic(t), 0) for t in tenant_list])
         for process in processes:
             process.start()
+        profiler = harness.Profiler(processes[0].pid, profile) if profile else None
         try:
             progress = harness.wait_for(counter, events, timeout=timeout, pid=processes[0].pid,
                                         alive=lambda: all(p.alive() for p in processes),
@@ -79,6 +79,8 @@ def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, t
                 print(process.log_tail(20))
             raise
         finally:
+            if profiler is not None:
+                profiler.stop()
             for process in processes:
                 process.stop()
         return TenantRun(tenants, workers, 3 * tenants, round(create_s, 2), events, progress.rate,
@@ -98,7 +100,10 @@ def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
                       for seed in range(3)}
         plan = [(count, 1) for count in args.tenants] + [(args.scale_tenants, 1), (args.scale_tenants, 2)]
         for tenants, workers in plan:
-            runs.append(run_one(bootstrap, predictors, store_dir, tenants, workers, args.events, worker_args, args.timeout))
+            profile = (args.profile.with_name(f"{args.profile.name}-{tenants}t.txt")
+                       if args.profile and workers == 1 and tenants in args.tenants else None)
+            runs.append(run_one(bootstrap, predictors, store_dir, tenants, workers, args.events, worker_args,
+                                args.timeout, profile))
             r = runs[-1]
             print(f"  {tenants} tenants, {workers} worker(s): {r.events_per_s:,.0f} events/s, "
                   f"peak RSS {r.peak_rss_mib:.0f} MiB, {r.topics} topics created in {r.create_s:.1f} s", flush=True)
@@ -125,6 +130,12 @@ def _handle(args: argparse.Namespace) -> int:
             largest.peak_rss_mib <= TARGET_MEMORY_RATIO * single.peak_rss_mib,
     }
     print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
+    if args.profile:
+        for count in args.tenants:
+            path = args.profile.with_name(f"{args.profile.name}-{count}t.txt")
+            print(f"py-spy profile of the worker with {count} tenants ({path}), wall-clock samples in Worker.run:")
+            for name, inclusive, own in harness.profile_summary(path, top=16):
+                print(f"  {name[:88]:<88}{inclusive:>8.1%}{own:>8.1%}")
     print(orjson.dumps({
         "bench": "tenants", "events": args.events, "trees": args.trees, "depth": args.depth,
         "commit_interval_ms": args.commit_interval_ms, "runs": [r.__dict__ for r in runs],
@@ -143,4 +154,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--events", type=int, default=200_000)
     add_worker_arguments(parser)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--profile", type=Path, metavar="PREFIX",
+                        help="sample each single-worker run with py-spy into PREFIX-<tenants>t.txt and summarize")
     parser.set_defaults(handler=_handle)
