@@ -127,6 +127,7 @@ class RejectReason(str, enum.Enum):
     UNKNOWN_TENANT = "unknown_tenant"
     UNKNOWN_INTENT = "unknown_intent"
     MISSING_FEATURE = "missing_feature"
+    FEATURE_OUT_OF_RANGE = "feature_out_of_range"
     SCORING_FAILED = "scoring_failed"
 
 

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 import orjson
 from pydantic import ValidationError
 
 from muse_stream.events import MAX_EVENT_BYTES, InputEvent, RejectReason, well_formed_event
 from muse_stream.predictors import Predictor
-from muse_stream.predictors.predictor import MissingFeatureError
 from muse_stream.routing import RoutingError, UnknownTenant
 from muse_stream.topics import TopicNames
 
@@ -64,10 +64,6 @@ class BatchOutcome:
     results: list[OutgoingRecord] = field(default_factory=list)
     dead_letters: list[OutgoingRecord] = field(default_factory=list)
     shadows: list[OutgoingRecord] = field(default_factory=list)
-
-    @property
-    def tenant_records(self) -> list[OutgoingRecord]:
-        return self.results + self.dead_letters
 
 
 @dataclass(slots=True)
@@ -251,26 +247,33 @@ class BatchScorer:
                 dumps(event_id), middle[0], score, tail, record.timestamp_ms, end)))
 
     def _score_group(self, group: _Group, outcome: BatchOutcome, config_version: int, now_ms: int) -> list[float]:
-        """Mapped scores of a group; events lacking a feature the predictor requires go to the DLQ alone."""
+        """Mapped scores of a group, in one matrix and one predict call. Rows the predictor cannot
+        take (a feature missing under a reject policy, a value beyond the float32 range the model
+        reads) go to the DLQ alone; the rest of the batch is scored as usual."""
         predictor = group.predictor
-        try:
-            return predictor.score_records(group.features).mapped.tolist()
-        except MissingFeatureError:
-            pass
-        kept: list[int] = []
-        for index, (record, features) in enumerate(zip(group.records, group.features, strict=True)):
-            try:
-                predictor.score_records([features])
-            except MissingFeatureError as error:
-                outcome.dead_letters.append(self._dead_letter(
-                    record, RejectReason.MISSING_FEATURE,
-                    f"{error}; send every feature the intent's predictor needs", config_version, now_ms))
-            else:
-                kept.append(index)
-        group.keep(kept)
-        if not kept:
-            return []
-        return predictor.score_records(group.features).mapped.tolist()
+        matrix = predictor.vectorize(group.features, allow_missing=True)
+        infinite = np.isinf(matrix).any(axis=1)
+        incomplete = np.isnan(matrix).any(axis=1) if predictor.rejects_missing else None
+        unusable = infinite if incomplete is None else infinite | incomplete
+        if unusable.any():
+            for index in np.flatnonzero(unusable).tolist():
+                if infinite[index]:
+                    names = [predictor.feature_names[c] for c in np.flatnonzero(np.isinf(matrix[index]))]
+                    reason, text = RejectReason.FEATURE_OUT_OF_RANGE, (
+                        f"feature(s) {', '.join(map(repr, names))} exceed the float32 range the model reads "
+                        f"(|x| > 3.4e38); send finite values within it")
+                else:
+                    reason, text = RejectReason.MISSING_FEATURE, (
+                        f"predictor {predictor.name}:{predictor.version} rejects missing features: the event lacks "
+                        f"{', '.join(map(repr, predictor.missing_features(matrix[index])))}; "
+                        "send every feature the intent's predictor needs")
+                outcome.dead_letters.append(self._dead_letter(group.records[index], reason, text, config_version, now_ms))
+            kept = np.flatnonzero(~unusable)
+            group.keep(kept.tolist())
+            if not kept.size:
+                return []
+            matrix = matrix[kept]
+        return predictor.score_batch(matrix).mapped.tolist()
 
     def _score_shadows(self, groups: dict[str, _Group], config_version: int, outcome: BatchOutcome) -> None:
         # shadow id -> (shadow, [(group, index in group)]): only events with a live score

@@ -23,10 +23,18 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from muse_stream.broker.clients import consumer_config, transactional_producer_config
+from muse_stream.errors import MuseError
 from muse_stream.pipeline.scoring import BatchScorer, OutgoingRecord, SnapshotLike, SourceRecord
 from muse_stream.topics import TopicAdmin, TopicError, TopicNames
 
 log = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_ABORTS = 8
+ABORT_BACKOFF_S = 0.1
+
+
+class WorkerError(MuseError):
+    """The worker cannot go on safely; its message says where and what to check."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._pending: list[Message] = []
+        self._consecutive_aborts = 0
         self._known_tenants: set[str] = set()
         self._tenant_of_topic: dict[str, str] = {}
         self._admin = TopicAdmin(settings.bootstrap)
@@ -144,7 +153,10 @@ class Worker:
                 if batch:
                     self._process(batch)
                 if time.monotonic() - last_report > 10:
-                    log.info("worker %s: %s", settings.worker_id, self.stats.line())
+                    guard = self.scorer.shadow_guard
+                    shadows = "".join(f" shadow {sid[:12]}: {guard.failures[sid]} trips, {guard.skipped_events[sid]} skipped"
+                                      for sid in sorted(set(guard.failures) | set(guard.skipped_events)))
+                    log.info("worker %s: %s%s", settings.worker_id, self.stats.line(), shadows)
                     last_report = time.monotonic()
         finally:
             self.consumer.close()
@@ -178,7 +190,7 @@ class Worker:
                 elif error.fatal():
                     raise KafkaException(error)
                 else:
-                    log.warning("consumer: %s", error)
+                    log.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
         batch, self._pending = self._pending, []
         return batch
 
@@ -201,23 +213,38 @@ class Worker:
             self._produce_all(outcome.results)
             self._produce_all(outcome.dead_letters)
             self._produce_all(outcome.shadows)
-            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata())
-            self._commit()
+            self._retrying(self.producer.send_offsets_to_transaction, offsets, self.consumer.consumer_group_metadata())
+            self._retrying(self.producer.commit_transaction)
         except KafkaException as exception:
             error: KafkaError = exception.args[0]
-            if not error.txn_requires_abort():
+            if error.fatal():  # fenced or broken: only a new producer (a restart) can go on
                 raise
-            log.warning("transaction aborted (%s); rewinding to the committed offsets", error)
-            self.producer.abort_transaction()
-            self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
-            self.stats.aborts += 1
+            # Anything else inside a transaction leaves it unusable: abort it, read the batch again.
+            self._abort_and_rewind(error, batch, next_offsets)
             return
+        self._consecutive_aborts = 0
         stats = self.stats
         stats.batches += 1
         stats.records_in += len(batch)
         stats.results += len(outcome.results)
         stats.dead_letters += len(outcome.dead_letters)
         stats.shadows += len(outcome.shadows)
+
+    def _abort_and_rewind(self, error: KafkaError, batch: list[Message], next_offsets: dict[tuple[str, int], int]) -> None:
+        self._consecutive_aborts += 1
+        self.stats.aborts += 1
+        span = ", ".join(f"{topic}[{partition}] up to offset {offset - 1}" for (topic, partition), offset in next_offsets.items())
+        log.warning("transaction of %d records aborted (%s): %s; rewinding to the committed offsets",
+                    len(batch), error.str(), span)
+        self._retrying(self.producer.abort_transaction)
+        self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
+        if self._consecutive_aborts >= MAX_CONSECUTIVE_ABORTS:
+            raise WorkerError(
+                f"worker {self.settings.worker_id}: {self._consecutive_aborts} transactions in a row aborted, the last "
+                f"on {error.str()} ({span}); nothing was committed for them and the input is intact. Check the output "
+                "and DLQ topics of these tenants (deleted? size or ACL limits?) and `muse broker logs`, then restart."
+            )
+        time.sleep(min(ABORT_BACKOFF_S * 2 ** (self._consecutive_aborts - 1), 5.0))
 
     def _produce_all(self, records: list[OutgoingRecord]) -> None:
         produce = self.producer.produce
@@ -229,20 +256,26 @@ class Worker:
                 except BufferError:
                     self.producer.poll(0.05)  # the local queue is full: let deliveries drain it
 
-    def _commit(self) -> None:
+    @staticmethod
+    def _retrying(call: Callable[..., object], *args: object) -> None:
+        """librdkafka's contract: a retriable error means "call it again"."""
         while True:
             try:
-                self.producer.commit_transaction()
+                call(*args)
                 return
             except KafkaException as exception:
-                if exception.args[0].retriable():
-                    continue
-                raise
+                if not exception.args[0].retriable():
+                    raise
 
     def _rewind(self, partitions: list[TopicPartition]) -> None:
         """Back to the last committed offsets, so the aborted batch is read and scored again."""
         self._pending = []
-        for committed in self.consumer.committed(partitions, timeout=30):
+        try:
+            committed_offsets = self.consumer.committed(partitions, timeout=30)
+        except KafkaException as error:  # without them the consumer's positions are past uncommitted input
+            raise WorkerError(f"worker {self.settings.worker_id}: cannot read the committed offsets of "
+                              f"{[f'{p.topic}[{p.partition}]' for p in partitions]} to rewind: {error}; restart it") from error
+        for committed in committed_offsets:
             target = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
             try:
                 self.consumer.seek(TopicPartition(committed.topic, committed.partition, target))

@@ -105,12 +105,15 @@ class Predictor:
 
         Under a ``reject`` policy a missing feature raises, unless ``allow_missing``: then the
         caller sorts out the incomplete rows itself (the streaming scorer dead-letters them alone).
+        A value beyond the float32 range becomes +-inf, quietly: callers that must refuse it look
+        for inf (the streaming scorer dead-letters those rows).
         """
         count, width = len(records), len(self._names)
         try:
-            matrix = np.fromiter(
-                itertools.chain.from_iterable(map(self._getter, records)), dtype=np.float32, count=count * width
-            ).reshape(count, width)
+            with np.errstate(over="ignore"):
+                matrix = np.fromiter(
+                    itertools.chain.from_iterable(map(self._getter, records)), dtype=np.float32, count=count * width
+                ).reshape(count, width)
         except (KeyError, TypeError, ValueError):
             matrix = self._vectorize_with_gaps(records)
         if self._reject and not allow_missing:
@@ -138,7 +141,8 @@ class Predictor:
                 if value is None:
                     continue
                 try:
-                    matrix[row, column] = value
+                    with np.errstate(over="ignore"):
+                        matrix[row, column] = value
                 except (TypeError, ValueError) as error:
                     raise MuseError(f"event {row}: feature {name!r} = {value!r} is not a number") from error
         return matrix

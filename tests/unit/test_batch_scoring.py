@@ -149,3 +149,24 @@ def test_missing_features_pass_as_missing_under_the_lenient_policy(predictors: d
     assert len(outcome.results) == 1 and not outcome.dead_letters
     expected = predictors["v1"].score_records([features]).mapped[0]
     assert ScoreResult.model_validate_json(outcome.results[0].value).score == expected
+
+
+def test_incomplete_events_under_a_reject_policy_cost_one_predict_call_and_are_named(
+        predictors: dict[str, Predictor], monkeypatch: pytest.MonkeyPatch) -> None:
+    strict = predictors["strict"]
+    X, values = _events(200)
+    values = [orjson.loads(v) | {"intent": STRICT_INTENT} for v in values]
+    for index in (3, 150):
+        values[index]["features"].pop("amount_log")
+    calls: list[int] = []
+    real_score_batch = strict.score_batch
+    monkeypatch.setattr(strict, "score_batch", lambda matrix: calls.append(len(matrix)) or real_score_batch(matrix))
+    snapshot = StaticSnapshot(1, {STRICT_INTENT: (strict, ())})
+    outcome = BatchScorer(NAMES).score(_records("bank-a", [orjson.dumps(v) for v in values]), snapshot)
+    assert calls == [198]  # one call for the whole batch, not one per event
+    letters = [DeadLetter.model_validate_json(r.value) for r in outcome.dead_letters]
+    assert [letter.source.offset for letter in letters] == [3, 150]
+    assert all("lacks 'amount_log'" in letter.reason for letter in letters)
+    kept = np.delete(X, [3, 150], axis=0)
+    assert np.array_equal([ScoreResult.model_validate_json(r.value).score for r in outcome.results],
+                          real_score_batch(kept).mapped)
