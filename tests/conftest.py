@@ -13,8 +13,9 @@ from muse_stream.topics import TopicAdmin, TopicNames
 
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[BrokerHandle]:
-    """Started on first use only, so unit tests never wait for a broker; stopped if started here."""
-    with acquire_broker() as handle:
+    """Started on first use only, so unit tests never wait for a broker: MUSE_BOOTSTRAP, a container,
+    or a throwaway local broker (fresh data, free ports) that is deleted afterwards."""
+    with acquire_broker(throwaway=True) as handle:
         yield handle
 
 

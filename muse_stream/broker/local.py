@@ -89,6 +89,14 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def free_port_pair(first: int = 29300, last: int = 29900) -> int:
+    """A port p with p and p+1 free on 127.0.0.1: a broker's client and controller listeners."""
+    for port in range(first, last, 2):
+        if port_is_free(port) and port_is_free(port + 1):
+            return port
+    raise BrokerSetupError(f"no two adjacent free ports between {first} and {last} on 127.0.0.1; free some or set MUSE_BOOTSTRAP")
+
+
 def _process_start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if there is no such process."""
     try:

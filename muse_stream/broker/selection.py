@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from muse_stream.broker.local import BrokerStatus, LocalBroker
+from muse_stream.broker.local import BrokerStatus, LocalBroker, free_port_pair
 
 BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
 # Confluent's KRaft-capable image; testcontainers' Kafka module speaks its configuration.
@@ -38,8 +41,14 @@ def docker_engine_answers() -> bool:
 
 
 @contextlib.contextmanager
-def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True) -> Iterator[BrokerHandle]:
-    """Yield a reachable broker; stop it on exit only if this call started it and asked to."""
+def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True,
+                   throwaway: bool = False) -> Iterator[BrokerHandle]:
+    """Yield a reachable broker; stop it on exit only if this call started it and asked to.
+
+    ``throwaway`` (the test suite's choice) starts a fresh local broker in a temporary directory
+    on free ports and deletes it afterwards, instead of using `muse broker start`'s broker: tests
+    then neither disturb a developer's broker nor pile their topics up in it run after run.
+    """
     explicit = os.environ.get(BOOTSTRAP_ENV)
     if explicit:
         yield BrokerHandle(bootstrap=explicit, source="env", started_here=False)
@@ -47,6 +56,16 @@ def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True
     if allow_container and docker_engine_answers():
         with _kafka_container() as bootstrap:
             yield BrokerHandle(bootstrap=bootstrap, source="container", started_here=True)
+        return
+    if throwaway:
+        home = Path(tempfile.mkdtemp(prefix="muse-broker-"))
+        broker = LocalBroker(home=home, port=free_port_pair())
+        try:
+            broker.start()
+            yield BrokerHandle(bootstrap=broker.bootstrap, source="local (throwaway)", started_here=True)
+        finally:
+            broker.stop()
+            shutil.rmtree(home, ignore_errors=True)
         return
     broker = LocalBroker.default()
     started = broker.start() if broker.status() is not BrokerStatus.RUNNING else False

@@ -10,16 +10,9 @@ import pytest
 
 from muse_stream.broker import BrokerStatus, LocalBroker
 from muse_stream.broker.artifacts import BrokerSetupError
-from muse_stream.broker.local import port_is_free
+from muse_stream.broker.local import free_port_pair
 
 pytestmark = pytest.mark.kafka
-
-
-def _free_port_pair() -> int:
-    for port in range(29300, 29900, 2):
-        if port_is_free(port) and port_is_free(port + 1):
-            return port
-    raise RuntimeError("no free port pair")
 
 
 def _has_process(pid: int) -> bool:
@@ -27,7 +20,7 @@ def _has_process(pid: int) -> bool:
 
 
 def test_start_is_idempotent_and_stop_leaves_no_process(tmp_path: Path) -> None:
-    broker = LocalBroker(home=tmp_path / "broker", port=_free_port_pair(), heap="512m")
+    broker = LocalBroker(home=tmp_path / "broker", port=free_port_pair(30000, 30600), heap="512m")
     assert broker.status() is BrokerStatus.STOPPED
     assert broker.start() is True
     try:
@@ -45,7 +38,7 @@ def test_start_is_idempotent_and_stop_leaves_no_process(tmp_path: Path) -> None:
 
 
 def test_a_stale_pid_file_is_reported_and_never_signalled(tmp_path: Path) -> None:
-    broker = LocalBroker(home=tmp_path, port=_free_port_pair())
+    broker = LocalBroker(home=tmp_path, port=free_port_pair(30000, 30600))
     tmp_path.mkdir(exist_ok=True)
     # Our own pid with a wrong start time: a recycled pid must not be taken for the broker.
     broker.pid_file.write_text(f"{os.getpid()} 1\n")
@@ -55,7 +48,7 @@ def test_a_stale_pid_file_is_reported_and_never_signalled(tmp_path: Path) -> Non
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
-    port = _free_port_pair()
+    port = free_port_pair(30000, 30600)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
@@ -64,7 +57,7 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_broker_that_dies_while_starting_shows_its_log(tmp_path: Path) -> None:
-    broker = LocalBroker(home=tmp_path, port=_free_port_pair(), heap="not-a-size")
+    broker = LocalBroker(home=tmp_path, port=free_port_pair(30000, 30600), heap="not-a-size")
     with pytest.raises(BrokerSetupError, match=r"exited with code \d+ while starting; last lines of .*broker\.log"):
         broker.start()
     assert broker.status() is BrokerStatus.STOPPED
