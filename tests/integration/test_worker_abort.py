@@ -65,8 +65,15 @@ def _worker(kafka: BrokerHandle, names: TopicNames, watcher: ConfigWatcher, work
     return worker
 
 
-def _ids(kafka: BrokerHandle, names: TopicNames, expect: int) -> Counter[str]:
-    records = read_committed(kafka.bootstrap, [names.output_topic(TENANT)], expect=expect, timeout=60)
+def _run_and_read(kafka: BrokerHandle, names: TopicNames, worker: Worker) -> Counter[str]:
+    """Run the worker in a thread until the output holds EVENTS results; their event ids, counted."""
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        records = read_committed(kafka.bootstrap, [names.output_topic(TENANT)], expect=EVENTS, timeout=60)
+    finally:
+        worker.stop()
+        thread.join(30)
     return Counter(orjson.loads(value)["event_id"] for _, _, value in records)
 
 
@@ -74,13 +81,7 @@ def test_aborted_transactions_are_invisible_and_their_batches_come_out_once(
         kafka: BrokerHandle, topic_names: TopicNames, deployed: ConfigWatcher, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_module, "ABORT_BACKOFF_S", 0.01)
     worker = _worker(kafka, topic_names, deployed, "w1", aborts=3)
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
-        ids = _ids(kafka, topic_names, EVENTS)
-    finally:
-        worker.stop()
-        thread.join(30)
+    ids = _run_and_read(kafka, topic_names, worker)
     assert worker.stats.aborts == 3 and worker.aborts == 0
     assert ids == Counter({f"e{i}": 1 for i in range(EVENTS)})
 
@@ -95,11 +96,5 @@ def test_a_batch_that_keeps_failing_stops_the_worker_loudly_and_loses_nothing(
     assert failing.stats.results == 0
 
     healthy = _worker(kafka, topic_names, deployed, "w1", aborts=0)  # the restart, same worker id
-    thread = threading.Thread(target=healthy.run)
-    thread.start()
-    try:
-        ids = _ids(kafka, topic_names, EVENTS)
-    finally:
-        healthy.stop()
-        thread.join(30)
+    ids = _run_and_read(kafka, topic_names, healthy)
     assert ids == Counter({f"e{i}": 1 for i in range(EVENTS)})
