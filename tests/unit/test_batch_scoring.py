@@ -170,3 +170,27 @@ def test_incomplete_events_under_a_reject_policy_cost_one_predict_call_and_are_n
     kept = np.delete(X, [3, 150], axis=0)
     assert np.array_equal([ScoreResult.model_validate_json(r.value).score for r in outcome.results],
                           real_score_batch(kept).mapped)
+
+
+def test_a_slow_shadow_delays_live_results_by_at_most_one_batch(predictors: dict[str, Predictor]) -> None:
+    import time
+
+    class SlowShadow:
+        id, name, version = "slow", "slow", "1"
+
+        def vectorize(self, records: object) -> object:
+            time.sleep(0.2)
+            return predictors["v2"].vectorize(records)  # type: ignore[arg-type]
+
+        def score_batch(self, matrix: object) -> object:
+            return predictors["v2"].score_batch(matrix)  # type: ignore[arg-type]
+
+    _, values = _events(50)
+    guard = ShadowGuard(budget_ms=50, cooldown_s=60)
+    scorer = BatchScorer(NAMES, shadow_guard=guard)
+    snapshot = StaticSnapshot(1, {"card-fraud": (predictors["v1"], (SlowShadow(),))})  # type: ignore[arg-type]
+    first = scorer.score(_records("bank-a", values), snapshot)
+    assert len(first.shadows) == 50 and guard.failures["slow"] == 1  # over budget: scored, then tripped
+    started = time.monotonic()
+    second = scorer.score(_records("bank-a", values), snapshot)
+    assert time.monotonic() - started < 0.15 and not second.shadows and len(second.results) == 50
