@@ -67,3 +67,31 @@ def test_input_regex_matches_only_input_topics() -> None:
     assert not pattern.match("ns.tenant.bank-a.output")
     assert not pattern.match("nsx.tenant.bank-a.input")
     assert not pattern.match("ns.internal.config")
+
+
+def test_missing_java_names_the_version_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from muse_stream.broker import artifacts
+
+    monkeypatch.setattr(artifacts.shutil, "which", lambda name: None)
+    with pytest.raises(artifacts.BrokerSetupError, match="Java 17 or newer.*MUSE_BOOTSTRAP"):
+        artifacts.require_java()
+
+
+def test_missing_maven_with_no_cached_jars_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from muse_stream.broker import artifacts
+
+    monkeypatch.setenv("MUSE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(artifacts.shutil, "which", lambda name: None)
+    with pytest.raises(artifacts.BrokerSetupError, match=r"not cached in .*Apache Maven 3\.6\+"):
+        artifacts.ensure_kafka_jars()
+
+
+def test_cached_jars_need_no_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from muse_stream.broker import artifacts
+
+    monkeypatch.setenv("MUSE_CACHE_DIR", str(tmp_path))
+    libs = artifacts.kafka_libs_dir()
+    libs.mkdir(parents=True)
+    (libs / ".complete").write_text("x")
+    monkeypatch.setattr(artifacts.shutil, "which", lambda name: None)
+    assert artifacts.ensure_kafka_jars() == libs
