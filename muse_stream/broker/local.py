@@ -25,18 +25,21 @@ DEFAULT_PORT = 19092
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
+# Warnings, plus the servers' start and stop lines. At INFO, Kafka logs several lines per partition
+# on every topic creation and deletion: one broker.log reached 266 MB in an afternoon of benchmarks
+# (the log is the broker's stdout, so nothing rotates it).
 _LOG4J2_PROPERTIES = """\
 status = warn
 appender.console.type = Console
 appender.console.name = STDOUT
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
+rootLogger.level = WARN
 rootLogger.appenderRef.stdout.ref = STDOUT
-logger.state.name = state.change.logger
-logger.state.level = WARN
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
+logger.raftserver.name = kafka.server.KafkaRaftServer
+logger.raftserver.level = INFO
+logger.brokerserver.name = kafka.server.BrokerServer
+logger.brokerserver.level = INFO
 """
 
 
