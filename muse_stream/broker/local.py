@@ -82,6 +82,15 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, never starting with '-' (which the
+    storage tool would read as an option; Kafka's own Uuid.randomUuid skips those too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -270,7 +279,7 @@ class LocalBroker:
         """Format the KRaft log directory once; an existing one keeps its data and cluster id."""
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         result = subprocess.run(
             [java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
              "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", "--standalone",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from muse_stream.broker.artifacts import _java_major_version
-from muse_stream.broker.local import server_properties
+from muse_stream.broker.local import new_cluster_id, server_properties
 from muse_stream.topics import TopicError, TopicNames
 
 
@@ -95,3 +95,10 @@ def test_cached_jars_need_no_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     (libs / ".complete").write_text("x")
     monkeypatch.setattr(artifacts.shutil, "which", lambda name: None)
     assert artifacts.ensure_kafka_jars() == libs
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    # One id in 64 would start with '-' if drawn naively; CI once failed on exactly that.
+    ids = [new_cluster_id() for _ in range(3000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
