@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
-from muse_stream.broker.clients import consumer_config, producer_config
+from muse_stream.broker.clients import producer_config
+from muse_stream.broker.readback import read_topics
 from muse_stream.config.files import load_deployment_file
 from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.config.watcher import ConfigWatcher
@@ -114,20 +115,10 @@ class _EventSource:
 
 
 def _read(bootstrap: str, topics: list[str], expect: int, timeout: float = 120.0) -> list[tuple[str, dict]]:
-    consumer = Consumer(consumer_config(bootstrap, f"demo-reader-{uuid.uuid4()}"))
-    consumer.subscribe(topics)
-    records: list[tuple[str, dict]] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expect and time.monotonic() < deadline:
-            for message in consumer.consume(5000, timeout=0.5):
-                if message.error() is None:
-                    records.append((message.topic(), orjson.loads(message.value())))
-    finally:
-        consumer.close()
+    records = read_topics(bootstrap, topics, expect=expect, timeout=timeout, settle=0.5)
     if len(records) < expect:
         raise MuseError(f"only {len(records)} of {expect} results arrived on {topics} within {timeout:.0f} s")
-    return records
+    return [(topic, orjson.loads(value)) for topic, _, value in records]
 
 
 def run_demo(bootstrap: str, topology_dir: Path, *, events_per_tenant: int = 4000, keep_topics: bool = False,
@@ -196,7 +187,7 @@ def _summarize(outputs: list[tuple[str, dict]], shadows: list[tuple[str, dict]],
               + "  ".join(f"alerts>={t:<4}" for t in THRESHOLDS) + "   " + "  ".join(f"raw>={t:<4}" for t in THRESHOLDS))
     say("")
     say("Alert rate per tenant at fixed thresholds (the tenants' thresholds never change):")
-    say(f"reference curve target: " + ", ".join(f"{target:.0%} of events >= {t}" for t, target in zip(THRESHOLDS, targets)))
+    say("reference curve target: " + ", ".join(f"{target:.0%} of events >= {t}" for t, target in zip(THRESHOLDS, targets)))
     say(header)
     rows = []
     for (tenant, intent, version, predictor_id), scored in sorted(groups.items()):

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from muse_stream.errors import MuseError
 from muse_stream.models import ModelRecord, ModelRegistry, open_store
-from muse_stream.predictors import ModelRef, PredictorSpec
+from muse_stream.predictors.fitting import corrected_scores, predictor_spec
 from muse_stream.predictors.predictor import MissingFeatureError
 from muse_stream.transforms import (
     DEFAULT_N_KNOTS,
@@ -105,16 +105,14 @@ def _fit(args: argparse.Namespace) -> int:
         if args.model or args.artifact:
             raise MuseError("give either --score-column (a file of scores) or --model/--artifact (a file of features), not both")
         raw = _column(_read_table(args.parquet, [args.score_column]), args.score_column, pa.float64())
-        b = 1.0 if args.b is None else args.b
+        corrected = posterior_correction(raw, 1.0 if args.b is None else args.b)
     elif args.model or args.artifact:
         registry = ModelRegistry(open_store(args.store))
         record = _model_record(args, registry)
         matrix = feature_matrix(args.parquet, record.feature_names, args.missing_policy)
-        raw = registry.load(record).inplace_predict(matrix, validate_features=False)
-        b = record.b
+        corrected = corrected_scores(record, registry.store, matrix)
     else:
         raise MuseError("say what to fit on: --model NAME:VERSION or --artifact PATH for features, or --score-column COLUMN")
-    corrected = posterior_correction(raw, b)
     qmap = QuantileMap.fit(corrected, reference, n_knots=args.n_knots)
     _print_fit(qmap, corrected, reference)
     if args.out:
@@ -122,11 +120,8 @@ def _fit(args: argparse.Namespace) -> int:
             text = qmap.to_json()
             Path(args.out).write_text(text + "\n")
         else:
-            spec = PredictorSpec(
-                name=args.name or record.name, version=args.version or record.version,
-                model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
-                feature_names=record.feature_names, b=b, missing_policy=args.missing_policy, quantile_map=qmap.to_dict(),
-            )
+            spec = predictor_spec(record, qmap, name=args.name or record.name, version=args.version or record.version,
+                                  missing_policy=args.missing_policy)
             spec.save(args.out)
             print(f"predictor {spec.name}:{spec.version} id {spec.id}")
         print(f"wrote {args.out}")

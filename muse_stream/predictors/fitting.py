@@ -12,8 +12,24 @@ import numpy.typing as npt
 from muse_stream.models.registry import ModelRecord, load_booster
 from muse_stream.models.store import ArtifactStore
 from muse_stream.predictors.spec import MissingPolicy, ModelRef, PredictorSpec
-from muse_stream.transforms import AlertRateCurve, QuantileMap, posterior_correction
-from muse_stream.transforms import Reference
+from muse_stream.transforms import DEFAULT_N_KNOTS, AlertRateCurve, QuantileMap, Reference, posterior_correction
+
+
+def corrected_scores(record: ModelRecord, store: ArtifactStore, features: npt.ArrayLike) -> np.ndarray:
+    """The model's scores on a feature sample, with its negative downsampling (`b`) undone."""
+    booster = load_booster(record.sha256, store, feature_names=record.feature_names)
+    raw = booster.inplace_predict(np.asarray(features, dtype=np.float32), validate_features=False)
+    return posterior_correction(np.asarray(raw, dtype=np.float64), record.b)
+
+
+def predictor_spec(record: ModelRecord, quantile_map: QuantileMap, *, name: str, version: str,
+                   missing_policy: MissingPolicy = "xgboost_missing") -> PredictorSpec:
+    return PredictorSpec(
+        name=name, version=version,
+        model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
+        feature_names=record.feature_names, b=record.b, missing_policy=missing_policy,
+        quantile_map=quantile_map.to_dict(),
+    )
 
 
 def fit_predictor_spec(
@@ -25,14 +41,8 @@ def fit_predictor_spec(
     version: str,
     reference: Reference | None = None,
     missing_policy: MissingPolicy = "xgboost_missing",
+    n_knots: int = DEFAULT_N_KNOTS,
 ) -> PredictorSpec:
-    booster = load_booster(record.sha256, store, feature_names=record.feature_names)
-    raw = booster.inplace_predict(np.asarray(features, dtype=np.float32), validate_features=False)
-    corrected = posterior_correction(np.asarray(raw, dtype=np.float64), record.b)
-    quantile_map = QuantileMap.fit(corrected, reference or AlertRateCurve.default())
-    return PredictorSpec(
-        name=name, version=version,
-        model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
-        feature_names=record.feature_names, b=record.b, missing_policy=missing_policy,
-        quantile_map=quantile_map.to_dict(),
-    )
+    quantile_map = QuantileMap.fit(corrected_scores(record, store, features), reference or AlertRateCurve.default(),
+                                   n_knots=n_knots)
+    return predictor_spec(record, quantile_map, name=name, version=version, missing_policy=missing_policy)

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from muse_stream.broker import BrokerHandle
-from muse_stream.broker.clients import consumer_config, transactional_producer_config
+from muse_stream.broker.clients import transactional_producer_config
+from muse_stream.broker.readback import read_topics
 from muse_stream.topics import TopicAdmin, TopicNames
 
 pytestmark = pytest.mark.kafka
-
-
-def _read_all(bootstrap: str, topic: str, isolation: str, expected_at_least: int, timeout: float = 30.0) -> list[bytes]:
-    """Read a topic from the start until it goes quiet after reaching `expected_at_least` records."""
-    consumer = Consumer(consumer_config(bootstrap, f"reader-{uuid.uuid4()}", **{"isolation.level": isolation}))
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is None:
-                if len(values) >= expected_at_least and time.monotonic() - quiet_since > 1.5:
-                    break
-                continue
-            if message.error():
-                continue
-            values.append(message.value())
-            quiet_since = time.monotonic()
-    finally:
-        consumer.close()
-    return values
 
 
 def test_read_committed_sees_committed_records_once_and_never_aborted_ones(
@@ -61,10 +38,11 @@ def test_read_committed_sees_committed_records_once_and_never_aborted_ones(
             producer.commit_transaction()
             committed += values
 
-    read_committed = _read_all(kafka.bootstrap, topic, "read_committed", len(committed))
+    read_committed = [v for _, _, v in read_topics(kafka.bootstrap, [topic], expect=len(committed), timeout=30, settle=1.5)]
     assert sorted(read_committed) == sorted(committed)  # each committed record exactly once
     assert not set(read_committed) & set(aborted)
 
     # Proof that the records were on the log: an uncommitted reader does see the aborted ones.
-    read_uncommitted = _read_all(kafka.bootstrap, topic, "read_uncommitted", len(committed) + len(aborted))
+    read_uncommitted = [v for _, _, v in read_topics(kafka.bootstrap, [topic], expect=len(committed) + len(aborted),
+                                                        timeout=30, settle=1.5, isolation="read_uncommitted")]
     assert set(aborted) <= set(read_uncommitted)

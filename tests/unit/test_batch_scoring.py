@@ -143,7 +143,8 @@ def test_poison_corpus_covers_at_least_twenty_kinds() -> None:
 
 def test_missing_features_pass_as_missing_under_the_lenient_policy(predictors: dict[str, Predictor]) -> None:
     features = {name: 0.1 for name in FEATURE_NAMES[2:]}
-    value = orjson.dumps({"event_id": "gappy", "features": features})
+    # A feature the model does not know is ignored.
+    value = orjson.dumps({"event_id": "gappy", "features": {**features, "not_a_model_feature": 9.0}})
     outcome = BatchScorer(NAMES).score(_records("bank-a", [value]),
                                        StaticSnapshot(1, {"card-fraud": (predictors["v1"], ())}))
     assert len(outcome.results) == 1 and not outcome.dead_letters
