@@ -24,6 +24,9 @@ TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TENANT_TOPIC_KINDS = ("input", "output", "dlq")
 ADMIN_TIMEOUT_S = 30.0
+# Topics per CreateTopics/DeleteTopics request: a single request for 1,500 topics (500 tenants)
+# can outlast the admin timeout on a small broker.
+ADMIN_REQUEST_TOPICS = 300
 
 
 class TopicError(MuseError):
@@ -151,10 +154,11 @@ class TopicAdmin:
         existing = self.existing_topics()
         missing = [spec for spec in specs if spec.name not in existing]
         created: list[str] = []
-        if missing:
+        for start in range(0, len(missing), ADMIN_REQUEST_TOPICS):
+            chunk = missing[start:start + ADMIN_REQUEST_TOPICS]
             futures = self._admin.create_topics(
                 [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=dict(s.configs))
-                 for s in missing],
+                 for s in chunk],
                 operation_timeout=ADMIN_TIMEOUT_S,
             )
             for name, future in futures.items():
@@ -164,26 +168,30 @@ class TopicAdmin:
                 except KafkaException as error:
                     if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won
                         raise TopicError(f"creating topic {name!r} on {self.bootstrap} failed: {error}") from error
-            self._await_visible([spec.name for spec in missing])
-        self.check(specs)
+        if missing:
+            existing = self._await_visible([spec.name for spec in missing])
+        self.check(specs, existing)
         return created
 
-    def _await_visible(self, names: list[str]) -> None:
-        """Creation is acknowledged before every broker's metadata shows the topic; wait for that."""
+    def _await_visible(self, names: list[str]) -> dict[str, int]:
+        """Creation is acknowledged before every broker's metadata shows the topic; wait for that
+        and return the listing that shows them."""
         deadline = time.monotonic() + ADMIN_TIMEOUT_S
         while True:
             existing = self.existing_topics()
             if all(name in existing for name in names):
-                return
+                return existing
             if time.monotonic() > deadline:
                 missing = [name for name in names if name not in existing]
                 raise TopicError(f"topics {missing} were created on {self.bootstrap} but are not in its metadata "
                                  f"after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`.")
             time.sleep(0.1)
 
-    def check(self, specs: Iterable[TopicSpec]) -> None:
+    def check(self, specs: Iterable[TopicSpec], existing: Mapping[str, int] | None = None) -> None:
+        """Every spec exists with at least its partitions and exactly its configs (``existing``: a
+        listing just taken, to spare the broker another one of every topic)."""
         specs = list(specs)
-        existing = self.existing_topics()
+        existing = self.existing_topics() if existing is None else existing
         for spec in specs:
             if spec.name not in existing:
                 raise TopicError(f"topic {spec.name!r} does not exist on {self.bootstrap}; create it with `muse tenants add`.")
@@ -216,8 +224,10 @@ class TopicAdmin:
         names = list(names)
         if not names:
             return
-        for future in self._admin.delete_topics(names, operation_timeout=ADMIN_TIMEOUT_S).values():
-            future.result()
+        for start in range(0, len(names), ADMIN_REQUEST_TOPICS):
+            chunk = names[start:start + ADMIN_REQUEST_TOPICS]
+            for future in self._admin.delete_topics(chunk, operation_timeout=ADMIN_TIMEOUT_S).values():
+                future.result()
 
 
 def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:

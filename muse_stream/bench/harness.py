@@ -41,9 +41,6 @@ from muse_stream.topics import TopicAdmin, TopicNames
 
 log = logging.getLogger(__name__)
 
-# Topic creation requests are split into batches of this many topics (500 tenants = 1,500 topics).
-TOPIC_BATCH = 300
-
 
 def bench_names(prefix: str = "bench") -> TopicNames:
     return TopicNames(f"{prefix}{uuid.uuid4().hex[:10]}")
@@ -90,14 +87,11 @@ def publish(bootstrap: str, names: TopicNames, config: DeploymentConfig, predict
     return ConfigPublisher(bootstrap, names).publish(config, artifacts).version
 
 
-def create_tenants(bootstrap: str, names: TopicNames, tenants: Sequence[str], partitions: int = 1,
-                   batch: int = TOPIC_BATCH) -> None:
-    admin = TopicAdmin(bootstrap)
+def create_tenants(bootstrap: str, names: TopicNames, tenants: Sequence[str], partitions: int = 1) -> None:
     specs = names.internal_topic_specs()
     for tenant in tenants:
         specs += names.tenant_topic_specs(tenant, partitions)
-    for start in range(0, len(specs), batch):
-        admin.ensure(specs[start:start + batch])
+    TopicAdmin(bootstrap).ensure(specs)
 
 
 def delete_namespace(bootstrap: str, names: TopicNames, *extra_prefixes: str) -> int:
@@ -105,8 +99,7 @@ def delete_namespace(bootstrap: str, names: TopicNames, *extra_prefixes: str) ->
     admin = TopicAdmin(bootstrap)
     prefixes = (f"{names.namespace}.", *extra_prefixes)
     doomed = [t for t in admin.existing_topics() if t.startswith(prefixes)]
-    for start in range(0, len(doomed), TOPIC_BATCH):
-        admin.delete(doomed[start:start + TOPIC_BATCH])
+    admin.delete(doomed)
     return len(doomed)
 
 

@@ -37,6 +37,34 @@ class WorkerError(MuseError):
     """The worker cannot go on safely; its message says where and what to check."""
 
 
+def produce_grouped(producer: Producer, records: list[OutgoingRecord]) -> None:
+    """Queue ``records`` with one ``produce_batch`` call per topic.
+
+    Why not ``produce()`` per record: librdkafka finds a topic's handle by walking the list of every
+    topic the producer has used, once per call, so with 500 tenants' output topics a record cost
+    ~2 us more, 10 ms per 5,000-record batch (``muse bench tenants`` showed it); one lookup per topic
+    does not grow with the tenants. Records keep their order within a topic, except that records
+    refused because the local queue was full are queued again after the ones accepted with them.
+    """
+    by_topic: dict[str, list[dict[str, bytes | None]]] = {}
+    for record in records:
+        messages = by_topic.get(record.topic)
+        if messages is None:
+            messages = by_topic[record.topic] = []
+        messages.append({"key": record.key, "value": record.value})
+    for topic, messages in by_topic.items():
+        while messages:
+            if producer.produce_batch(topic, messages) == len(messages):
+                break
+            refused = [m for m in messages if "_error" in m]
+            for message in refused:
+                error: KafkaError = message.pop("_error")  # type: ignore[assignment]
+                if error.code() != KafkaError._QUEUE_FULL:
+                    raise KafkaException(error)
+            messages = refused
+            producer.poll(0.05)  # the local queue is full: let deliveries drain it
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     bootstrap: str
@@ -122,13 +150,16 @@ class Worker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         names = self.settings.names
-        for tenant in {names.tenant_of_topic(p.topic) for p in partitions} - self._known_tenants:
+        new_tenants = sorted({names.tenant_of_topic(p.topic) for p in partitions} - self._known_tenants)
+        if new_tenants:
+            # One ensure for all of them: per tenant, a worker given 500 tenants spent 12 s listing topics.
+            specs = [spec for tenant in new_tenants for spec in names.tenant_topic_specs(tenant)]
             try:
-                self._admin.ensure(names.tenant_topic_specs(tenant))
+                self._admin.ensure(specs)
             except TopicError:
-                log.exception("tenant %s: its output/DLQ topics are not usable", tenant)
+                log.exception("the output/DLQ topics of tenants %s are not usable", ", ".join(new_tenants))
                 raise
-            self._known_tenants.add(tenant)
+            self._known_tenants.update(new_tenants)
         log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -247,14 +278,7 @@ class Worker:
         time.sleep(min(ABORT_BACKOFF_S * 2 ** (self._consecutive_aborts - 1), 5.0))
 
     def _produce_all(self, records: list[OutgoingRecord]) -> None:
-        produce = self.producer.produce
-        for record in records:
-            while True:
-                try:
-                    produce(record.topic, record.value, record.key)
-                    break
-                except BufferError:
-                    self.producer.poll(0.05)  # the local queue is full: let deliveries drain it
+        produce_grouped(self.producer, records)
 
     @staticmethod
     def _retrying(call: Callable[..., object], *args: object) -> None:
