@@ -2,10 +2,15 @@
 
 One transactional producer per worker serves every partition the worker owns. A batch is read,
 scored and written, and its input offsets are sent to the same transaction with the consumer's
-group metadata, so the broker fences a worker that lost its partitions in a rebalance. Each
-transaction opens and closes between two polls, and rebalance callbacks only run inside a poll,
-so no transaction ever spans a rebalance; records of revoked partitions still waiting in the batch
-being gathered are dropped (their new owner reads them from the committed offset).
+group metadata, so the broker fences a worker that lost its partitions in a rebalance.
+
+Commits overlap the next batch: while one transaction's offsets and commit travel to the broker (on
+a committer thread), the loop gathers and scores the next batch, and it begins the next transaction
+only once that commit has settled. Rebalance callbacks run only inside a poll, and the revoke
+callback first settles the commit in flight, so a transaction always lands under the generation its
+offsets were sent with; records of revoked partitions still waiting in the batch being gathered are
+dropped (their new owner reads them from the committed offset). A failed commit is aborted, and its
+batch and the batch read after it are both read again from the committed offsets.
 
 Error contract (librdkafka's): retriable -> retry; `txn_requires_abort()` -> abort, rewind the
 consumer to the committed offsets, go on; anything else is fatal -> raise, and the restarted worker
@@ -18,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -105,6 +111,18 @@ class WorkerStats:
                 f"batches={self.batches} aborts={self.aborts} rate={self.records_in / elapsed:.0f}/s")
 
 
+@dataclass
+class _CommitInFlight:
+    """A transaction whose records are queued and whose offsets and commit are on their way."""
+
+    future: Future[None]
+    next_offsets: dict[tuple[str, int], int]
+    records_in: int
+    results: int
+    dead_letters: int
+    shadows: int
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings, current_config: Callable[[], SnapshotLike],
                  scorer: BatchScorer | None = None) -> None:
@@ -114,6 +132,8 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._pending: list[Message] = []
+        self._in_flight: _CommitInFlight | None = None
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muse-committer")
         self._consecutive_aborts = 0
         self._known_tenants: set[str] = set()
         self._tenant_of_topic: dict[str, str] = {}
@@ -163,6 +183,9 @@ class Worker:
         log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The commit in flight carries offsets of these partitions under the current generation:
+        # it must land (or be aborted) before they change hands.
+        self._settle_in_flight()
         revoked = {(p.topic, p.partition) for p in partitions}
         before = len(self._pending)
         self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in revoked]
@@ -183,13 +206,17 @@ class Worker:
                 batch = self._gather()
                 if batch:
                     self._process(batch)
+                else:
+                    self._settle_in_flight()  # idle: let the last commit land and count it
                 if time.monotonic() - last_report > 10:
                     guard = self.scorer.shadow_guard
                     shadows = "".join(f" shadow {sid[:12]}: {guard.failures[sid]} trips, {guard.skipped_events[sid]} skipped"
                                       for sid in sorted(set(guard.failures) | set(guard.skipped_events)))
                     log.info("worker %s: %s%s", settings.worker_id, self.stats.line(), shadows)
                     last_report = time.monotonic()
+            self._settle_in_flight()
         finally:
+            self._committer.shutdown(wait=True)  # a commit still in flight lands or fails before we close
             self.consumer.close()
             self.producer.flush(5)
         return self.stats
@@ -238,35 +265,63 @@ class Worker:
             append(SourceRecord(tenant, topic, partition, offset, m.timestamp()[1], m.key(), m.value()))
             next_offsets[(topic, partition)] = offset + 1
         outcome = self.scorer.score(records, self.current_config())
+        if not self._settle_in_flight():
+            # The previous transaction was aborted and its input rewound; this batch was read after
+            # it, so it goes back too.
+            self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
+            return
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
         try:
             self.producer.begin_transaction()
             self._produce_all(outcome.results)
             self._produce_all(outcome.dead_letters)
             self._produce_all(outcome.shadows)
-            self._retrying(self.producer.send_offsets_to_transaction, offsets, self.consumer.consumer_group_metadata())
-            self._retrying(self.producer.commit_transaction)
         except KafkaException as exception:
-            error: KafkaError = exception.args[0]
-            if error.fatal():  # fenced or broken: only a new producer (a restart) can go on
-                raise
-            # Anything else inside a transaction leaves it unusable: abort it, read the batch again.
-            self._abort_and_rewind(error, batch, next_offsets)
+            self._on_failed_transaction(exception, len(batch), next_offsets)
             return
+        self._in_flight = _CommitInFlight(
+            self._committer.submit(self._finish_transaction, offsets, self.consumer.consumer_group_metadata()),
+            next_offsets, len(batch), len(outcome.results), len(outcome.dead_letters), len(outcome.shadows))
+
+    def _finish_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
+        """On the committer thread: the input offsets into the transaction, then the commit."""
+        self._retrying(self.producer.send_offsets_to_transaction, offsets, group_metadata)
+        self._retrying(self.producer.commit_transaction)
+
+    def _settle_in_flight(self) -> bool:
+        """Wait for the commit in flight, if any: count it if it landed, abort and rewind it if not.
+        False if it failed (its input is rewound)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return True
+        try:
+            in_flight.future.result()
+        except KafkaException as exception:
+            self._on_failed_transaction(exception, in_flight.records_in, in_flight.next_offsets)
+            return False
         self._consecutive_aborts = 0
         stats = self.stats
         stats.batches += 1
-        stats.records_in += len(batch)
-        stats.results += len(outcome.results)
-        stats.dead_letters += len(outcome.dead_letters)
-        stats.shadows += len(outcome.shadows)
+        stats.records_in += in_flight.records_in
+        stats.results += in_flight.results
+        stats.dead_letters += in_flight.dead_letters
+        stats.shadows += in_flight.shadows
+        return True
 
-    def _abort_and_rewind(self, error: KafkaError, batch: list[Message], next_offsets: dict[tuple[str, int], int]) -> None:
+    def _on_failed_transaction(self, exception: KafkaException, records_in: int,
+                               next_offsets: dict[tuple[str, int], int]) -> None:
+        error: KafkaError = exception.args[0]
+        if error.fatal():  # fenced or broken: only a new producer (a restart) can go on
+            raise exception
+        # Anything else inside a transaction leaves it unusable: abort it, read the batch again.
+        self._abort_and_rewind(error, records_in, next_offsets)
+
+    def _abort_and_rewind(self, error: KafkaError, records_in: int, next_offsets: dict[tuple[str, int], int]) -> None:
         self._consecutive_aborts += 1
         self.stats.aborts += 1
         span = ", ".join(f"{topic}[{partition}] up to offset {offset - 1}" for (topic, partition), offset in next_offsets.items())
         log.warning("transaction of %d records aborted (%s): %s; rewinding to the committed offsets",
-                    len(batch), error.str(), span)
+                    records_in, error.str(), span)
         self._retrying(self.producer.abort_transaction)
         self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
         if self._consecutive_aborts >= MAX_CONSECUTIVE_ABORTS:

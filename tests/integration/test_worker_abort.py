@@ -8,16 +8,18 @@ transaction may show, and the rewound batch must come out exactly once.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 import muse_stream.pipeline.worker as worker_module
 from muse_stream.broker import BrokerHandle
+from muse_stream.broker.clients import producer_config
 from muse_stream.config.watcher import ConfigWatcher
 from muse_stream.pipeline.scoring import OutgoingRecord
 from muse_stream.pipeline.worker import Worker, WorkerError, WorkerSettings
@@ -44,6 +46,21 @@ class AbortingWorker(Worker):
         super()._produce_all(records)
 
 
+class CommitFailingWorker(Worker):
+    """Fails the next `aborts` commits on the committer thread, after their offsets went in; each
+    failure comes late enough that the loop has read and scored the next batch meanwhile."""
+
+    aborts = 0
+
+    def _finish_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
+        if self.aborts:
+            self.producer.send_offsets_to_transaction(offsets, group_metadata)
+            time.sleep(0.3)
+            self.aborts -= 1
+            raise KafkaException(KafkaError(KafkaError._STATE, "injected: commit failed", txn_requires_abort=True))
+        super()._finish_transaction(offsets, group_metadata)
+
+
 @pytest.fixture
 def deployed(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> Iterator[ConfigWatcher]:
     predictor = small_predictor(tmp_path, seed=1)
@@ -65,12 +82,12 @@ def _worker(kafka: BrokerHandle, names: TopicNames, watcher: ConfigWatcher, work
     return worker
 
 
-def _run_and_read(kafka: BrokerHandle, names: TopicNames, worker: Worker) -> Counter[str]:
+def _run_and_read(kafka: BrokerHandle, names: TopicNames, worker: Worker, events: int = EVENTS) -> Counter[str]:
     """Run the worker in a thread until the output holds EVENTS results; their event ids, counted."""
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        records = read_committed(kafka.bootstrap, [names.output_topic(TENANT)], expect=EVENTS, timeout=60)
+        records = read_committed(kafka.bootstrap, [names.output_topic(TENANT)], expect=events, timeout=60)
     finally:
         worker.stop()
         thread.join(30)
@@ -84,6 +101,33 @@ def test_aborted_transactions_are_invisible_and_their_batches_come_out_once(
     ids = _run_and_read(kafka, topic_names, worker)
     assert worker.stats.aborts == 3 and worker.aborts == 0
     assert ids == Counter({f"e{i}": 1 for i in range(EVENTS)})
+
+
+def test_a_failed_commit_rewinds_its_batch_and_the_batch_scored_meanwhile(
+        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Partition 0 then partition 1, a batch each: the first commit fails while the second batch,
+    from the other partition, is already scored, so that batch must be rewound as well."""
+    monkeypatch.setattr(worker_module, "ABORT_BACKOFF_S", 0.01)
+    predictor = small_predictor(tmp_path, seed=1)
+    create_tenants(kafka.bootstrap, topic_names, [TENANT], partitions=2)
+    one = {"fraud-v1": predictor}
+    publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}),
+            one, tmp_path)
+    half = 400
+    producer = Producer(producer_config(kafka.bootstrap))
+    for i in range(2 * half):
+        producer.produce(topic_names.input_topic(TENANT), orjson.dumps({"event_id": f"e{i}", "features": {}}),
+                         partition=i // half)
+    assert producer.flush(30) == 0
+    with ConfigWatcher(kafka.bootstrap, topic_names) as watcher:
+        watcher.wait_for_version(1, timeout=30)
+        worker = CommitFailingWorker(WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="w1",
+                                                    max_batch=half, commit_interval_ms=2000), watcher.live_snapshot)
+        worker.aborts = 1
+        ids = _run_and_read(kafka, topic_names, worker, 2 * half)
+    assert worker.stats.aborts == 1 and worker.aborts == 0
+    assert ids == Counter({f"e{i}": 1 for i in range(2 * half)})
+    assert worker.stats.results == 2 * half  # only committed transactions count
 
 
 def test_a_batch_that_keeps_failing_stops_the_worker_loudly_and_loses_nothing(
