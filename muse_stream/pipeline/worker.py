@@ -279,9 +279,21 @@ class Worker:
         except KafkaException as exception:
             self._on_failed_transaction(exception, len(batch), next_offsets)
             return
-        self._in_flight = _CommitInFlight(
-            self._committer.submit(self._finish_transaction, offsets, self.consumer.consumer_group_metadata()),
-            next_offsets, len(batch), len(outcome.results), len(outcome.dead_letters), len(outcome.shadows))
+        group_metadata = self.consumer.consumer_group_metadata()
+        in_flight = self._in_flight = _CommitInFlight(
+            Future(), next_offsets, len(batch), len(outcome.results), len(outcome.dead_letters), len(outcome.shadows))
+        if len(batch) >= self.settings.max_batch:
+            # A full batch means a backlog: read and score the next batch while this one commits.
+            in_flight.future = self._committer.submit(self._finish_transaction, offsets, group_metadata)
+            return
+        # Below the cap there is little to overlap, and the hop to the committer thread cost latency
+        # (muse bench latency: p50 10 -> 19 ms at 1,000 events/s), so commit right here.
+        try:
+            self._finish_transaction(offsets, group_metadata)
+            in_flight.future.set_result(None)
+        except KafkaException as exception:
+            in_flight.future.set_exception(exception)
+        self._settle_in_flight()
 
     def _finish_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
         """On the committer thread: the input offsets into the transaction, then the commit."""

@@ -103,10 +103,13 @@ def test_aborted_transactions_are_invisible_and_their_batches_come_out_once(
     assert ids == Counter({f"e{i}": 1 for i in range(EVENTS)})
 
 
+@pytest.mark.parametrize("overlapped", [True, False], ids=["full-batches-commit-on-the-committer", "commit-inline"])
 def test_a_failed_commit_rewinds_its_batch_and_the_batch_scored_meanwhile(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Partition 0 then partition 1, a batch each: the first commit fails while the second batch,
-    from the other partition, is already scored, so that batch must be rewound as well."""
+        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        overlapped: bool) -> None:
+    """Partition 0 then partition 1, a full batch each: the first commit fails while the second
+    batch, from the other partition, is already scored, so that batch must be rewound as well.
+    Batches below the cap commit inline, where a failed commit has no batch read after it."""
     monkeypatch.setattr(worker_module, "ABORT_BACKOFF_S", 0.01)
     predictor = small_predictor(tmp_path, seed=1)
     create_tenants(kafka.bootstrap, topic_names, [TENANT], partitions=2)
@@ -122,7 +125,8 @@ def test_a_failed_commit_rewinds_its_batch_and_the_batch_scored_meanwhile(
     with ConfigWatcher(kafka.bootstrap, topic_names) as watcher:
         watcher.wait_for_version(1, timeout=30)
         worker = CommitFailingWorker(WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="w1",
-                                                    max_batch=half, commit_interval_ms=2000), watcher.live_snapshot)
+                                                    max_batch=half if overlapped else 10 * half,
+                                                    commit_interval_ms=2000), watcher.live_snapshot)
         worker.aborts = 1
         ids = _run_and_read(kafka, topic_names, worker, 2 * half)
     assert worker.stats.aborts == 1 and worker.aborts == 0
