@@ -10,7 +10,8 @@ import pytest
 
 from muse_stream.broker import BrokerStatus, LocalBroker
 from muse_stream.broker.artifacts import BrokerSetupError
-from muse_stream.broker.local import free_port_pair
+from muse_stream.broker.local import INDEX_INTERVAL_BYTES, free_port_pair
+from muse_stream.topics import TopicAdmin, TopicSpec
 
 pytestmark = pytest.mark.kafka
 
@@ -30,6 +31,9 @@ def test_start_is_idempotent_and_stop_leaves_no_process(tmp_path: Path) -> None:
         assert broker.is_ready()
         assert broker.start() is False  # reports the running broker instead of starting another
         assert broker.running_pid() == pid
+        admin = TopicAdmin(broker.bootstrap)  # the broker runs with the settings we ship
+        admin.ensure([TopicSpec("settings-probe", 1)])
+        assert admin.topic_configs(["settings-probe"])["settings-probe"]["index.interval.bytes"] == str(INDEX_INTERVAL_BYTES)
     finally:
         assert broker.stop() is True
     assert not _has_process(pid)
@@ -50,6 +54,7 @@ def test_a_stale_pid_file_is_reported_and_never_signalled(tmp_path: Path) -> Non
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     port = free_port_pair(30000, 30600)
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port may be in TIME_WAIT from a test before
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         with pytest.raises(BrokerSetupError, match=f"port {port} on 127.0.0.1 .*MUSE_BROKER_PORT"):
