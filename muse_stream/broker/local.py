@@ -53,14 +53,6 @@ def default_home() -> Path:
     return Path(os.environ.get("MUSE_HOME") or user_state_dir("muse-stream")) / "broker"
 
 
-# An offset/time index entry per MiB of log instead of Kafka's 4 KiB. Index files are memory-mapped,
-# and on this project's VM disk (ext4) a write into an index page stalled the broker for up to
-# half a second at a time: the commit markers of a transaction over many tenants' partitions waited
-# behind it (README, "Tenants and workers"). The cost: a fetch from an arbitrary offset scans up to
-# 1 MiB of batch headers from the nearest entry instead of 4 KiB.
-INDEX_INTERVAL_BYTES = 1024 * 1024
-
-
 def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
     """One-node settings under which transactions and consumer groups work."""
     settings = {
@@ -86,7 +78,6 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "24",
         "log.segment.bytes": str(64 * 1024 * 1024),
-        "log.index.interval.bytes": str(INDEX_INTERVAL_BYTES),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from muse_stream.broker.local import INDEX_INTERVAL_BYTES, BrokerStatus, LocalBroker, free_port_pair
+from muse_stream.broker.local import BrokerStatus, LocalBroker, free_port_pair
 
 BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
 # Confluent's KRaft-capable image; testcontainers' Kafka module speaks its configuration.
@@ -89,7 +89,6 @@ def _kafka_container() -> Iterator[str]:
         .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
         .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
         .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
-        .with_env("KAFKA_LOG_INDEX_INTERVAL_BYTES", str(INDEX_INTERVAL_BYTES))  # as the local broker
     )
     with container:
         yield container.get_bootstrap_server()
