@@ -7,12 +7,15 @@ after a promotion pays no model-loading cost.
 
 Sharing: boosters are cached per sha256 by :func:`muse_stream.models.load_booster`; predictors are
 cached here per predictor id (content hash), so every snapshot, route and watcher of a process
-that names the same spec uses one :class:`Predictor` object.
+that names the same spec uses one :class:`Predictor` object. Both caches hold their entries weakly:
+a predictor no snapshot names any more (a retired model, a dropped shadow) is freed with its booster
+once the last snapshot that used it is gone, so a long-lived worker does not grow with every version.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -25,7 +28,7 @@ from muse_stream.routing import Route, RouteTable, RoutingDecision
 
 WARM_ROWS = 8
 
-_PREDICTORS: dict[str, Predictor] = {}
+_PREDICTORS: weakref.WeakValueDictionary[str, Predictor] = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 
 

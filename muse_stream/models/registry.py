@@ -1,9 +1,10 @@
-"""Model registry: named, versioned XGBoost artifacts, each parsed once per process.
+"""Model registry: named, versioned XGBoost artifacts, each parsed once while in use.
 
 Registering checks an artifact before anything is written (it parses, its objective emits
 probabilities, its feature names agree), so a bad file is refused with a message naming it and
 can never replace a good version. :func:`load_booster` keeps a process-wide cache keyed by sha256:
-however many predictors share a model, it is read and parsed once.
+however many predictors share a model, it is read and parsed once. The cache holds boosters weakly,
+so a model no predictor uses any more is freed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,7 +94,7 @@ def check_feature_names(booster: xgboost.Booster, expected: tuple[str, ...] | No
     return names
 
 
-_CACHE: dict[str, xgboost.Booster] = {}
+_CACHE: weakref.WeakValueDictionary[str, xgboost.Booster] = weakref.WeakValueDictionary()
 _LOADS: Counter[str] = Counter()
 _LOCK = threading.Lock()
 
@@ -103,7 +105,8 @@ def _describe(store: ArtifactStore, sha256: str) -> str:
 
 
 def load_booster(sha256: str, store: ArtifactStore, *, feature_names: tuple[str, ...] | None = None) -> xgboost.Booster:
-    """The booster for ``sha256``, parsed at most once per process (unless a load fails)."""
+    """The booster for ``sha256``, parsed once for as long as anything holds it (a failed load is
+    not cached)."""
     with _LOCK:
         booster = _CACHE.get(sha256)
         source = _describe(store, sha256)
@@ -121,7 +124,7 @@ def load_booster(sha256: str, store: ArtifactStore, *, feature_names: tuple[str,
 
 
 def booster_load_counts() -> dict[str, int]:
-    """How many times each artifact was parsed in this process (1 each, when sharing works)."""
+    """How many times each artifact was parsed in this process (1 each while in use, when sharing works)."""
     with _LOCK:
         return dict(_LOADS)
 

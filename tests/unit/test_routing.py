@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,21 @@ def test_route_is_fast(store: FileArtifactStore) -> None:
         snapshot.route(tenant, intent)
     per_call = (time.perf_counter() - start) / len(keys)
     assert per_call < 5e-6, f"route() takes {per_call * 1e6:.2f} us"
+
+
+def test_a_predictor_no_snapshot_names_is_freed_with_its_model(store: FileArtifactStore) -> None:
+    """A long-lived worker swaps many versions; what the live one no longer names must not stay."""
+    clear_booster_cache()
+    clear_predictor_cache()
+    retired, kept = predictor("old", 1), predictor("new", 2)
+    first = ConfigSnapshot.build(1, deployment({("bank-a", "card-fraud"): ("old", ("new",))}, predictors=(retired, kept)),
+                                 store)
+    old_predictor, old_booster = weakref.ref(first.predictors["old"]), weakref.ref(first.predictors["old"].booster)
+    second = ConfigSnapshot.build(2, deployment({("bank-a", "card-fraud"): ("new", ())}, predictors=(kept,)), store)
+    assert second.predictors["new"] is first.predictors["new"]  # still shared while both exist
+    del first  # the watcher dropped the old snapshot
+    gc.collect()
+    assert old_predictor() is None and old_booster() is None
+    assert second.route("bank-a").live.score_batch(warm_matrix()).mapped.shape == (4,)
+    again = ConfigSnapshot.build(3, deployment({("bank-a", "card-fraud"): ("old", ())}, predictors=(retired,)), store)
+    assert again.route("bank-a").live.score_batch(warm_matrix()).mapped.shape == (4,)  # a rollback loads it anew
