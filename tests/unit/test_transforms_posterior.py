@@ -19,6 +19,9 @@ from muse_stream.transforms import (
 
 probabilities = arrays(np.float64, st.integers(1, 200), elements=st.floats(0.0, 1.0))
 keep_fractions = st.floats(1e-4, 1.0)
+# The transform's slope reaches 1/b (1e4 at the smallest b), so a few ulps of rounding can grow to
+# ~1e-12 (hypothesis found 1.01e-12); 1e-10 still fails any real mistake in the formula by far.
+TOLERANCE = 1e-10
 
 
 @given(probabilities)
@@ -30,22 +33,22 @@ def test_identity_at_b_equal_one(scores: np.ndarray) -> None:
 @given(probabilities, keep_fractions)
 def test_inverse_round_trips(scores: np.ndarray, b: float) -> None:
     corrected = posterior_correction(scores, b)
-    assert np.max(np.abs(inverse_posterior_correction(corrected, b) - scores)) <= 1e-12
-    assert np.max(np.abs(posterior_correction(inverse_posterior_correction(scores, b), b) - scores)) <= 1e-12
+    assert np.max(np.abs(inverse_posterior_correction(corrected, b) - scores)) <= TOLERANCE
+    assert np.max(np.abs(posterior_correction(inverse_posterior_correction(scores, b), b) - scores)) <= TOLERANCE
 
 
 @given(probabilities, keep_fractions)
 def test_undoes_undersampling_as_bayes_rule_says(true_posterior: np.ndarray, b: float) -> None:
     # Keeping a fraction b of negatives multiplies the negative likelihood mass by b.
     undersampled_score = true_posterior / (true_posterior + b * (1.0 - true_posterior))
-    assert np.max(np.abs(posterior_correction(undersampled_score, b) - true_posterior)) <= 1e-12
+    assert np.max(np.abs(posterior_correction(undersampled_score, b) - true_posterior)) <= TOLERANCE
 
 
 @given(probabilities, keep_fractions, st.floats(1e-4, 0.5))
 def test_prior_shift_generalizes_undersampling(scores: np.ndarray, b: float, prevalence: float) -> None:
     train = undersampled_prevalence(prevalence, b)
     shifted = prior_shift_correction(scores, train, prevalence)
-    assert np.max(np.abs(shifted - posterior_correction(scores, b))) <= 1e-12
+    assert np.max(np.abs(shifted - posterior_correction(scores, b))) <= TOLERANCE
 
 
 @given(probabilities, keep_fractions)
