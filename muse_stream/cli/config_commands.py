@@ -53,10 +53,15 @@ def _diff(args: argparse.Namespace) -> int:
             print(f"+ {key}")
         return 0
     diff = publisher.diff(loaded.config)
-    if diff.empty:
+    version = publisher.next_version(diff)
+    if version is None:
         print(f"no changes: {args.file} is live as version {diff.live_version}")
         return 0
-    print(f"live version {diff.live_version} -> {diff.live_version + 1}: {len(diff.changed)} key(s) change")
+    if diff.empty:
+        print(f"no changes, but the version marker is missing from {names.config_topic}: "
+              f"`muse config apply` restores it as version {version}")
+        return 0
+    print(f"live version {diff.live_version} -> {version}: {len(diff.changed)} key(s) change")
     for line in diff.describe():
         print(line)
     return 0

@@ -8,7 +8,10 @@ Order of a publication:
 2. ``init_transactions()`` with the namespace's fixed transactional id ``muse-config.<ns>``: a
    second operator publishing at the same time fences the first (whose commit then fails), and any
    transaction a crashed publisher left open is aborted;
-3. the live config is re-read (read_committed) *after* that, and the new version is live + 1;
+3. the live config is re-read (read_committed) *after* that, and the new version is one past both
+   the live marker and the newest history record: if the marker was ever lost (a tombstone written
+   on ``meta/version`` by hand, then compacted away), versions still never repeat, and publishing
+   the same config again restores the marker;
 4. one transaction: the upserts and tombstones of the diff, then the ``meta/version`` marker, then
    the whole change set as one record on the history topic (delete policy, kept forever, so no
    version is ever lost to compaction of the config topic).
@@ -16,6 +19,7 @@ Order of a publication:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,13 +29,14 @@ from confluent_kafka import KafkaException, Producer
 
 from muse_stream.broker.clients import transactional_producer_config
 from muse_stream.config.artifact_topic import KafkaArtifactStore
-from muse_stream.config.log import ConfigState, read_config_log
+from muse_stream.config.log import ConfigState, read_config_log, read_to_end
 from muse_stream.config.models import MARKER_KEY, DeploymentConfig, VersionMarker, encode_value
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicAdmin, TopicNames
 
 HISTORY_FORMAT = "muse.config-history/1"
+log = logging.getLogger("muse_stream.config")
 
 
 class PublishError(MuseError):
@@ -92,6 +97,25 @@ class ConfigPublisher:
     def diff(self, desired: DeploymentConfig) -> ConfigDiff:
         return diff_configs(self.live(), desired)
 
+    def next_version(self, diff: ConfigDiff) -> int | None:
+        """The version publishing ``diff`` writes, one past both the live marker and the newest history
+        record; None when there is nothing to write (no change, and the marker is where it should be)."""
+        history_version = self.history_version()
+        if diff.live_version < history_version:
+            log.warning("the version marker on %s says %d but %s reached version %d: the marker was lost "
+                        "(a tombstone on %s, compacted away?); publishing version %d restores it",
+                        self.names.config_topic, diff.live_version, self.names.config_history_topic,
+                        history_version, MARKER_KEY, history_version + 1)
+        elif diff.empty:
+            return None
+        return max(diff.live_version, history_version) + 1
+
+    def history_version(self) -> int:
+        """The newest version on the history topic (0 when empty); records with other keys are skipped."""
+        versions = [int(key) for message in read_to_end(self.bootstrap, self.names.config_history_topic)
+                    if (key := (message.key() or b"").decode("ascii", errors="replace")).isdigit()]
+        return max(versions, default=0)
+
     def upload(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes]) -> tuple[str, ...]:
         """Put every artifact the config names on the models topic; refuse when one is missing."""
         uploaded = []
@@ -118,9 +142,9 @@ class ConfigPublisher:
         try:
             producer.init_transactions()
             diff = self.diff(desired)  # after init_transactions: no publication of ours is in flight now
-            if diff.empty:
+            version = self.next_version(diff)
+            if version is None:
                 return PublishResult(diff.live_version, diff, uploaded)
-            version = diff.live_version + 1
             marker = VersionMarker(config_version=version, changed=diff.changed, applied_at=datetime.now(UTC))
             changes: dict[str, object] = {}
             producer.begin_transaction()

@@ -117,3 +117,32 @@ def test_cli_diff_apply_show(kafka: BrokerHandle, tmp_path: Path, monkeypatch: p
     shown = orjson.loads(capsys.readouterr().out)
     assert shown["config_version"] == 2 and shown["config"]["route/bank-a/account-takeover"]["live"] == "fraud-v1"
     assert set(shown["config"]) == set(read_config_log(kafka.bootstrap, TopicNames(namespace)).bodies())
+
+
+def test_a_lost_version_marker_never_makes_a_version_repeat_and_republishing_restores_it(
+        publisher: ConfigPublisher, kafka: BrokerHandle, tmp_path: Path) -> None:
+    """A tombstone written by hand on meta/version, once compacted, leaves the entries without a marker
+    (the watcher then has no version to apply) while the history still holds every version."""
+    moved = deployment({("bank-a", "card-fraud"): ("fraud-v2", ())})
+    publisher.publish(deployment(), artifacts(1, 2))
+    publisher.publish(moved)
+    # The compacted state of that config topic, marker gone, in a second namespace with the same history.
+    lost = TopicNames(f"t{uuid.uuid4().hex[:12]}")
+    repaired = ConfigPublisher(kafka.bootstrap, lost, artifact_store=KafkaArtifactStore(kafka.bootstrap, lost, tmp_path / "cache2"))
+    repaired.ensure_topics()
+    latest = {key: value for _, key, value in read_topic(kafka.bootstrap, publisher.names.config_topic)}
+    producer = Producer(producer_config(kafka.bootstrap))
+    for key, value in latest.items():
+        if key != MARKER_KEY and value is not None:
+            producer.produce(lost.config_topic, key=key.encode(), value=value)
+    for _, key, value in read_topic(kafka.bootstrap, publisher.names.config_history_topic):
+        producer.produce(lost.config_history_topic, key=key.encode(), value=value)
+    assert producer.flush(30) == 0
+    assert read_config_log(kafka.bootstrap, lost).version == 0  # what a watcher would see: no version at all
+
+    restored = repaired.publish(moved, artifacts(1, 2))  # nothing differs, but the marker is missing
+    assert restored.version == 3 and restored.diff.empty
+    live = read_config_log(kafka.bootstrap, lost)
+    assert live.version == 3 and live.deployment().bodies() == moved.bodies()
+    assert repaired.publish(deployment()).version == 4
+    assert [key for _, key, _ in read_topic(kafka.bootstrap, lost.config_history_topic)] == ["1", "2", "3", "4"]
