@@ -12,9 +12,10 @@ together (the two-worker figure includes their join and first rebalance).
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -39,6 +40,16 @@ class TenantRun:
     events_per_s: float
     seconds: float
     peak_rss_mib: float
+    repeats_events_per_s: list[float] = field(default_factory=list)  # every repeat's figure, in run order
+
+
+def median_run(repeats: list[TenantRun]) -> TenantRun:
+    """One row of the table from its repeats: the median rate and time, the highest peak RSS."""
+    return replace(repeats[0], create_s=round(statistics.median(r.create_s for r in repeats), 2),
+                   events_per_s=statistics.median(r.events_per_s for r in repeats),
+                   seconds=statistics.median(r.seconds for r in repeats),
+                   peak_rss_mib=max(r.peak_rss_mib for r in repeats),
+                   repeats_events_per_s=[round(r.events_per_s) for r in repeats])
 
 
 def tenant_names(count: int) -> list[str]:
@@ -92,34 +103,39 @@ def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, t
 def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
     bootstrap = command_bootstrap()
     worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
-    runs: list[TenantRun] = []
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         store_dir = Path(tmp)
         predictors = {f"fraud-{seed}": bench_predictor(store_dir, trees=args.trees, depth=args.depth, seed=seed,
                                                        version=str(seed))
                       for seed in range(3)}
         plan = [(count, 1) for count in args.tenants] + [(args.scale_tenants, 1), (args.scale_tenants, 2)]
-        for tenants, workers in plan:
-            profile = (args.profile.with_name(f"{args.profile.name}-{tenants}t.txt")
-                       if args.profile and workers == 1 and tenants in args.tenants else None)
-            runs.append(run_one(bootstrap, predictors, store_dir, tenants, workers, args.events, worker_args,
-                                args.timeout, profile))
-            r = runs[-1]
-            print(f"  {tenants} tenants, {workers} worker(s): {r.events_per_s:,.0f} events/s, "
-                  f"peak RSS {r.peak_rss_mib:.0f} MiB, {r.topics} topics created in {r.create_s:.1f} s", flush=True)
+        repeats: list[list[TenantRun]] = [[] for _ in plan]
+        # Whole rounds, one after another: drift on a shared machine then touches every row alike.
+        for round_number in range(args.repeat):
+            for row, (tenants, workers) in enumerate(plan):
+                profile = (args.profile.with_name(f"{args.profile.name}-{tenants}t.txt") if args.profile and
+                           round_number == 0 and workers == 1 and tenants in args.tenants else None)
+                r = run_one(bootstrap, predictors, store_dir, tenants, workers, args.events, worker_args,
+                            args.timeout, profile)
+                repeats[row].append(r)
+                print(f"  {tenants} tenants, {workers} worker(s): {r.events_per_s:,.0f} events/s, "
+                      f"peak RSS {r.peak_rss_mib:.0f} MiB, {r.topics} topics created in {r.create_s:.1f} s", flush=True)
+        runs = [median_run(row) for row in repeats]
     return runs
 
 
 def _handle(args: argparse.Namespace) -> int:
     runs = run_benchmark(args)
     print(f"tenants: {args.events:,} events per run spread evenly over the tenants (1 partition each), "
-          f"3 shared predictors of {args.trees} trees depth {args.depth}, commit interval {args.commit_interval_ms} ms")
+          f"3 shared predictors of {args.trees} trees depth {args.depth}, commit interval {args.commit_interval_ms} ms"
+          + (f"; medians of {args.repeat} rounds (events/s range in the last column)" if args.repeat > 1 else ""))
     print(f"{'tenants':>8}{'workers':>8}{'topics':>8}{'create s':>10}{'events/s':>11}{'seconds':>9}"
-          f"{'peak RSS MiB':>14}{'vs 1 tenant':>13}")
+          f"{'peak RSS MiB':>14}{'vs 1 tenant':>13}" + ("   range events/s" if args.repeat > 1 else ""))
     single = runs[0]
     for r in runs:
+        spread = (f"   {min(r.repeats_events_per_s):,}-{max(r.repeats_events_per_s):,}" if args.repeat > 1 else "")
         print(f"{r.tenants:>8}{r.workers:>8}{r.topics:>8}{r.create_s:>10.1f}{r.events_per_s:>11,.0f}{r.seconds:>9.2f}"
-              f"{r.peak_rss_mib:>14.0f}{r.events_per_s / single.events_per_s:>13.2f}")
+              f"{r.peak_rss_mib:>14.0f}{r.events_per_s / single.events_per_s:>13.2f}{spread}")
     one_worker = [r for r in runs if r.workers == 1]
     largest = max(one_worker, key=lambda r: r.tenants)
     scale = [r for r in runs if r.tenants == args.scale_tenants]
@@ -146,12 +162,21 @@ def _handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--repeat must be 1 or more, not {value}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
     parser.add_argument("--tenants", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100, 500],
                         help="tenant counts, comma-separated (default: 1,10,100,500)")
     parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=_at_least_one, default=1, metavar="N",
+                        help="run every row N times, in N whole rounds, and report medians (default: 1)")
     add_worker_arguments(parser)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--profile", type=Path, metavar="PREFIX",

@@ -1,0 +1,27 @@
+"""The tenants benchmark's pure parts: how repeats become one row."""
+
+from __future__ import annotations
+
+import pytest
+
+from muse_stream.bench.tenants import TenantRun, median_run
+from muse_stream.cli import main
+
+
+def _run(events_per_s: float, peak: float, seconds: float) -> TenantRun:
+    return TenantRun(tenants=500, workers=1, topics=1500, create_s=2.0, events=200_000, events_per_s=events_per_s,
+                     seconds=seconds, peak_rss_mib=peak)
+
+
+def test_a_row_is_the_median_rate_and_the_highest_peak_of_its_repeats() -> None:
+    row = median_run([_run(30_000, 350, 6.7), _run(50_000, 300, 4.0), _run(61_000, 320, 3.3)])
+    assert row.events_per_s == 50_000 and row.seconds == 4.0
+    assert row.peak_rss_mib == 350  # memory is judged by the worst repeat
+    assert row.repeats_events_per_s == [30_000, 50_000, 61_000]
+    assert (row.tenants, row.workers, row.topics) == (500, 1, 1500)
+
+
+def test_repeat_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "tenants", "--repeat", "0"])
+    assert "--repeat must be 1 or more, not 0" in capsys.readouterr().err
