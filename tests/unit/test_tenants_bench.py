@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from muse_stream.bench.tenants import TenantRun, median_run
+from muse_stream.bench.tenants import TenantRun, median_run, ratio_to
 from muse_stream.cli import main
 
 
@@ -19,6 +19,14 @@ def test_a_row_is_the_median_rate_and_the_highest_peak_of_its_repeats() -> None:
     assert row.peak_rss_mib == 350  # memory is judged by the worst repeat
     assert row.repeats_events_per_s == [30_000, 50_000, 61_000]
     assert (row.tenants, row.workers, row.topics) == (500, 1, 1500)
+
+
+def test_the_ratio_to_one_tenant_pairs_runs_of_the_same_round() -> None:
+    one = median_run([_run(60_000, 250, 3.3), _run(70_000, 250, 2.9), _run(65_000, 250, 3.1)])
+    many = median_run([_run(48_000, 350, 4.2), _run(60_000, 350, 3.3), _run(45_000, 350, 4.4)])
+    # rounds: 0.80, 0.857, 0.692 -> median 0.80; the ratio of the medians would say 0.74
+    assert ratio_to(many, one) == pytest.approx(0.80)
+    assert ratio_to(one, one) == 1.0
 
 
 def test_repeat_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
