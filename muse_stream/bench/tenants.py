@@ -6,7 +6,9 @@ share 3 predictors (tenant i -> predictor i mod 3, each 300 trees of depth 6), a
 ``--events`` events spread evenly over the tenants. One ``muse worker`` process is then timed from
 its first to its last committed event, and its peak RSS (VmHWM) is read from /proc. Then the same
 backlog over ``--scale-tenants`` tenants is drained by one and by two worker processes started
-together (the two-worker figure includes their join and first rebalance).
+together (the two-worker figure includes their join and first rebalance). ``--repeat N`` runs all of
+that N times in whole rounds and reports medians; the ratio to one tenant is the median of the
+per-round ratios.
 """
 
 from __future__ import annotations
