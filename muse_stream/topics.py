@@ -54,6 +54,11 @@ class TopicNames:
     """All topic names of one deployment; tests use a fresh namespace so they never share records."""
 
     namespace: str = DEFAULT_NAMESPACE
+    # The data path derives a name per event or per result (topic -> tenant, tenant -> output and
+    # DLQ topic); each is validated by regex once and then looked up. Only valid names are cached,
+    # so these grow with the tenants that exist.
+    _topics: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _tenants: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not NAMESPACE_PATTERN.match(self.namespace):
@@ -63,9 +68,12 @@ class TopicNames:
         return f"{self.namespace}.tenant.{validate_tenant_name(tenant)}."
 
     def tenant_topic(self, tenant: str, kind: str) -> str:
-        if kind not in TENANT_TOPIC_KINDS:
-            raise ValueError(f"unknown tenant topic kind {kind!r}; expected one of {TENANT_TOPIC_KINDS}")
-        return self.tenant_prefix(tenant) + kind
+        topic = self._topics.get((tenant, kind))
+        if topic is None:
+            if kind not in TENANT_TOPIC_KINDS:
+                raise ValueError(f"unknown tenant topic kind {kind!r}; expected one of {TENANT_TOPIC_KINDS}")
+            topic = self._topics[(tenant, kind)] = self.tenant_prefix(tenant) + kind
+        return topic
 
     def input_topic(self, tenant: str) -> str:
         return self.tenant_topic(tenant, "input")
@@ -83,13 +91,16 @@ class TopicNames:
 
     def tenant_of_topic(self, topic: str) -> str:
         """The tenant owning a topic; the tenant always comes from the topic, never from a payload."""
-        prefix = f"{self.namespace}.tenant."
-        if not topic.startswith(prefix):
-            raise TopicError(f"topic {topic!r} is not a tenant topic of namespace {self.namespace!r}")
-        tenant, _, kind = topic[len(prefix):].partition(".")
-        if kind not in TENANT_TOPIC_KINDS:
-            raise TopicError(f"topic {topic!r} is not a tenant topic of namespace {self.namespace!r}")
-        return validate_tenant_name(tenant)
+        tenant = self._tenants.get(topic)
+        if tenant is None:
+            prefix = f"{self.namespace}.tenant."
+            if not topic.startswith(prefix):
+                raise TopicError(f"topic {topic!r} is not a tenant topic of namespace {self.namespace!r}")
+            tenant, _, kind = topic[len(prefix):].partition(".")
+            if kind not in TENANT_TOPIC_KINDS:
+                raise TopicError(f"topic {topic!r} is not a tenant topic of namespace {self.namespace!r}")
+            tenant = self._tenants[topic] = validate_tenant_name(tenant)
+        return tenant
 
     @property
     def config_topic(self) -> str:

@@ -115,8 +115,6 @@ class BatchScorer:
         self.names = names
         self.shadow_guard = shadow_guard or ShadowGuard()
         self.max_event_bytes = max_event_bytes
-        self._output_topics: dict[str, str] = {}
-        self._dlq_topics: dict[str, str] = {}
 
     def score(self, records: Sequence[SourceRecord], snapshot: SnapshotLike) -> BatchOutcome:
         """Every step works on the whole batch: parse + a C-speed validity check per event (pydantic
@@ -205,12 +203,6 @@ class BatchScorer:
         except RoutingError as error:
             return RejectReason.UNKNOWN_INTENT, str(error)
 
-    def _output_topic(self, tenant: str) -> str:
-        topic = self._output_topics.get(tenant)
-        if topic is None:
-            topic = self._output_topics[tenant] = self.names.output_topic(tenant)
-        return topic
-
     def _score_live(self, group: _Group, config_version: int, outcome: BatchOutcome, now_ms: int) -> None:
         predictor = group.predictor
         try:
@@ -242,7 +234,7 @@ class BatchScorer:
             if middle is None:
                 middle = middles[(tenant, decision.intent)] = (
                     b',"tenant":' + dumps(tenant) + b',"intent":' + dumps(decision.intent) + b',"score":',
-                    self._output_topic(tenant))
+                    self.names.output_topic(tenant))
             append(OutgoingRecord(middle[1], record.key, b'{"event_id":%b%b%b%b%d%b' % (
                 dumps(event_id), middle[0], score, tail, record.timestamp_ms, end)))
 
@@ -334,7 +326,4 @@ class BatchScorer:
             "config_version": config_version,
             "failed_at_ms": now_ms,
         }
-        topic = self._dlq_topics.get(record.tenant)
-        if topic is None:
-            topic = self._dlq_topics[record.tenant] = self.names.dlq_topic(record.tenant)
-        return OutgoingRecord(topic, record.key, orjson.dumps(letter))
+        return OutgoingRecord(self.names.dlq_topic(record.tenant), record.key, orjson.dumps(letter))

@@ -136,7 +136,6 @@ class Worker:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muse-committer")
         self._consecutive_aborts = 0
         self._known_tenants: set[str] = set()
-        self._tenant_of_topic: dict[str, str] = {}
         self._admin = TopicAdmin(settings.bootstrap)
         names = settings.names
         self.consumer = Consumer(consumer_config(
@@ -253,16 +252,13 @@ class Worker:
         return batch
 
     def _process(self, batch: list[Message]) -> None:
-        tenant_of = self._tenant_of_topic
+        tenant_of = self.settings.names.tenant_of_topic
         records: list[SourceRecord] = []
         append = records.append
         next_offsets: dict[tuple[str, int], int] = {}
         for m in batch:
             topic, partition, offset = m.topic(), m.partition(), m.offset()
-            tenant = tenant_of.get(topic)
-            if tenant is None:
-                tenant = tenant_of[topic] = self.settings.names.tenant_of_topic(topic)
-            append(SourceRecord(tenant, topic, partition, offset, m.timestamp()[1], m.key(), m.value()))
+            append(SourceRecord(tenant_of(topic), topic, partition, offset, m.timestamp()[1], m.key(), m.value()))
             next_offsets[(topic, partition)] = offset + 1
         outcome = self.scorer.score(records, self.current_config())
         if not self._settle_in_flight():
