@@ -23,6 +23,7 @@ import orjson
 from confluent_kafka import Producer
 
 from muse_stream.broker.clients import producer_config
+from muse_stream.broker.producing import produce_grouped
 from muse_stream.broker.readback import read_topics
 from muse_stream.config.files import load_deployment_file
 from muse_stream.config.publisher import ConfigPublisher
@@ -92,7 +93,7 @@ class _EventSource:
         self._seed = 1000
 
     def send(self, events_per_tenant: int) -> int:
-        sent = 0
+        records: list[tuple[str, bytes, bytes]] = []
         for tenant, intents in TENANT_INTENTS.items():
             self._seed += 1
             X, _ = generate_events(events_per_tenant, seed=self._seed)
@@ -101,14 +102,9 @@ class _EventSource:
                 event_id = f"{tenant}-{self._seed}-{i}"
                 intent = intents[i % len(intents)]
                 self.features[event_id] = X[i]
-                value = orjson.dumps({"event_id": event_id, "intent": intent, "features": features})
-                while True:
-                    try:
-                        self.producer.produce(topic, value, event_id.encode())
-                        break
-                    except BufferError:
-                        self.producer.poll(0.05)
-                sent += 1
+                records.append((topic, event_id.encode(),
+                                orjson.dumps({"event_id": event_id, "intent": intent, "features": features})))
+        sent = produce_grouped(self.producer, records)
         if self.producer.flush(60):
             raise MuseError("demo events were not acknowledged by the broker within 60 s; see `muse broker logs`")
         return sent

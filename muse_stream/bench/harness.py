@@ -29,6 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from muse_stream.broker.clients import consumer_config, producer_config
+from muse_stream.broker.producing import produce_grouped
 from muse_stream.config.models import DeploymentConfig, IntentConfig, PredictorConfig, RouteConfig, TenantConfig
 from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.errors import MuseError
@@ -114,20 +115,12 @@ def produce_to(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes 
     """Produce (topic, key, value) triples with one idempotent producer; wait until all are acknowledged."""
     producer = Producer(producer_config(bootstrap, **config))
     failures: list[str] = []
-    count = 0
 
     def on_delivery(error: object, message: object) -> None:
         if error is not None:
             failures.append(str(error))
 
-    for topic, key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value, key, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
+    count = produce_grouped(producer, records, on_delivery=on_delivery)
     if producer.flush(60) != 0:
         raise MuseError("records still unacknowledged after 60 s")
     if failures:

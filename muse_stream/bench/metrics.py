@@ -66,7 +66,6 @@ def expected_calibration_error(scores: npt.ArrayLike, labels: npt.ArrayLike, n_b
     if s.size == 0:
         raise ValueError("ECE needs at least one score")
     bins = np.clip((s * n_bins).astype(np.int64), 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
     sum_score = np.bincount(bins, weights=s, minlength=n_bins)
     sum_label = np.bincount(bins, weights=y.astype(np.float64), minlength=n_bins)
     return float(np.abs(sum_score - sum_label).sum() / s.size)

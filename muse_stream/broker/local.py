@@ -221,7 +221,7 @@ class LocalBroker:
         self._write_config()
         self._format_storage(java, libs)
         command = [
-            java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            java, "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
             "-cp", f"{libs}/*", "kafka.Kafka", str(self.properties_file),

@@ -28,6 +28,7 @@ import orjson
 from confluent_kafka import KafkaException, Producer
 
 from muse_stream.broker.clients import transactional_producer_config
+from muse_stream.broker.producing import call_retrying
 from muse_stream.config.artifact_topic import KafkaArtifactStore
 from muse_stream.config.log import ConfigState, read_config_log, read_to_end
 from muse_stream.config.models import MARKER_KEY, DeploymentConfig, VersionMarker, encode_value
@@ -36,6 +37,7 @@ from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicAdmin, TopicNames
 
 HISTORY_FORMAT = "muse.config-history/1"
+COMMIT_ATTEMPTS = 5
 log = logging.getLogger("muse_stream.config")
 
 
@@ -160,7 +162,8 @@ class ConfigPublisher:
                        "changes": changes}
             producer.produce(self.names.config_history_topic, key=str(version).encode(),
                              value=orjson.dumps(history, option=orjson.OPT_SORT_KEYS))
-            _commit(producer)
+            # A timeout may hide a commit that succeeded: retrying is how librdkafka tells the outcome.
+            call_retrying(producer.commit_transaction, attempts=COMMIT_ATTEMPTS)
             return PublishResult(version, diff, uploaded)
         except KafkaException as error:
             kafka_error = error.args[0]
@@ -181,17 +184,3 @@ class ConfigPublisher:
         finally:
             producer.flush(5)
 
-
-COMMIT_ATTEMPTS = 5
-
-
-def _commit(producer: Producer) -> None:
-    """Commit, retrying what librdkafka calls retriable (a timeout may hide a commit that succeeded:
-    retrying commit_transaction is the documented way to learn the outcome)."""
-    for attempt in range(COMMIT_ATTEMPTS):
-        try:
-            producer.commit_transaction()
-            return
-        except KafkaException as error:
-            if not error.args[0].retriable() or attempt == COMMIT_ATTEMPTS - 1:
-                raise

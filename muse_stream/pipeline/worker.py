@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from muse_stream.broker.clients import consumer_config, transactional_producer_config
+from muse_stream.broker.producing import call_retrying, produce_grouped
 from muse_stream.errors import MuseError
 from muse_stream.pipeline.scoring import BatchScorer, OutgoingRecord, SnapshotLike, SourceRecord
 from muse_stream.topics import TopicAdmin, TopicError, TopicNames
@@ -41,34 +42,6 @@ ABORT_BACKOFF_S = 0.1
 
 class WorkerError(MuseError):
     """The worker cannot go on safely; its message says where and what to check."""
-
-
-def produce_grouped(producer: Producer, records: list[OutgoingRecord]) -> None:
-    """Queue ``records`` with one ``produce_batch`` call per topic.
-
-    Why not ``produce()`` per record: librdkafka finds a topic's handle by walking the list of every
-    topic the producer has used, once per call, so with 500 tenants' output topics a record cost
-    ~2 us more, 10 ms per 5,000-record batch (``muse bench tenants`` showed it); one lookup per topic
-    does not grow with the tenants. Records keep their order within a topic, except that records
-    refused because the local queue was full are queued again after the ones accepted with them.
-    """
-    by_topic: dict[str, list[dict[str, bytes | None]]] = {}
-    for record in records:
-        messages = by_topic.get(record.topic)
-        if messages is None:
-            messages = by_topic[record.topic] = []
-        messages.append({"key": record.key, "value": record.value})
-    for topic, messages in by_topic.items():
-        while messages:
-            if producer.produce_batch(topic, messages) == len(messages):
-                break
-            refused = [m for m in messages if "_error" in m]
-            for message in refused:
-                error: KafkaError = message.pop("_error")  # type: ignore[assignment]
-                if error.code() != KafkaError._QUEUE_FULL:
-                    raise KafkaException(error)
-            messages = refused
-            producer.poll(0.05)  # the local queue is full: let deliveries drain it
 
 
 @dataclass(frozen=True)
@@ -293,8 +266,8 @@ class Worker:
 
     def _finish_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
         """On the committer thread: the input offsets into the transaction, then the commit."""
-        self._retrying(self.producer.send_offsets_to_transaction, offsets, group_metadata)
-        self._retrying(self.producer.commit_transaction)
+        call_retrying(self.producer.send_offsets_to_transaction, offsets, group_metadata)
+        call_retrying(self.producer.commit_transaction)
 
     def _settle_in_flight(self) -> bool:
         """Wait for the commit in flight, if any: count it if it landed, abort and rewind it if not.
@@ -330,7 +303,7 @@ class Worker:
         span = ", ".join(f"{topic}[{partition}] up to offset {offset - 1}" for (topic, partition), offset in next_offsets.items())
         log.warning("transaction of %d records aborted (%s): %s; rewinding to the committed offsets",
                     records_in, error.str(), span)
-        self._retrying(self.producer.abort_transaction)
+        call_retrying(self.producer.abort_transaction)
         self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
         if self._consecutive_aborts >= MAX_CONSECUTIVE_ABORTS:
             raise WorkerError(
@@ -342,17 +315,6 @@ class Worker:
 
     def _produce_all(self, records: list[OutgoingRecord]) -> None:
         produce_grouped(self.producer, records)
-
-    @staticmethod
-    def _retrying(call: Callable[..., object], *args: object) -> None:
-        """librdkafka's contract: a retriable error means "call it again"."""
-        while True:
-            try:
-                call(*args)
-                return
-            except KafkaException as exception:
-                if not exception.args[0].retriable():
-                    raise
 
     def _rewind(self, partitions: list[TopicPartition]) -> None:
         """Back to the last committed offsets, so the aborted batch is read and scored again."""

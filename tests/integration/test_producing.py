@@ -1,4 +1,4 @@
-"""The worker's batched produce path: one ``produce_batch`` per topic, against the real broker."""
+"""The batched produce path the worker (and demo and benches) use: one ``produce_batch`` per topic."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from confluent_kafka import KafkaException, Producer
 
 from muse_stream.broker import BrokerHandle
 from muse_stream.broker.clients import producer_config, transactional_producer_config
+from muse_stream.broker.producing import produce_grouped
 from muse_stream.broker.readback import read_topics
 from muse_stream.pipeline.scoring import OutgoingRecord
-from muse_stream.pipeline.worker import produce_grouped
 from muse_stream.topics import TopicAdmin, TopicNames
 
 pytestmark = pytest.mark.kafka
