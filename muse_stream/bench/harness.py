@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -295,6 +296,32 @@ def wait_for(count: Callable[[], int], total: int, *, timeout: float, pid: int |
             pass
     return progress
 
+
+
+def time_workers(processes: Sequence[WorkerProcess], count: Callable[[], int], total: int, *, timeout: float,
+                 interval: float = 0.02, profile: Path | None = None) -> Progress:
+    """Start the processes, poll ``count`` until ``total``, stop them. The progress's peak RSS is the
+    highest VmHWM among them; ``profile`` samples the first with py-spy."""
+    for process in processes:
+        process.start()
+    profiler = Profiler(processes[0].pid, profile) if profile else None
+    try:
+        progress = wait_for(count, total, timeout=timeout, pid=processes[0].pid,
+                            alive=lambda: all(p.alive() for p in processes), interval=interval)
+        progress.peak_rss_kib = max([progress.peak_rss_kib, *(rss_kib(p.pid).get("VmHWM", 0) for p in processes)])
+        if math.isnan(progress.rate):
+            raise MuseError(f"all {total:,} events completed between two progress samples ({interval} s apart), "
+                            "too fast to time: give the benchmark more events (--events)")
+        return progress
+    except Exception:
+        for process in processes:
+            print(process.log_tail(30))
+        raise
+    finally:
+        if profiler is not None:
+            profiler.stop()
+        for process in processes:
+            process.stop()
 
 # -- the pass-through worker -------------------------------------------------------------------------
 

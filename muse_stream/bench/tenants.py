@@ -83,27 +83,11 @@ def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, t
                            **{"linger.ms": 20, "batch.size": 1_000_000})
         processes = [harness.WorkerProcess(bootstrap, names.namespace, f"w{n}", store_dir, *worker_args)
                      for n in range(workers)]
-        counter = harness.committed_counter(bootstrap, f"{names.namespace}.workers",
-                                            [(names.input_topic(t), 0) for t in tenant_list])
-        for process in processes:
-            process.start()
-        profiler = harness.Profiler(processes[0].pid, profile) if profile else None
-        try:
-            progress = harness.wait_for(counter, events, timeout=timeout, pid=processes[0].pid,
-                                        alive=lambda: all(p.alive() for p in processes),
+        counter = harness.committed_counter(bootstrap, f"{names.namespace}.workers", [(topic, 0) for topic in inputs])
+        progress = harness.time_workers(processes, counter, events, timeout=timeout, profile=profile,
                                         interval=0.02 if tenants <= 10 else 0.1)
-            peak = max(harness.rss_kib(p.pid).get("VmHWM", 0) for p in processes)
-        except Exception:
-            for process in processes:
-                print(process.log_tail(20))
-            raise
-        finally:
-            if profiler is not None:
-                profiler.stop()
-            for process in processes:
-                process.stop()
         return TenantRun(tenants, workers, 3 * tenants, round(create_s, 2), events, progress.rate,
-                         progress.seconds, max(peak, progress.peak_rss_kib) / 1024)
+                         progress.seconds, progress.peak_rss_kib / 1024)
     finally:
         harness.delete_namespace(bootstrap, names)
 

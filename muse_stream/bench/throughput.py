@@ -20,7 +20,6 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,21 +67,6 @@ def produce_backlog(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
     return time.monotonic() - started
 
 
-def time_process(process: harness.WorkerProcess, count: Callable[[], int], total: int, timeout: float,
-                 profile: Path | None = None) -> harness.Progress:
-    process.start()
-    profiler = harness.Profiler(process.pid, profile) if profile else None
-    try:
-        return harness.wait_for(count, total, timeout=timeout, pid=process.pid, alive=process.alive)
-    except Exception:
-        print(process.log_tail(30))
-        raise
-    finally:
-        if profiler is not None:
-            profiler.stop()
-        process.stop()
-
-
 def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repetitions: int = 3) -> Run:
     features = [orjson.loads(p)["features"] for p in payloads]
     matrix = predictor.vectorize(features)
@@ -119,15 +103,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
 
             names = spaces["score"]
             worker = harness.WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
-            progress = time_process(worker, harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["score"]),
-                                    args.events, args.timeout, args.profile)
+            progress = harness.time_workers([worker], harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["score"]),
+                                            args.events, timeout=args.timeout, profile=args.profile)
             runs.append(Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
 
             names = spaces["pass"]
             passthrough = harness.WorkerProcess(bootstrap, names.namespace, "p1", tmp_path, *worker_args,
                                                 entry=("muse_stream.bench.harness", "passthrough"))
-            progress = time_process(passthrough, harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["pass"]),
-                                    args.events, args.timeout)
+            progress = harness.time_workers([passthrough], harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["pass"]),
+                                            args.events, timeout=args.timeout)
             runs.append(Run("pass-through worker (exactly-once, no scoring)", progress.rate, progress.seconds,
                             progress.peak_rss_kib / 1024))
 
@@ -137,7 +121,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                                               "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
                                               entry=("muse_stream.bench.faust_baseline",))
                 outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
-                progress = time_process(faust, harness.high_watermark_counter(bootstrap, outputs), args.events, args.timeout)
+                progress = harness.time_workers([faust], harness.high_watermark_counter(bootstrap, outputs), args.events,
+                                                timeout=args.timeout)
                 runs.append(Run("faust agent (at-least-once, same scoring)", progress.rate, progress.seconds,
                                 progress.peak_rss_kib / 1024))
 
