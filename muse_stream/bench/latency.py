@@ -31,7 +31,7 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from muse_stream.bench import harness
-from muse_stream.bench.throughput import TENANT, add_worker_arguments, bench_predictor, deploy_single_tenant
+from muse_stream.bench.throughput import TENANT, add_worker_arguments, bench_predictor, deploy_single_tenant, positive_ints
 from muse_stream.broker import command_bootstrap
 from muse_stream.broker.clients import consumer_config, producer_config
 from muse_stream.topics import TopicAdmin, TopicNames, TopicSpec
@@ -216,9 +216,9 @@ def _handle(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("latency", help="produce-ack to read_committed-visible latency at fixed loads and saturation")
-    parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 5000],
+    parser.add_argument("--rates", type=positive_ints, default=[1000, 5000],
                         help="offered loads, events/s, comma-separated (default: 1000,5000)")
-    parser.add_argument("--commit-intervals", type=lambda s: [int(x) for x in s.split(",")], default=[10, 50],
+    parser.add_argument("--commit-intervals", type=positive_ints, default=[10, 50],
                         help="worker commit intervals to compare, ms, comma-separated (default: 10,50)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per offered load")
     parser.add_argument("--partitions", type=int, default=4)

@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 from muse_stream.bench import harness
-from muse_stream.bench.throughput import add_worker_arguments, bench_predictor
+from muse_stream.bench.throughput import add_worker_arguments, bench_predictor, positive_int, positive_ints
 from muse_stream.broker import command_bootstrap
 from muse_stream.predictors import Predictor
 from muse_stream.topics import TopicNames
@@ -155,20 +155,13 @@ def _handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--repeat must be 1 or more, not {value}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
-    parser.add_argument("--tenants", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100, 500],
+    parser.add_argument("--tenants", type=positive_ints, default=[1, 10, 100, 500],
                         help="tenant counts, comma-separated (default: 1,10,100,500)")
     parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--repeat", type=_at_least_one, default=1, metavar="N",
+    parser.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                         help="run every row N times, in N whole rounds, and report medians (default: 1)")
     add_worker_arguments(parser)
     parser.add_argument("--timeout", type=float, default=300.0)

@@ -182,6 +182,22 @@ def _handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give 1 or more")
+    return value
+
+
+def positive_ints(text: str) -> list[int]:
+    """Comma-separated whole numbers of 1 or more, e.g. --tenants 1,10,500 (an argparse type)."""
+    return [positive_int(part) for part in text.split(",")]
+
+
 def add_worker_arguments(parser: argparse.ArgumentParser, *, commit_interval: bool = True) -> None:
     """The model and worker settings every pipeline benchmark takes."""
     parser.add_argument("--trees", type=int, default=300)

@@ -29,7 +29,13 @@ def test_the_ratio_to_one_tenant_pairs_runs_of_the_same_round() -> None:
     assert ratio_to(one, one) == 1.0
 
 
-def test_repeat_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--repeat", "0"], "argument --repeat: 0 is not allowed: give 1 or more"),
+    (["--tenants", "1,x"], "argument --tenants: 'x' is not a whole number"),
+    (["--tenants", "1,-5"], "argument --tenants: -5 is not allowed: give 1 or more"),
+])
+def test_bad_counts_are_refused_with_the_option_named(argv: list[str], message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["bench", "tenants", "--repeat", "0"])
-    assert "--repeat must be 1 or more, not 0" in capsys.readouterr().err
+        main(["bench", "tenants", *argv])
+    assert message in capsys.readouterr().err
