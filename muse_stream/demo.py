@@ -22,9 +22,10 @@ import numpy as np
 import orjson
 from confluent_kafka import Producer
 
-from muse_stream.broker.clients import producer_config
-from muse_stream.broker.producing import produce_grouped
-from muse_stream.broker.readback import read_topics
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.producing import produce_grouped
+from muse_stream.clients.reading import read_topics
+from muse_stream.clients.settings import producer_config
 from muse_stream.config.files import load_deployment_file
 from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.config.watcher import ConfigWatcher
@@ -33,7 +34,7 @@ from muse_stream.models import FileArtifactStore, ModelRegistry
 from muse_stream.pipeline.worker import Worker, WorkerSettings
 from muse_stream.predictors.fitting import fit_predictor_spec
 from muse_stream.synthetic import events_as_dicts, generate_events, train_model
-from muse_stream.topics import TopicAdmin, TopicNames
+from muse_stream.topics import TopicNames
 from muse_stream.transforms import AlertRateCurve
 
 TENANT_INTENTS = {"bank-a": ("card-fraud",), "bank-b": ("card-fraud",), "bank-c": ("card-fraud", "account-takeover")}

@@ -11,7 +11,14 @@ import enum
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_FEATURES = 1024

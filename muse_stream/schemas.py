@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from muse_stream.config.models import DeploymentConfig, VersionMarker
+from muse_stream.config.deployment import DeploymentConfig, VersionMarker
 from muse_stream.events import DeadLetter, InputEvent, ScoreResult, ShadowResult
 from muse_stream.models.registry import ModelRecord
 from muse_stream.predictors import PredictorSpec

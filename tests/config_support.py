@@ -9,7 +9,13 @@ import numpy as np
 import xgboost
 
 from muse_stream import synthetic
-from muse_stream.config.models import DeploymentConfig, IntentConfig, PredictorConfig, RouteConfig, TenantConfig
+from muse_stream.config.deployment import (
+    DeploymentConfig,
+    IntentConfig,
+    PredictorConfig,
+    RouteConfig,
+    TenantConfig,
+)
 from muse_stream.models.registry import detect_format
 from muse_stream.models.store import sha256_hex
 from muse_stream.predictors import ModelRef, PredictorSpec

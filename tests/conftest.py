@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from muse_stream.broker import BrokerHandle, acquire_broker
-from muse_stream.topics import TopicAdmin, TopicNames
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.topics import TopicNames
 
 
 @pytest.fixture(scope="session")

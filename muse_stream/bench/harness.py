@@ -29,19 +29,31 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from muse_stream.broker.clients import consumer_config, producer_config
-from muse_stream.broker.producing import produce_grouped
-from muse_stream.config.models import DeploymentConfig, IntentConfig, PredictorConfig, RouteConfig, TenantConfig
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.producing import produce_grouped
+from muse_stream.clients.settings import consumer_config, producer_config
+from muse_stream.config.deployment import (
+    DeploymentConfig,
+    IntentConfig,
+    PredictorConfig,
+    RouteConfig,
+    TenantConfig,
+)
 from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.errors import MuseError
 from muse_stream.models import FileArtifactStore, ModelRegistry
-from muse_stream.pipeline.scoring import BatchOutcome, OutgoingRecord, SnapshotLike, SourceRecord
+from muse_stream.pipeline.scoring import (
+    BatchOutcome,
+    OutgoingRecord,
+    SnapshotLike,
+    SourceRecord,
+)
 from muse_stream.predictors import Predictor
 from muse_stream.predictors.fitting import fit_predictor_spec
 from muse_stream.synthetic import FEATURE_NAMES, generate_events, train_model
-from muse_stream.topics import TopicAdmin, TopicNames
+from muse_stream.topics import TopicNames
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def bench_names(prefix: str = "bench") -> TopicNames:

@@ -31,10 +31,17 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from muse_stream.bench import harness
-from muse_stream.bench.throughput import TENANT, add_worker_arguments, bench_predictor, deploy_single_tenant, positive_ints
+from muse_stream.bench.throughput import (
+    TENANT,
+    add_worker_arguments,
+    bench_predictor,
+    deploy_single_tenant,
+    positive_ints,
+)
 from muse_stream.broker import command_bootstrap
-from muse_stream.broker.clients import consumer_config, producer_config
-from muse_stream.topics import TopicAdmin, TopicNames, TopicSpec
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.settings import consumer_config, producer_config
+from muse_stream.topics import TopicNames, TopicSpec
 
 TARGETS_P99_MS = {1000: 50.0, 5000: 100.0}
 

@@ -23,7 +23,12 @@ from pathlib import Path
 import orjson
 
 from muse_stream.bench import harness
-from muse_stream.bench.throughput import add_worker_arguments, bench_predictor, positive_int, positive_ints
+from muse_stream.bench.throughput import (
+    add_worker_arguments,
+    bench_predictor,
+    positive_int,
+    positive_ints,
+)
 from muse_stream.broker import command_bootstrap
 from muse_stream.predictors import Predictor
 from muse_stream.topics import TopicNames
@@ -83,7 +88,7 @@ def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, t
                            **{"linger.ms": 20, "batch.size": 1_000_000})
         processes = [harness.WorkerProcess(bootstrap, names.namespace, f"w{n}", store_dir, *worker_args)
                      for n in range(workers)]
-        counter = harness.committed_counter(bootstrap, f"{names.namespace}.workers", [(topic, 0) for topic in inputs])
+        counter = harness.committed_counter(bootstrap, names.worker_group, [(topic, 0) for topic in inputs])
         progress = harness.time_workers(processes, counter, events, timeout=timeout, profile=profile,
                                         interval=0.02 if tenants <= 10 else 0.1)
         return TenantRun(tenants, workers, 3 * tenants, round(create_s, 2), events, progress.rate,

@@ -103,14 +103,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
 
             names = spaces["score"]
             worker = harness.WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
-            progress = harness.time_workers([worker], harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["score"]),
+            progress = harness.time_workers([worker], harness.committed_counter(bootstrap, names.worker_group, partitions["score"]),
                                             args.events, timeout=args.timeout, profile=args.profile)
             runs.append(Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
 
             names = spaces["pass"]
             passthrough = harness.WorkerProcess(bootstrap, names.namespace, "p1", tmp_path, *worker_args,
                                                 entry=("muse_stream.bench.harness", "passthrough"))
-            progress = harness.time_workers([passthrough], harness.committed_counter(bootstrap, f"{names.namespace}.workers", partitions["pass"]),
+            progress = harness.time_workers([passthrough], harness.committed_counter(bootstrap, names.worker_group, partitions["pass"]),
                                             args.events, timeout=args.timeout)
             runs.append(Run("pass-through worker (exactly-once, no scoring)", progress.rate, progress.seconds,
                             progress.peak_rss_kib / 1024))

@@ -1,6 +1,11 @@
 """Where Kafka comes from: a local KRaft broker built from Maven Central jars, or a cluster you name."""
 
-from muse_stream.broker.local import LocalBroker, BrokerStatus
-from muse_stream.broker.selection import BOOTSTRAP_ENV, BrokerHandle, acquire_broker, command_bootstrap
+from muse_stream.broker.local import BrokerStatus, LocalBroker
+from muse_stream.broker.selection import (
+    BOOTSTRAP_ENV,
+    BrokerHandle,
+    acquire_broker,
+    command_bootstrap,
+)
 
 __all__ = ["BOOTSTRAP_ENV", "BrokerHandle", "BrokerStatus", "LocalBroker", "acquire_broker", "command_bootstrap"]

@@ -19,7 +19,12 @@ from pathlib import Path
 
 from platformdirs import user_state_dir
 
-from muse_stream.broker.artifacts import KAFKA_VERSION, BrokerSetupError, ensure_kafka_jars, require_java
+from muse_stream.broker.kafka_jars import (
+    KAFKA_VERSION,
+    BrokerSetupError,
+    ensure_kafka_jars,
+    require_java,
+)
 
 DEFAULT_PORT = 19092
 START_TIMEOUT_S = 60.0
@@ -194,7 +199,7 @@ class LocalBroker:
             return False
         from confluent_kafka.admin import AdminClient
 
-        from muse_stream.broker.clients import admin_config
+        from muse_stream.clients.settings import admin_config
 
         admin = AdminClient(admin_config(self.bootstrap, log_level=0))
         try:

@@ -96,7 +96,7 @@ def _kafka_container() -> Iterator[str]:
 
 def command_bootstrap() -> str:
     """The broker a CLI command talks to: MUSE_BOOTSTRAP, else the running local broker."""
-    from muse_stream.broker.artifacts import BrokerSetupError
+    from muse_stream.broker.kafka_jars import BrokerSetupError
 
     explicit = os.environ.get(BOOTSTRAP_ENV)
     if explicit:

@@ -7,7 +7,8 @@ import argparse
 import orjson
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicAdmin, TopicNames
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,7 +85,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from muse_stream.config.log import read_config_log
+    from muse_stream.config.state import read_config_log
 
     names = TopicNames(args.namespace)
     bootstrap = command_bootstrap()

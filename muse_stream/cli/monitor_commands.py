@@ -12,7 +12,8 @@ from pathlib import Path
 from platformdirs import user_state_dir
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicAdmin, TopicNames
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,9 +7,10 @@ import logging
 import signal
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.clients.admin import TopicAdmin
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
 from muse_stream.pipeline.worker import Worker, WorkerSettings
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicAdmin, TopicNames
+from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
 
 CONFIG_WAIT_S = 60.0
 

@@ -4,9 +4,7 @@ Data-plane workers need only :class:`ConfigWatcher`: ``watcher.current.route(ten
 """
 
 from muse_stream.config.artifact_topic import KafkaArtifactStore
-from muse_stream.config.files import LoadedDeployment, load_deployment_file
-from muse_stream.config.log import ConfigState, Rejection, read_config_log
-from muse_stream.config.models import (
+from muse_stream.config.deployment import (
     ConfigError,
     DeploymentConfig,
     IntentConfig,
@@ -16,8 +14,15 @@ from muse_stream.config.models import (
     TenantConfig,
     VersionMarker,
 )
-from muse_stream.config.publisher import ConfigDiff, ConfigPublisher, PublishError, PublishResult
+from muse_stream.config.files import LoadedDeployment, load_deployment_file
+from muse_stream.config.publisher import (
+    ConfigDiff,
+    ConfigPublisher,
+    PublishError,
+    PublishResult,
+)
 from muse_stream.config.snapshot import ConfigSnapshot
+from muse_stream.config.state import ConfigState, Rejection, read_config_log
 from muse_stream.config.watcher import ConfigWatcher
 
 __all__ = [

@@ -21,13 +21,18 @@ from pathlib import Path
 import platformdirs
 from confluent_kafka import Producer
 
-from muse_stream.broker.clients import ARTIFACT_MAX_BYTES, artifact_producer_config
-from muse_stream.config.log import read_to_end
+from muse_stream.clients.reading import read_to_end
+from muse_stream.clients.settings import artifact_producer_config
 from muse_stream.errors import MuseError
-from muse_stream.models.store import ArtifactError, FileArtifactStore, check_sha256, sha256_hex
-from muse_stream.topics import TopicNames
+from muse_stream.models.store import (
+    ArtifactError,
+    FileArtifactStore,
+    check_sha256,
+    sha256_hex,
+)
+from muse_stream.topics import ARTIFACT_MAX_BYTES, TopicNames
 
-log = logging.getLogger("muse_stream.config")
+logger = logging.getLogger("muse_stream.config")
 READ_TIMEOUT_S = 60.0
 
 
@@ -109,7 +114,7 @@ class KafkaArtifactStore:
                 if value is None:
                     found.discard(key)
                 elif sha256_hex(value) != key:
-                    log.warning("models topic %s offset %d: key %r is not the sha256 of the value; record ignored",
+                    logger.warning("models topic %s offset %d: key %r is not the sha256 of the value; record ignored",
                                 self.topic, message.offset(), key)
                 else:
                     found.add(key)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from muse_stream.config.models import (
+from muse_stream.config.deployment import (
     ConfigError,
     DeploymentConfig,
     Entry,

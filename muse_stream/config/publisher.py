@@ -27,18 +27,25 @@ from datetime import UTC, datetime
 import orjson
 from confluent_kafka import KafkaException, Producer
 
-from muse_stream.broker.clients import transactional_producer_config
-from muse_stream.broker.producing import call_retrying
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.producing import call_retrying
+from muse_stream.clients.reading import read_to_end
+from muse_stream.clients.settings import transactional_producer_config
 from muse_stream.config.artifact_topic import KafkaArtifactStore
-from muse_stream.config.log import ConfigState, read_config_log, read_to_end
-from muse_stream.config.models import MARKER_KEY, DeploymentConfig, VersionMarker, encode_value
+from muse_stream.config.deployment import (
+    MARKER_KEY,
+    DeploymentConfig,
+    VersionMarker,
+    encode_value,
+)
+from muse_stream.config.state import ConfigState, read_config_log
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, sha256_hex
-from muse_stream.topics import TopicAdmin, TopicNames
+from muse_stream.topics import TopicNames
 
 HISTORY_FORMAT = "muse.config-history/1"
 COMMIT_ATTEMPTS = 5
-log = logging.getLogger("muse_stream.config")
+logger = logging.getLogger("muse_stream.config")
 
 
 class PublishError(MuseError):
@@ -104,7 +111,7 @@ class ConfigPublisher:
         record; None when there is nothing to write (no change, and the marker is where it should be)."""
         history_version = self.history_version()
         if diff.live_version < history_version:
-            log.warning("the version marker on %s says %d but %s reached version %d: the marker was lost "
+            logger.warning("the version marker on %s says %d but %s reached version %d: the marker was lost "
                         "(a tombstone on %s, compacted away?); publishing version %d restores it",
                         self.names.config_topic, diff.live_version, self.names.config_history_topic,
                         history_version, MARKER_KEY, history_version + 1)

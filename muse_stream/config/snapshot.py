@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from muse_stream.config.models import DeploymentConfig
+from muse_stream.config.deployment import DeploymentConfig
 from muse_stream.models import ArtifactStore
 from muse_stream.predictors import Predictor, PredictorSpec
 from muse_stream.routing import Route, RouteTable, RoutingDecision

@@ -14,20 +14,24 @@ offset, added to :attr:`rejected`, and ignored: the last good snapshot stays in 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError
 from pydantic import ValidationError
 
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.reading import reader_from_start
 from muse_stream.config.artifact_topic import KafkaArtifactStore
-from muse_stream.config.log import ConfigState, Rejection, log, reader_from_start
-from muse_stream.config.models import MARKER_KEY, DeploymentConfig
+from muse_stream.config.deployment import MARKER_KEY, DeploymentConfig
 from muse_stream.config.snapshot import ConfigSnapshot
+from muse_stream.config.state import ConfigState, Rejection
 from muse_stream.errors import MuseError
 from muse_stream.models import ArtifactStore
-from muse_stream.topics import TopicAdmin, TopicNames
+from muse_stream.topics import TopicNames
 
+logger = logging.getLogger("muse_stream.config")
 POLL_S = 0.05
 BUILD_RETRY_S = 5.0
 
@@ -130,12 +134,12 @@ class ConfigWatcher:
                     elif error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise MuseError(f"cannot follow config topic {self.topic} on {self.bootstrap}: {error.str()}")
                     else:
-                        log.warning("config topic %s: %s", self.topic, error.str())
+                        logger.warning("config topic %s: %s", self.topic, error.str())
                     continue
                 self._on_record(message.key(), message.value(), message.offset())
         except Exception as error:  # noqa: BLE001 - a dying watcher must say why
             self._failure = repr(error)
-            log.exception("config watcher of %s stopped on an unexpected error", self.topic)
+            logger.exception("config watcher of %s stopped on an unexpected error", self.topic)
             raise
         finally:
             consumer.close()
@@ -166,10 +170,10 @@ class ConfigWatcher:
                 self._state.reject(offset, MARKER_KEY, f"config version {version} cannot be loaded: {error}")
                 self._failed_offset = offset
             self._retry_at = time.monotonic() + BUILD_RETRY_S
-            log.warning("config version %d cannot be loaded yet; retrying in %.0f s", version, BUILD_RETRY_S)
+            logger.warning("config version %d cannot be loaded yet; retrying in %.0f s", version, BUILD_RETRY_S)
             return
         self._pending = None
         with self._changed:
             self._current = snapshot
             self._changed.notify_all()
-        log.info("config topic %s offset %d: version %d is current", self.topic, offset, version)
+        logger.info("config topic %s offset %d: version %d is current", self.topic, offset, version)

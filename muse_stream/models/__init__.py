@@ -8,7 +8,13 @@ from muse_stream.models.registry import (
     load_booster,
     parse_booster,
 )
-from muse_stream.models.store import ArtifactError, ArtifactStore, FileArtifactStore, RecordStore, open_store
+from muse_stream.models.store import (
+    ArtifactError,
+    ArtifactStore,
+    FileArtifactStore,
+    RecordStore,
+    open_store,
+)
 
 __all__ = [
     "ArtifactError",

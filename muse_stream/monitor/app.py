@@ -37,10 +37,11 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web import Request, Response, View
 from mode.utils.times import want_seconds
 
+from muse_stream.clients.admin import TopicAdmin
 from muse_stream.monitor import aggregates
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicAdmin, TopicError, TopicNames, TopicSpec
+from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames, TopicSpec
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_WEB_PORT = 6066
 DEFAULT_WINDOW_S = 60.0
@@ -62,7 +63,7 @@ class MonitorSettings:
     @property
     def app_id(self) -> str:
         """Group id and prefix of Faust's own topics: under the namespace's internal prefix."""
-        return f"{self.namespace}.internal.monitor"
+        return TopicNames(self.namespace).monitor_app_id
 
 
 @dataclass
@@ -136,15 +137,7 @@ def faust_topic_specs(app: faust.App) -> list[TopicSpec]:
 
 def discover_tenants(admin: TopicAdmin, names: TopicNames) -> tuple[str, ...]:
     """Tenants whose output topic exists on the broker."""
-    tenants = set()
-    for topic in admin.existing_topics():
-        try:
-            tenant = names.tenant_of_topic(topic)
-        except TopicError:
-            continue
-        if topic == names.output_topic(tenant):
-            tenants.add(tenant)
-    return tuple(sorted(tenants))
+    return tuple(names.tenants_in(admin.existing_topics(), "output"))
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -245,7 +238,7 @@ def build_app(settings: MonitorSettings, tenants: Sequence[str]) -> tuple[Monito
         found = await asyncio.to_thread(discover_tenants, admin, names)
         added = sorted(set(found) - set(state.tenants))
         if added and not state.restart_requested:
-            log.warning("new tenant output topics for %s: restarting the monitor to subscribe to them", added)
+            logger.warning("new tenant output topics for %s: restarting the monitor to subscribe to them", added)
             state.restart_requested = True
             os.kill(os.getpid(), signal.SIGTERM)  # the worker's own handler stops it cleanly
 

@@ -19,12 +19,17 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from muse_stream.events import MAX_EVENT_BYTES, InputEvent, RejectReason, well_formed_event
+from muse_stream.events import (
+    MAX_EVENT_BYTES,
+    InputEvent,
+    RejectReason,
+    well_formed_event,
+)
 from muse_stream.predictors import Predictor
 from muse_stream.routing import RoutingError, UnknownTenant
 from muse_stream.topics import TopicNames
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class RoutingDecisionLike(Protocol):
@@ -208,7 +213,7 @@ class BatchScorer:
         try:
             mapped = self._score_group(group, outcome, config_version, now_ms)
         except Exception as error:  # noqa: BLE001 - a failing model must not stop the pipeline
-            log.exception("predictor %s failed on a batch of %d events", predictor, len(group.records))
+            logger.exception("predictor %s failed on a batch of %d events", predictor, len(group.records))
             for record in group.records:
                 outcome.dead_letters.append(self._dead_letter(
                     record, RejectReason.SCORING_FAILED,
@@ -285,12 +290,12 @@ class BatchScorer:
             try:
                 scores = shadow.score_batch(shadow.vectorize([group.features[i] for group, i in members]))
             except Exception:  # noqa: BLE001 - a failing shadow never touches live results
-                log.warning("shadow predictor %s failed; skipping it for %.0f s", shadow, guard.cooldown_s, exc_info=True)
+                logger.warning("shadow predictor %s failed; skipping it for %.0f s", shadow, guard.cooldown_s, exc_info=True)
                 guard.trip(shadow_id)
                 guard.skipped_events[shadow_id] += len(members)
                 continue
             if (time.monotonic() - started) * 1000 > guard.budget_ms:
-                log.warning("shadow predictor %s exceeded its %.0f ms budget; skipping it for %.0f s",
+                logger.warning("shadow predictor %s exceeded its %.0f ms budget; skipping it for %.0f s",
                             shadow, guard.budget_ms, guard.cooldown_s)
                 guard.trip(shadow_id)
             for (group, i), raw, corrected, mapped in zip(members, scores.raw.tolist(), scores.corrected.tolist(),

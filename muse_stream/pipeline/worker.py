@@ -26,15 +26,29 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
-from muse_stream.broker.clients import consumer_config, transactional_producer_config
-from muse_stream.broker.producing import call_retrying, produce_grouped
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.producing import call_retrying, produce_grouped
+from muse_stream.clients.settings import consumer_config, transactional_producer_config
 from muse_stream.errors import MuseError
-from muse_stream.pipeline.scoring import BatchScorer, OutgoingRecord, SnapshotLike, SourceRecord
-from muse_stream.topics import TopicAdmin, TopicError, TopicNames
+from muse_stream.pipeline.scoring import (
+    BatchScorer,
+    OutgoingRecord,
+    SnapshotLike,
+    SourceRecord,
+)
+from muse_stream.topics import TopicError, TopicNames
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_ABORTS = 8
 ABORT_BACKOFF_S = 0.1
@@ -61,7 +75,7 @@ class WorkerSettings:
 
     @property
     def group_id(self) -> str:
-        return f"{self.names.namespace}.workers"
+        return self.names.worker_group
 
     @property
     def transactional_id(self) -> str:
@@ -149,10 +163,10 @@ class Worker:
             try:
                 self._admin.ensure(specs)
             except TopicError:
-                log.exception("the output/DLQ topics of tenants %s are not usable", ", ".join(new_tenants))
+                logger.exception("the output/DLQ topics of tenants %s are not usable", ", ".join(new_tenants))
                 raise
             self._known_tenants.update(new_tenants)
-        log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
+        logger.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The commit in flight carries offsets of these partitions under the current generation:
@@ -161,7 +175,7 @@ class Worker:
         revoked = {(p.topic, p.partition) for p in partitions}
         before = len(self._pending)
         self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in revoked]
-        log.info("revoked %d partitions; dropped %d gathered records for their next owner",
+        logger.info("revoked %d partitions; dropped %d gathered records for their next owner",
                  len(revoked), before - len(self._pending))
 
     # -- the loop ------------------------------------------------------------------------------
@@ -171,7 +185,7 @@ class Worker:
         self.producer.init_transactions()
         self.consumer.subscribe([self._input_pattern], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
-        log.info("worker %s consuming %s as group %s", settings.worker_id, self._input_pattern, settings.group_id)
+        logger.info("worker %s consuming %s as group %s", settings.worker_id, self._input_pattern, settings.group_id)
         last_report = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -184,7 +198,7 @@ class Worker:
                     guard = self.scorer.shadow_guard
                     shadows = "".join(f" shadow {sid[:12]}: {guard.failures[sid]} trips, {guard.skipped_events[sid]} skipped"
                                       for sid in sorted(set(guard.failures) | set(guard.skipped_events)))
-                    log.info("worker %s: %s%s", settings.worker_id, self.stats.line(), shadows)
+                    logger.info("worker %s: %s%s", settings.worker_id, self.stats.line(), shadows)
                     last_report = time.monotonic()
             self._settle_in_flight()
         finally:
@@ -220,7 +234,7 @@ class Worker:
                 elif error.fatal():
                     raise KafkaException(error)
                 else:
-                    log.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
+                    logger.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
         batch, self._pending = self._pending, []
         return batch
 
@@ -301,7 +315,7 @@ class Worker:
         self._consecutive_aborts += 1
         self.stats.aborts += 1
         span = ", ".join(f"{topic}[{partition}] up to offset {offset - 1}" for (topic, partition), offset in next_offsets.items())
-        log.warning("transaction of %d records aborted (%s): %s; rewinding to the committed offsets",
+        logger.warning("transaction of %d records aborted (%s): %s; rewinding to the committed offsets",
                     records_in, error.str(), span)
         call_retrying(self.producer.abort_transaction)
         self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
@@ -329,4 +343,4 @@ class Worker:
             try:
                 self.consumer.seek(TopicPartition(committed.topic, committed.partition, target))
             except KafkaException as error:  # revoked meanwhile: its new owner reads it
-                log.info("not rewinding %s[%d]: %s", committed.topic, committed.partition, error)
+                logger.info("not rewinding %s[%d]: %s", committed.topic, committed.partition, error)

@@ -12,7 +12,13 @@ import numpy.typing as npt
 from muse_stream.models.registry import ModelRecord, load_booster
 from muse_stream.models.store import ArtifactStore
 from muse_stream.predictors.spec import MissingPolicy, ModelRef, PredictorSpec
-from muse_stream.transforms import DEFAULT_N_KNOTS, AlertRateCurve, QuantileMap, Reference, posterior_correction
+from muse_stream.transforms import (
+    DEFAULT_N_KNOTS,
+    AlertRateCurve,
+    QuantileMap,
+    Reference,
+    posterior_correction,
+)
 
 
 def corrected_scores(record: ModelRecord, store: ArtifactStore, features: npt.ArrayLike) -> np.ndarray:

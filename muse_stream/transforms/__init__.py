@@ -8,7 +8,12 @@ from muse_stream.transforms.posterior import (
     undersampled_prevalence,
 )
 from muse_stream.transforms.quantile_map import DEFAULT_N_KNOTS, QuantileMap
-from muse_stream.transforms.reference import DEFAULT_CURVE, AlertRateCurve, EmpiricalReference, Reference
+from muse_stream.transforms.reference import (
+    DEFAULT_CURVE,
+    AlertRateCurve,
+    EmpiricalReference,
+    Reference,
+)
 from muse_stream.transforms.samples import MIN_FIT_SAMPLES
 
 __all__ = [

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import KafkaException, Producer
 from config_support import artifacts, deployment, model_bytes, write_topology
+from confluent_kafka import KafkaException, Producer
 
 from muse_stream.broker import BrokerHandle
-from muse_stream.broker.clients import producer_config, transactional_producer_config
 from muse_stream.cli import main
+from muse_stream.clients.reading import read_to_end
+from muse_stream.clients.settings import producer_config, transactional_producer_config
 from muse_stream.config import ConfigPublisher, KafkaArtifactStore, read_config_log
-from muse_stream.config.log import read_to_end
-from muse_stream.config.models import MARKER_KEY
+from muse_stream.config.deployment import MARKER_KEY
 from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicNames
 

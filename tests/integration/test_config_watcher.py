@@ -8,13 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 from config_support import artifacts, deployment
+from confluent_kafka import Producer
 
 from muse_stream.broker import BrokerHandle
-from muse_stream.broker.clients import producer_config
+from muse_stream.clients.settings import producer_config
 from muse_stream.config import ConfigPublisher, ConfigWatcher, KafkaArtifactStore
-from muse_stream.config.models import MARKER_KEY, RouteConfig, VersionMarker, encode_value
+from muse_stream.config.deployment import (
+    MARKER_KEY,
+    RouteConfig,
+    VersionMarker,
+    encode_value,
+)
 from muse_stream.errors import MuseError
 from muse_stream.routing import UnknownIntent
 from muse_stream.topics import TopicNames

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from muse_stream.broker import BrokerStatus, LocalBroker
-from muse_stream.broker.artifacts import BrokerSetupError
+from muse_stream.broker.kafka_jars import BrokerSetupError
 from muse_stream.broker.local import free_port_pair
 
 pytestmark = pytest.mark.kafka

@@ -19,9 +19,10 @@ import pytest
 from confluent_kafka import Producer
 
 from muse_stream.broker import BrokerHandle
-from muse_stream.broker.clients import transactional_producer_config
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.settings import transactional_producer_config
 from muse_stream.events import ScoreResult, Timings
-from muse_stream.topics import TopicAdmin, TopicNames
+from muse_stream.topics import TopicNames
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
 

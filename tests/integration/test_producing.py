@@ -9,11 +9,12 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 
 from muse_stream.broker import BrokerHandle
-from muse_stream.broker.clients import producer_config, transactional_producer_config
-from muse_stream.broker.producing import produce_grouped
-from muse_stream.broker.readback import read_topics
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.producing import produce_grouped
+from muse_stream.clients.reading import read_topics
+from muse_stream.clients.settings import producer_config, transactional_producer_config
 from muse_stream.pipeline.scoring import OutgoingRecord
-from muse_stream.topics import TopicAdmin, TopicNames
+from muse_stream.topics import TopicNames
 
 pytestmark = pytest.mark.kafka
 TENANTS = ("bank-a", "bank-b", "bank-c")

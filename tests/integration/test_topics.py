@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from muse_stream.topics import TopicAdmin, TopicError, TopicNames, TopicSpec, tenants_on_broker
+from muse_stream.clients.admin import TopicAdmin, tenants_on_broker
+from muse_stream.topics import TopicError, TopicNames, TopicSpec
 
 pytestmark = pytest.mark.kafka
 

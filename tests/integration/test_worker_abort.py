@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 import muse_stream.pipeline.worker as worker_module
 from muse_stream.broker import BrokerHandle
-from muse_stream.broker.clients import producer_config
+from muse_stream.clients.settings import producer_config
 from muse_stream.config.watcher import ConfigWatcher
 from muse_stream.pipeline.scoring import OutgoingRecord
 from muse_stream.pipeline.worker import Worker, WorkerError, WorkerSettings

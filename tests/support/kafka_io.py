@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from muse_stream.bench.harness import WorkerProcess, produce
-from muse_stream.broker.readback import read_topics as read_committed
+from muse_stream.clients.reading import read_topics as read_committed
 
 __all__ = ["WorkerProcess", "produce", "read_committed"]

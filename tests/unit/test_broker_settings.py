@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from muse_stream.broker.artifacts import _java_major_version
+from muse_stream.broker.kafka_jars import _java_major_version
 from muse_stream.broker.local import new_cluster_id, server_properties
 from muse_stream.topics import TopicError, TopicNames
 
@@ -70,31 +70,31 @@ def test_input_regex_matches_only_input_topics() -> None:
 
 
 def test_missing_java_names_the_version_needed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from muse_stream.broker import artifacts
+    from muse_stream.broker import kafka_jars
 
-    monkeypatch.setattr(artifacts.shutil, "which", lambda name: None)
-    with pytest.raises(artifacts.BrokerSetupError, match="Java 17 or newer.*MUSE_BOOTSTRAP"):
-        artifacts.require_java()
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: None)
+    with pytest.raises(kafka_jars.BrokerSetupError, match="Java 17 or newer.*MUSE_BOOTSTRAP"):
+        kafka_jars.require_java()
 
 
 def test_missing_maven_with_no_cached_jars_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from muse_stream.broker import artifacts
+    from muse_stream.broker import kafka_jars
 
     monkeypatch.setenv("MUSE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(artifacts.shutil, "which", lambda name: None)
-    with pytest.raises(artifacts.BrokerSetupError, match=r"not cached in .*Apache Maven 3\.6\+"):
-        artifacts.ensure_kafka_jars()
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: None)
+    with pytest.raises(kafka_jars.BrokerSetupError, match=r"not cached in .*Apache Maven 3\.6\+"):
+        kafka_jars.ensure_kafka_jars()
 
 
 def test_cached_jars_need_no_maven(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from muse_stream.broker import artifacts
+    from muse_stream.broker import kafka_jars
 
     monkeypatch.setenv("MUSE_CACHE_DIR", str(tmp_path))
-    libs = artifacts.kafka_libs_dir()
+    libs = kafka_jars.kafka_libs_dir()
     libs.mkdir(parents=True)
     (libs / ".complete").write_text("x")
-    monkeypatch.setattr(artifacts.shutil, "which", lambda name: None)
-    assert artifacts.ensure_kafka_jars() == libs
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: None)
+    assert kafka_jars.ensure_kafka_jars() == libs
 
 
 def test_cluster_ids_never_look_like_an_option() -> None:

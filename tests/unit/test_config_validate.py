@@ -9,7 +9,14 @@ from config_support import EXAMPLE_TOML, write_topology
 
 from muse_stream.cli import main
 from muse_stream.config import ConfigError, load_deployment_file
-from muse_stream.config.models import DeploymentConfig, RouteConfig, TenantConfig, decode_record, encode_value, RecordError
+from muse_stream.config.deployment import (
+    DeploymentConfig,
+    RecordError,
+    RouteConfig,
+    TenantConfig,
+    decode_record,
+    encode_value,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

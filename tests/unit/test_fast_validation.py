@@ -58,8 +58,8 @@ def test_orjson_never_yields_a_non_finite_float_which_the_fast_check_relies_on(l
 
 
 def test_results_are_byte_for_byte_what_orjson_dumps_of_the_result_dict_gives(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.unit.test_batch_scoring import StaticSnapshot, _events
     from tests.support.predictors import small_predictor
+    from tests.unit.test_batch_scoring import StaticSnapshot, _events
 
     predictor = small_predictor(tmp_path)
     names = TopicNames("unit")

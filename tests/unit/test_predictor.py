@@ -10,8 +10,20 @@ import xgboost
 
 from muse_stream import synthetic
 from muse_stream.errors import MuseError
-from muse_stream.models import FileArtifactStore, ModelRecord, ModelRegistry, booster_load_counts, clear_booster_cache
-from muse_stream.predictors import MissingFeatureError, ModelRef, Predictor, PredictorSpec, PredictorSpecError
+from muse_stream.models import (
+    FileArtifactStore,
+    ModelRecord,
+    ModelRegistry,
+    booster_load_counts,
+    clear_booster_cache,
+)
+from muse_stream.predictors import (
+    MissingFeatureError,
+    ModelRef,
+    Predictor,
+    PredictorSpec,
+    PredictorSpecError,
+)
 from muse_stream.transforms import AlertRateCurve, QuantileMap, posterior_correction
 
 B = 0.2

@@ -11,7 +11,11 @@ import pytest
 from config_support import artifacts, deployment, predictor, warm_matrix
 
 from muse_stream.config.snapshot import ConfigSnapshot, clear_predictor_cache
-from muse_stream.models import FileArtifactStore, booster_load_counts, clear_booster_cache
+from muse_stream.models import (
+    FileArtifactStore,
+    booster_load_counts,
+    clear_booster_cache,
+)
 from muse_stream.routing import RoutingError, UnknownIntent, UnknownTenant
 
 

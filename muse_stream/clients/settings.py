@@ -5,15 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from muse_stream.topics import ARTIFACT_MAX_BYTES, DEAD_LETTER_MAX_BYTES
+
 # librdkafka requires message.timeout.ms <= transaction.timeout.ms; keep a margin.
 TRANSACTION_TIMEOUT_MS = 60_000
 MESSAGE_TIMEOUT_MS = 50_000
-# The models topic allows records this large (topics.py); model artifacts travel as one record.
-ARTIFACT_MAX_BYTES = 64 * 1024 * 1024
-# Input topics refuse larger records at the door. A dead letter carries the original bytes in
-# base64 (4/3 of them) plus its envelope, so DLQ topics and producers allow more than that.
-INPUT_RECORD_MAX_BYTES = 1024 * 1024
-DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 
 
 def admin_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:

@@ -28,7 +28,15 @@ from datetime import datetime
 from typing import Annotated, Any, NamedTuple
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from muse_stream.errors import MuseError
 from muse_stream.predictors import PredictorSpec

@@ -8,15 +8,11 @@ changes nothing; a marker ends a change set.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
-
-from muse_stream.broker.clients import log_reader_config
-from muse_stream.config.models import (
+from muse_stream.clients.reading import READ_TIMEOUT_S, read_to_end
+from muse_stream.config.deployment import (
     MARKER_KEY,
     DeploymentConfig,
     Entry,
@@ -25,12 +21,9 @@ from muse_stream.config.models import (
     canonical_body,
     decode_record,
 )
-from muse_stream.errors import MuseError
 from muse_stream.topics import TopicNames
 
-log = logging.getLogger("muse_stream.config")
-READ_TIMEOUT_S = 30.0
-LEADER_WAIT_S = 10.0
+logger = logging.getLogger("muse_stream.config")
 
 
 class Rejection(NamedTuple):
@@ -54,7 +47,7 @@ class ConfigState:
         return self.marker.config_version if self.marker else 0
 
     def reject(self, offset: int, key: str, reason: str) -> None:
-        log.warning("config topic %s partition 0 offset %d key %r rejected: %s", self.topic, offset, key, reason)
+        logger.warning("config topic %s partition 0 offset %d key %r rejected: %s", self.topic, offset, key, reason)
         self.rejected.append(Rejection(offset, key, reason))
 
     def apply(self, key: bytes | None, value: bytes | None, offset: int) -> VersionMarker | None:
@@ -86,52 +79,6 @@ class ConfigState:
 
     def bodies(self) -> dict[str, bytes]:
         return {key: canonical_body(entry) for key, entry in self.entries.items()}
-
-
-def reader_from_start(bootstrap: str, topic: str, **overrides: object) -> Consumer:
-    """A read_committed reader assigned to partition 0 of ``topic`` at its first offset.
-
-    The first offset is looked up explicitly: assigning OFFSET_BEGINNING makes librdkafka wait
-    for its offset-query timer (about half a second) before the first fetch.
-    """
-    consumer = Consumer(log_reader_config(bootstrap, **overrides))
-    deadline = time.monotonic() + LEADER_WAIT_S
-    while True:
-        try:
-            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=READ_TIMEOUT_S)
-            break
-        except KafkaException as error:
-            # Just after creation a topic may have no leader yet: wait a little for one.
-            if time.monotonic() > deadline:
-                consumer.close()
-                raise MuseError(f"cannot read topic {topic} on {bootstrap}: {error.args[0].str()}; check that it exists "
-                                "(`muse config apply` and `muse tenants add` create the internal topics)") from error
-            time.sleep(0.05)
-    consumer.assign([TopicPartition(topic, 0, low if low >= 0 else OFFSET_BEGINNING)])
-    return consumer
-
-
-def read_to_end(bootstrap: str, topic: str, *, timeout: float = READ_TIMEOUT_S, **overrides: object) -> Iterator[Message]:
-    """Every committed record of partition 0 of ``topic``, from its start to its end as of now."""
-    consumer = reader_from_start(bootstrap, topic, **overrides)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if time.monotonic() > deadline:
-                raise MuseError(f"reading topic {topic} on {bootstrap} did not reach its end within {timeout:.0f} s; "
-                                "check the broker with `muse broker status`, and that no transaction is stuck open")
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    return
-                if message.error().fatal() or message.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise MuseError(f"cannot read topic {topic} on {bootstrap}: {message.error().str()}")
-                continue
-            yield message
-    finally:
-        consumer.close()
 
 
 def read_config_log(bootstrap: str, names: TopicNames, *, timeout: float = READ_TIMEOUT_S) -> ConfigState:

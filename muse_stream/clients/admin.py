@@ -1,0 +1,117 @@
+"""Topic administration: idempotent creation that reads its result back and checks it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from muse_stream.clients.settings import admin_config
+from muse_stream.topics import TopicError, TopicNames, TopicSpec
+
+ADMIN_TIMEOUT_S = 30.0
+# Topics per CreateTopics/DeleteTopics request: a single request for 1,500 topics (500 tenants)
+# can outlast the admin timeout on a small broker.
+ADMIN_REQUEST_TOPICS = 300
+
+
+class TopicAdmin:
+    """Idempotent topic creation whose result is read back and checked."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._admin = AdminClient(admin_config(bootstrap))
+
+    def existing_topics(self) -> dict[str, int]:
+        """Topic name -> partition count."""
+        metadata = self._admin.list_topics(timeout=ADMIN_TIMEOUT_S)
+        return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+
+    def ensure(self, specs: Iterable[TopicSpec]) -> list[str]:
+        """Create what is missing, check what exists; return the names created."""
+        specs = list(specs)
+        existing = self.existing_topics()
+        missing = [spec for spec in specs if spec.name not in existing]
+        created: list[str] = []
+        for start in range(0, len(missing), ADMIN_REQUEST_TOPICS):
+            chunk = missing[start:start + ADMIN_REQUEST_TOPICS]
+            futures = self._admin.create_topics(
+                [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=dict(s.configs))
+                 for s in chunk],
+                operation_timeout=ADMIN_TIMEOUT_S,
+            )
+            for name, future in futures.items():
+                try:
+                    future.result()
+                    created.append(name)
+                except KafkaException as error:
+                    if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won
+                        raise TopicError(f"creating topic {name!r} on {self.bootstrap} failed: {error}") from error
+        if missing:
+            existing = self._await_visible([spec.name for spec in missing])
+        self.check(specs, existing)
+        return created
+
+    def _await_visible(self, names: list[str]) -> dict[str, int]:
+        """Creation is acknowledged before every broker's metadata shows the topic; wait for that
+        and return the listing that shows them."""
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while True:
+            existing = self.existing_topics()
+            if all(name in existing for name in names):
+                return existing
+            if time.monotonic() > deadline:
+                missing = [name for name in names if name not in existing]
+                raise TopicError(f"topics {missing} were created on {self.bootstrap} but are not in its metadata "
+                                 f"after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`.")
+            time.sleep(0.1)
+
+    def check(self, specs: Iterable[TopicSpec], existing: Mapping[str, int] | None = None) -> None:
+        """Every spec exists with at least its partitions and exactly its configs (``existing``: a
+        listing just taken, to spare the broker another one of every topic)."""
+        specs = list(specs)
+        existing = self.existing_topics() if existing is None else existing
+        for spec in specs:
+            if spec.name not in existing:
+                raise TopicError(f"topic {spec.name!r} does not exist on {self.bootstrap}; create it with `muse tenants add`.")
+            if existing[spec.name] < spec.partitions:
+                raise TopicError(
+                    f"topic {spec.name!r} has {existing[spec.name]} partitions, fewer than the {spec.partitions} asked for; "
+                    "add partitions with kafka-topics --alter, or ask for fewer."
+                )
+        actual = self.topic_configs([spec.name for spec in specs if spec.configs])
+        for spec in specs:
+            for key, wanted in spec.configs.items():
+                have = actual[spec.name].get(key)
+                if have != wanted:
+                    raise TopicError(
+                        f"topic {spec.name!r} has {key}={have!r}, but muse-stream needs {key}={wanted!r}; "
+                        f"fix it with kafka-configs --alter --entity-type topics --entity-name {spec.name} --add-config {key}={wanted}"
+                    )
+
+    def topic_configs(self, names: Iterable[str]) -> dict[str, dict[str, str]]:
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+        if not resources:
+            return {}
+        futures = self._admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT_S)
+        return {
+            resource.name: {key: entry.value for key, entry in future.result().items()}
+            for resource, future in futures.items()
+        }
+
+    def delete(self, names: Iterable[str]) -> None:
+        names = list(names)
+        if not names:
+            return
+        for start in range(0, len(names), ADMIN_REQUEST_TOPICS):
+            chunk = names[start:start + ADMIN_REQUEST_TOPICS]
+            for future in self._admin.delete_topics(chunk, operation_timeout=ADMIN_TIMEOUT_S).values():
+                future.result()
+
+
+def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:
+    """Tenant -> input partitions, read from the topics that exist."""
+    existing = admin.existing_topics()
+    return {tenant: existing[names.input_topic(tenant)] for tenant in names.tenants_in(existing)}
