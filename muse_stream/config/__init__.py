@@ -1,9 +1,13 @@
 """The control plane: the declared deployment, its atomic publication, and the watcher that applies it.
 
-Data-plane workers need only :class:`ConfigWatcher`: ``watcher.current.route(tenant, intent)``.
+This package's namespace holds the pure parts only (the config model, TOML files, snapshots), so a
+replay or a validator imports them without a Kafka client. The Kafka parts live in their modules:
+:mod:`~muse_stream.config.publisher` (atomic publication), :mod:`~muse_stream.config.watcher`
+(data-plane workers need only ``watcher.current.route(tenant, intent)``),
+:mod:`~muse_stream.config.state` (reading the config log) and
+:mod:`~muse_stream.config.artifact_topic` (model artifacts on the models topic).
 """
 
-from muse_stream.config.artifact_topic import KafkaArtifactStore
 from muse_stream.config.deployment import (
     ConfigError,
     DeploymentConfig,
@@ -15,35 +19,18 @@ from muse_stream.config.deployment import (
     VersionMarker,
 )
 from muse_stream.config.files import LoadedDeployment, load_deployment_file
-from muse_stream.config.publisher import (
-    ConfigDiff,
-    ConfigPublisher,
-    PublishError,
-    PublishResult,
-)
 from muse_stream.config.snapshot import ConfigSnapshot
-from muse_stream.config.state import ConfigState, Rejection, read_config_log
-from muse_stream.config.watcher import ConfigWatcher
 
 __all__ = [
-    "ConfigDiff",
     "ConfigError",
-    "ConfigPublisher",
     "ConfigSnapshot",
-    "ConfigState",
-    "ConfigWatcher",
     "DeploymentConfig",
     "IntentConfig",
-    "KafkaArtifactStore",
     "LoadedDeployment",
     "ModelMeta",
     "PredictorConfig",
-    "PublishError",
-    "PublishResult",
-    "Rejection",
     "RouteConfig",
     "TenantConfig",
     "VersionMarker",
     "load_deployment_file",
-    "read_config_log",
 ]

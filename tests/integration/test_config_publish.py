@@ -14,8 +14,10 @@ from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
 from muse_stream.clients.reading import read_to_end
 from muse_stream.clients.settings import producer_config, transactional_producer_config
-from muse_stream.config import ConfigPublisher, KafkaArtifactStore, read_config_log
+from muse_stream.config.artifact_topic import KafkaArtifactStore
 from muse_stream.config.deployment import MARKER_KEY
+from muse_stream.config.publisher import ConfigPublisher
+from muse_stream.config.state import read_config_log
 from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicNames
 

@@ -13,13 +13,15 @@ from confluent_kafka import Producer
 
 from muse_stream.broker import BrokerHandle
 from muse_stream.clients.settings import producer_config
-from muse_stream.config import ConfigPublisher, ConfigWatcher, KafkaArtifactStore
+from muse_stream.config.artifact_topic import KafkaArtifactStore
 from muse_stream.config.deployment import (
     MARKER_KEY,
     RouteConfig,
     VersionMarker,
     encode_value,
 )
+from muse_stream.config.publisher import ConfigPublisher
+from muse_stream.config.watcher import ConfigWatcher
 from muse_stream.errors import MuseError
 from muse_stream.routing import UnknownIntent
 from muse_stream.topics import TopicNames
