@@ -36,15 +36,20 @@ def test_route_update_mid_stream(kafka: BrokerHandle, topic_names: TopicNames, t
     values = [orjson.dumps({"event_id": f"e{i}", "features": f}) for i, f in enumerate(events_as_dicts(X))]
     applied_at_ms: list[int] = []
 
-    def produce_steadily() -> None:  # 3000 events over ~9 s
-        for start in range(0, len(values), 100):
+    def produce_steadily() -> None:  # 2900 events over ~9 s
+        for start in range(100, len(values), 100):
             produce(kafka.bootstrap, topic_names.input_topic(TENANT), [(v[:16], v) for v in values[start:start + 100]])
             time.sleep(0.3)
 
     producer = threading.Thread(target=produce_steadily)
     try:
+        # The steady stream starts once the worker scores: on a loaded machine a worker can take
+        # longer to start than the stream's first seconds, and then no event would meet version 1.
+        produce(kafka.bootstrap, topic_names.input_topic(TENANT), [(v[:16], v) for v in values[:100]])
+        first = read_committed(kafka.bootstrap, [topic_names.output_topic(TENANT)], expect=1, timeout=60, settle=0)
+        assert first, f"the worker scored nothing within 60 s; {worker.log_tail()}"
         producer.start()
-        time.sleep(4)
+        time.sleep(3)
         assert publish(kafka.bootstrap, topic_names, route("fraud-v2"), predictors, tmp_path) == 2
         applied_at_ms.append(int(time.time() * 1000))
         producer.join()
