@@ -1,4 +1,4 @@
-"""``muse config validate|diff|apply|show``: the operator's side of the control plane."""
+"""``muse config validate|diff|plan|apply|show|history|rollback``: the operator's side of the control plane."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("file", help="a deployment TOML file (see topologies/example.toml)")
         action.set_defaults(handler=handler)
-    actions.add_parser("show", help="print the live config as JSON, with its version").set_defaults(handler=_show)
+    show = actions.add_parser("show", help="print the live config (or --version N's) as JSON, with its version")
+    show.add_argument("--version", type=int, metavar="N", help="the config as of version N, rebuilt from the history")
+    show.set_defaults(handler=_show)
+    actions.add_parser("history", help="one line per version: when, who, what changed").set_defaults(handler=_history)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -84,9 +87,52 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history_of(args: argparse.Namespace) -> list:
+    """Every version's change set on the namespace's history topic (none when it does not exist)."""
+    from muse_stream.config.state import read_history
+
+    names = TopicNames(args.namespace)
+    bootstrap = command_bootstrap()
+    if names.config_history_topic not in TopicAdmin(bootstrap).existing_topics():
+        return []
+    return read_history(bootstrap, names)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from muse_stream.config.history import HISTORY_HEADER, history_lines
+
+    lines = history_lines(_history_of(args))
+    if not lines:
+        print(f"no config versions in namespace {args.namespace!r} yet: `muse config apply FILE` publishes version 1")
+        return 0
+    print(HISTORY_HEADER)
+    for line in lines:
+        print(line.render())
+    return 0
+
+
+def _show_version(args: argparse.Namespace) -> int:
+    from muse_stream.config.history import bodies_at, config_from_bodies, in_order
+
+    entries = in_order(_history_of(args))
+    bodies = bodies_at(entries, args.version)
+    config_from_bodies(bodies, origin=f"config version {args.version} rebuilt from the history")  # it must be whole
+    entry = next(e for e in entries if e.version == args.version)
+    document = {
+        "config_version": args.version,
+        "applied_at": entry.applied_at.isoformat() if entry.applied_at else None,
+        "applied_by": entry.applied_by,
+        "config": dict(sorted(bodies.items())),
+    }
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     from muse_stream.config.state import read_config_log
 
+    if args.version is not None:
+        return _show_version(args)
     names = TopicNames(args.namespace)
     bootstrap = command_bootstrap()
     if names.config_topic not in TopicAdmin(bootstrap).existing_topics():

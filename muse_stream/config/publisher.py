@@ -38,12 +38,12 @@ from muse_stream.config.deployment import (
     VersionMarker,
     encode_value,
 )
+from muse_stream.config.history import encode_history_record, operator_identity
 from muse_stream.config.state import ConfigState, read_config_log
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicNames
 
-HISTORY_FORMAT = "muse.config-history/1"
 COMMIT_ATTEMPTS = 5
 logger = logging.getLogger("muse_stream.config")
 
@@ -143,14 +143,22 @@ class ConfigPublisher:
             uploaded.append(meta.sha256)
         return tuple(uploaded)
 
-    def publish(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None) -> PublishResult:
-        """Make ``desired`` live atomically; a no-op (same version) when nothing differs."""
+    def publish(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None, *,
+                expect_version: int | None = None) -> PublishResult:
+        """Make ``desired`` live atomically; a no-op (same version) when nothing differs.
+
+        ``expect_version``: the live version a plan was shown against; when another publication
+        went live since, nothing is published (the plan shown is no longer what would happen)."""
         self.ensure_topics()
         uploaded = self.upload(desired, artifacts or {})
         producer = Producer(transactional_producer_config(self.bootstrap, self.transactional_id))
         try:
             producer.init_transactions()
             diff = self.diff(desired)  # after init_transactions: no publication of ours is in flight now
+            if expect_version is not None and diff.live_version != expect_version:
+                raise PublishError(f"{self.names.config_topic} moved from version {expect_version} to {diff.live_version} "
+                                   "while the plan was shown (another operator published); nothing was published: "
+                                   "look at the new plan and apply again")
             version = self.next_version(diff)
             if version is None:
                 return PublishResult(diff.live_version, diff, uploaded)
@@ -165,10 +173,8 @@ class ConfigPublisher:
                 producer.produce(self.names.config_topic, key=key.encode(), value=None)
                 changes[key] = None
             producer.produce(self.names.config_topic, key=MARKER_KEY.encode(), value=encode_value(marker, version))
-            history = {"format": HISTORY_FORMAT, "config_version": version, "applied_at": marker.applied_at.isoformat(),
-                       "changes": changes}
             producer.produce(self.names.config_history_topic, key=str(version).encode(),
-                             value=orjson.dumps(history, option=orjson.OPT_SORT_KEYS))
+                             value=encode_history_record(version, marker.applied_at, operator_identity(), changes))
             # A timeout may hide a commit that succeeded: retrying is how librdkafka tells the outcome.
             call_retrying(producer.commit_transaction, attempts=COMMIT_ATTEMPTS)
             return PublishResult(version, diff, uploaded)

@@ -20,6 +20,7 @@ PURE_MODULES = [
     "muse_stream.config.deployment",
     "muse_stream.config.files",
     "muse_stream.config.snapshot",
+    "muse_stream.config.history",
 ]
 KAFKA_CLIENTS = ("confluent_kafka", "aiokafka", "faust")
 
