@@ -18,11 +18,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, handler, text in (
         ("validate", _validate, "check a deployment file offline (no broker): every problem, by key"),
         ("diff", _diff, "show what applying a deployment file would change on the broker"),
-        ("apply", _apply, "upload its models and publish a deployment file atomically; prints the new version"),
+        ("plan", _plan, "show, per tenant and intent, what applying a deployment file would do"),
+        ("apply", _apply, "show the plan, upload its models and publish a deployment file atomically"),
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("file", help="a deployment TOML file (see topologies/example.toml)")
         action.set_defaults(handler=handler)
+        if name == "apply":
+            _add_yes(action)
+    rollback = actions.add_parser("rollback", help="publish version N's config again, as a new version")
+    rollback.add_argument("version", type=int, metavar="N", help="the version to restore (see `muse config history`)")
+    _add_yes(rollback)
+    rollback.set_defaults(handler=_rollback)
     show = actions.add_parser("show", help="print the live config (or --version N's) as JSON, with its version")
     show.add_argument("--version", type=int, metavar="N", help="the config as of version N, rebuilt from the history")
     show.set_defaults(handler=_show)
@@ -71,19 +78,49 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply(args: argparse.Namespace) -> int:
+def _add_yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true",
+                        help="apply even when the plan removes a tenant, intent or route (refused without it)")
+
+
+def _plan(args: argparse.Namespace) -> int:
     from muse_stream.config.files import load_deployment_file
+    from muse_stream.config.operations import plan_against_live, render_plan
 
     loaded = load_deployment_file(args.file)
-    result = _publisher(args).publish(loaded.config, loaded.artifact_bytes())
+    live, plan = plan_against_live(_publisher(args), loaded.config)
+    for line in render_plan(live, plan):
+        print(line)
+    if plan.destructive:
+        print(f"`muse config apply` will refuse this plan without --yes: it removes {', '.join(plan.destructive)}")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from muse_stream.config.files import load_deployment_file
+    from muse_stream.config.operations import publish_with_plan
+
+    loaded = load_deployment_file(args.file)
+    result = publish_with_plan(_publisher(args), loaded.config, loaded.artifact_bytes(), yes=args.yes, source=args.file)
     for sha in result.uploaded:
         print(f"uploaded model {sha}")
-    if result.diff.empty:
+    if result.diff.empty and result.version == result.diff.live_version:
         print(f"no changes: version {result.version} is live")
     else:
-        for line in result.diff.describe():
-            print(line)
         print(f"version {result.version} is live")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from muse_stream.config.history import config_at
+    from muse_stream.config.operations import publish_with_plan
+
+    target = config_at(_history_of(args), args.version)
+    result = publish_with_plan(_publisher(args), target, yes=args.yes, source=f"rolling back to version {args.version}")
+    if result.version == result.diff.live_version:
+        print(f"no changes: version {result.version} is live and already has version {args.version}'s config")
+    else:
+        print(f"version {result.version} is live, with version {args.version}'s config")
     return 0
 
 

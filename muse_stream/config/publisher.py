@@ -20,6 +20,7 @@ Order of a publication:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicNames
 
 COMMIT_ATTEMPTS = 5
+VISIBLE_WAIT_S = 10.0
 logger = logging.getLogger("muse_stream.config")
 
 
@@ -125,6 +127,20 @@ class ConfigPublisher:
                     if (key := (message.key() or b"").decode("ascii", errors="replace")).isdigit()]
         return max(versions, default=0)
 
+    def wait_until_readable(self, version: int, timeout: float = VISIBLE_WAIT_S) -> None:
+        """Return once read_committed readers see ``version`` on the config and history topics.
+
+        ``commit_transaction`` returns when the commit is decided; the markers that make its records
+        readable reach the partitions just after. Without this wait, a command run right after
+        ``apply`` (``show``, ``history``, the next plan) could still read the version before."""
+        deadline = time.monotonic() + timeout
+        while self.live().version < version or self.history_version() < version:
+            if time.monotonic() > deadline:
+                logger.warning("version %d was committed but is not readable on %s after %.0f s", version,
+                               self.names.config_topic, timeout)
+                return
+            time.sleep(0.05)
+
     def upload(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes]) -> tuple[str, ...]:
         """Put every artifact the config names on the models topic; refuse when one is missing."""
         uploaded = []
@@ -177,6 +193,7 @@ class ConfigPublisher:
                              value=encode_history_record(version, marker.applied_at, operator_identity(), changes))
             # A timeout may hide a commit that succeeded: retrying is how librdkafka tells the outcome.
             call_retrying(producer.commit_transaction, attempts=COMMIT_ATTEMPTS)
+            self.wait_until_readable(version)
             return PublishResult(version, diff, uploaded)
         except KafkaException as error:
             kafka_error = error.args[0]

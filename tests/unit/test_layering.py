@@ -21,6 +21,7 @@ PURE_MODULES = [
     "muse_stream.config.files",
     "muse_stream.config.snapshot",
     "muse_stream.config.history",
+    "muse_stream.config.plan",
 ]
 KAFKA_CLIENTS = ("confluent_kafka", "aiokafka", "faust")
 
