@@ -22,6 +22,7 @@ PURE_MODULES = [
     "muse_stream.config.snapshot",
     "muse_stream.config.history",
     "muse_stream.config.plan",
+    "muse_stream.config.promotion",
 ]
 KAFKA_CLIENTS = ("confluent_kafka", "aiokafka", "faust")
 
