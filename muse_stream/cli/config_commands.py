@@ -1,4 +1,4 @@
-"""``muse config validate|diff|apply|show``: the operator's side of the control plane."""
+"""``muse config validate|diff|plan|apply|show|history|rollback``: the operator's side of the control plane."""
 
 from __future__ import annotations
 
@@ -18,12 +18,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, handler, text in (
         ("validate", _validate, "check a deployment file offline (no broker): every problem, by key"),
         ("diff", _diff, "show what applying a deployment file would change on the broker"),
-        ("apply", _apply, "upload its models and publish a deployment file atomically; prints the new version"),
+        ("plan", _plan, "show, per tenant and intent, what applying a deployment file would do"),
+        ("apply", _apply, "show the plan, upload its models and publish a deployment file atomically"),
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("file", help="a deployment TOML file (see topologies/example.toml)")
         action.set_defaults(handler=handler)
-    actions.add_parser("show", help="print the live config as JSON, with its version").set_defaults(handler=_show)
+        if name == "apply":
+            _add_yes(action)
+    rollback = actions.add_parser("rollback", help="publish version N's config again, as a new version")
+    rollback.add_argument("version", type=int, metavar="N", help="the version to restore (see `muse config history`)")
+    _add_yes(rollback)
+    rollback.set_defaults(handler=_rollback)
+    show = actions.add_parser("show", help="print the live config (or --version N's) as JSON, with its version")
+    show.add_argument("--version", type=int, metavar="N", help="the config as of version N, rebuilt from the history")
+    show.set_defaults(handler=_show)
+    actions.add_parser("history", help="one line per version: when, who, what changed").set_defaults(handler=_history)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -68,25 +78,98 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply(args: argparse.Namespace) -> int:
+def _add_yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true",
+                        help="apply even when the plan removes a tenant, intent or route (refused without it)")
+
+
+def _plan(args: argparse.Namespace) -> int:
     from muse_stream.config.files import load_deployment_file
+    from muse_stream.config.operations import plan_against_live, render_plan
 
     loaded = load_deployment_file(args.file)
-    result = _publisher(args).publish(loaded.config, loaded.artifact_bytes())
+    live, plan = plan_against_live(_publisher(args), loaded.config)
+    for line in render_plan(live, plan):
+        print(line)
+    if plan.destructive:
+        print(f"`muse config apply` will refuse this plan without --yes: it removes {', '.join(plan.destructive)}")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from muse_stream.config.files import load_deployment_file
+    from muse_stream.config.operations import publish_with_plan
+
+    loaded = load_deployment_file(args.file)
+    result = publish_with_plan(_publisher(args), loaded.config, loaded.artifact_bytes(), yes=args.yes, source=args.file)
     for sha in result.uploaded:
         print(f"uploaded model {sha}")
-    if result.diff.empty:
+    if result.diff.empty and result.version == result.diff.live_version:
         print(f"no changes: version {result.version} is live")
     else:
-        for line in result.diff.describe():
-            print(line)
         print(f"version {result.version} is live")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from muse_stream.config.history import config_at
+    from muse_stream.config.operations import publish_with_plan
+
+    target = config_at(_history_of(args), args.version)
+    result = publish_with_plan(_publisher(args), target, yes=args.yes, source=f"rolling back to version {args.version}")
+    if result.version == result.diff.live_version:
+        print(f"no changes: version {result.version} is live and already has version {args.version}'s config")
+    else:
+        print(f"version {result.version} is live, with version {args.version}'s config")
+    return 0
+
+
+def _history_of(args: argparse.Namespace) -> list:
+    """Every version's change set on the namespace's history topic (none when it does not exist)."""
+    from muse_stream.config.state import read_history
+
+    names = TopicNames(args.namespace)
+    bootstrap = command_bootstrap()
+    if names.config_history_topic not in TopicAdmin(bootstrap).existing_topics():
+        return []
+    return read_history(bootstrap, names)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from muse_stream.config.history import HISTORY_HEADER, history_lines
+
+    lines = history_lines(_history_of(args))
+    if not lines:
+        print(f"no config versions in namespace {args.namespace!r} yet: `muse config apply FILE` publishes version 1")
+        return 0
+    print(HISTORY_HEADER)
+    for line in lines:
+        print(line.render())
+    return 0
+
+
+def _show_version(args: argparse.Namespace) -> int:
+    from muse_stream.config.history import bodies_at, config_from_bodies, in_order
+
+    entries = in_order(_history_of(args))
+    bodies = bodies_at(entries, args.version)
+    config_from_bodies(bodies, origin=f"config version {args.version} rebuilt from the history")  # it must be whole
+    entry = next(e for e in entries if e.version == args.version)
+    document = {
+        "config_version": args.version,
+        "applied_at": entry.applied_at.isoformat() if entry.applied_at else None,
+        "applied_by": entry.applied_by,
+        "config": dict(sorted(bodies.items())),
+    }
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     from muse_stream.config.state import read_config_log
 
+    if args.version is not None:
+        return _show_version(args)
     names = TopicNames(args.namespace)
     bootstrap = command_bootstrap()
     if names.config_topic not in TopicAdmin(bootstrap).existing_topics():

@@ -20,6 +20,7 @@ Order of a publication:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,13 +39,14 @@ from muse_stream.config.deployment import (
     VersionMarker,
     encode_value,
 )
+from muse_stream.config.history import encode_history_record, operator_identity
 from muse_stream.config.state import ConfigState, read_config_log
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.topics import TopicNames
 
-HISTORY_FORMAT = "muse.config-history/1"
 COMMIT_ATTEMPTS = 5
+VISIBLE_WAIT_S = 10.0
 logger = logging.getLogger("muse_stream.config")
 
 
@@ -125,6 +127,20 @@ class ConfigPublisher:
                     if (key := (message.key() or b"").decode("ascii", errors="replace")).isdigit()]
         return max(versions, default=0)
 
+    def wait_until_readable(self, version: int, timeout: float = VISIBLE_WAIT_S) -> None:
+        """Return once read_committed readers see ``version`` on the config and history topics.
+
+        ``commit_transaction`` returns when the commit is decided; the markers that make its records
+        readable reach the partitions just after. Without this wait, a command run right after
+        ``apply`` (``show``, ``history``, the next plan) could still read the version before."""
+        deadline = time.monotonic() + timeout
+        while self.live().version < version or self.history_version() < version:
+            if time.monotonic() > deadline:
+                logger.warning("version %d was committed but is not readable on %s after %.0f s", version,
+                               self.names.config_topic, timeout)
+                return
+            time.sleep(0.05)
+
     def upload(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes]) -> tuple[str, ...]:
         """Put every artifact the config names on the models topic; refuse when one is missing."""
         uploaded = []
@@ -143,14 +159,22 @@ class ConfigPublisher:
             uploaded.append(meta.sha256)
         return tuple(uploaded)
 
-    def publish(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None) -> PublishResult:
-        """Make ``desired`` live atomically; a no-op (same version) when nothing differs."""
+    def publish(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None, *,
+                expect_version: int | None = None) -> PublishResult:
+        """Make ``desired`` live atomically; a no-op (same version) when nothing differs.
+
+        ``expect_version``: the live version a plan was shown against; when another publication
+        went live since, nothing is published (the plan shown is no longer what would happen)."""
         self.ensure_topics()
         uploaded = self.upload(desired, artifacts or {})
         producer = Producer(transactional_producer_config(self.bootstrap, self.transactional_id))
         try:
             producer.init_transactions()
             diff = self.diff(desired)  # after init_transactions: no publication of ours is in flight now
+            if expect_version is not None and diff.live_version != expect_version:
+                raise PublishError(f"{self.names.config_topic} moved from version {expect_version} to {diff.live_version} "
+                                   "while the plan was shown (another operator published); nothing was published: "
+                                   "look at the new plan and apply again")
             version = self.next_version(diff)
             if version is None:
                 return PublishResult(diff.live_version, diff, uploaded)
@@ -165,12 +189,11 @@ class ConfigPublisher:
                 producer.produce(self.names.config_topic, key=key.encode(), value=None)
                 changes[key] = None
             producer.produce(self.names.config_topic, key=MARKER_KEY.encode(), value=encode_value(marker, version))
-            history = {"format": HISTORY_FORMAT, "config_version": version, "applied_at": marker.applied_at.isoformat(),
-                       "changes": changes}
             producer.produce(self.names.config_history_topic, key=str(version).encode(),
-                             value=orjson.dumps(history, option=orjson.OPT_SORT_KEYS))
+                             value=encode_history_record(version, marker.applied_at, operator_identity(), changes))
             # A timeout may hide a commit that succeeded: retrying is how librdkafka tells the outcome.
             call_retrying(producer.commit_transaction, attempts=COMMIT_ATTEMPTS)
+            self.wait_until_readable(version)
             return PublishResult(version, diff, uploaded)
         except KafkaException as error:
             kafka_error = error.args[0]

@@ -1,4 +1,5 @@
-"""Replaying the config topic: the state its records build, and a one-shot read of what is live.
+"""Replaying the config topic: the state its records build, and a one-shot read of what is live
+(and of the history topic, every version's change set).
 
 :class:`ConfigState` is shared by the watcher (streaming) and the publisher / CLI (read to the end
 once), so both read the topic by the same rules: a record that cannot be decoded is rejected and
@@ -21,6 +22,7 @@ from muse_stream.config.deployment import (
     canonical_body,
     decode_record,
 )
+from muse_stream.config.history import HistoryEntry, HistoryError, decode_history_record
 from muse_stream.topics import TopicNames
 
 logger = logging.getLogger("muse_stream.config")
@@ -87,3 +89,16 @@ def read_config_log(bootstrap: str, names: TopicNames, *, timeout: float = READ_
     for message in read_to_end(bootstrap, names.config_topic, timeout=timeout):
         state.apply(message.key(), message.value(), message.offset())
     return state
+
+
+def read_history(bootstrap: str, names: TopicNames, *, timeout: float = READ_TIMEOUT_S) -> list[HistoryEntry]:
+    """Every change set committed on the history topic now (the topic must exist); a record that
+    cannot be read is reported and skipped, so one bad record never hides the others."""
+    entries = []
+    for message in read_to_end(bootstrap, names.config_history_topic, timeout=timeout):
+        try:
+            entries.append(decode_history_record(message.key(), message.value()))
+        except HistoryError as error:
+            logger.warning("history topic %s partition 0 offset %d skipped: %s", names.config_history_topic,
+                           message.offset(), error)
+    return entries

@@ -20,6 +20,9 @@ PURE_MODULES = [
     "muse_stream.config.deployment",
     "muse_stream.config.files",
     "muse_stream.config.snapshot",
+    "muse_stream.config.history",
+    "muse_stream.config.plan",
+    "muse_stream.config.promotion",
 ]
 KAFKA_CLIENTS = ("confluent_kafka", "aiokafka", "faust")
 

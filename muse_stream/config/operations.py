@@ -1,0 +1,55 @@
+"""Plan, guard, publish: the one path by which ``config apply``, ``config rollback`` and ``promote``
+change the live config, so all three show the same plan and refuse the same destructive changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.config.deployment import KINDS, DeploymentConfig
+from muse_stream.config.plan import Plan
+from muse_stream.config.publisher import ConfigPublisher, PublishResult
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    version: int
+    config: DeploymentConfig
+
+
+def live_config(publisher: ConfigPublisher) -> LiveConfig:
+    """What is live now: version 0 and an empty config when the namespace has no config topic yet."""
+    if publisher.names.config_topic not in TopicAdmin(publisher.bootstrap).existing_topics():
+        return LiveConfig(0, DeploymentConfig())
+    state = publisher.live()
+    try:
+        return LiveConfig(state.version, state.deployment())
+    except ValidationError:
+        # Records written around the CLI left it inconsistent: still plan against what is there.
+        groups: dict[str, list] = {kind: [] for kind in KINDS}
+        for key, entry in sorted(state.entries.items()):
+            groups[key.partition("/")[0]].append(entry)
+        return LiveConfig(state.version, DeploymentConfig.model_construct(**{f"{k}s": tuple(v) for k, v in groups.items()}))
+
+
+def plan_against_live(publisher: ConfigPublisher, desired: DeploymentConfig) -> tuple[LiveConfig, Plan]:
+    live = live_config(publisher)
+    return live, Plan.between(live.config, desired)
+
+
+def render_plan(live: LiveConfig, plan: Plan) -> list[str]:
+    return [f"plan against live version {live.version}:", *plan.render()]
+
+
+def publish_with_plan(publisher: ConfigPublisher, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None,
+                      *, yes: bool, source: str, echo: Callable[[str], None] = print) -> PublishResult:
+    """Show the plan, refuse a destructive one without ``yes``, then publish exactly what was planned
+    (the publication is refused if another version went live in between)."""
+    live, plan = plan_against_live(publisher, desired)
+    for line in render_plan(live, plan):
+        echo(line)
+    plan.check(source, yes=yes)
+    return publisher.publish(desired, artifacts, expect_version=live.version)
