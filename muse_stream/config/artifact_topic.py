@@ -18,9 +18,9 @@ import os
 import threading
 from pathlib import Path
 
-import platformdirs
 from confluent_kafka import Producer
 
+from muse_stream.cache_dir import cache_dir
 from muse_stream.clients.reading import read_to_end
 from muse_stream.clients.settings import artifact_producer_config
 from muse_stream.errors import MuseError
@@ -38,7 +38,7 @@ READ_TIMEOUT_S = 60.0
 
 def default_cache_dir() -> Path:
     """Content-addressed, so one cache serves every namespace and broker safely."""
-    return Path(platformdirs.user_cache_dir("muse-stream")) / "artifacts"
+    return cache_dir() / "artifacts"
 
 
 class KafkaArtifactStore:
