@@ -181,7 +181,7 @@ def run_benchmark(args: argparse.Namespace) -> list[LoadResult]:
                 stamp_on_append(bootstrap, names, args.partitions)
                 deploy_single_tenant(bootstrap, names, args.partitions, predictor, tmp_path)
                 worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path,
-                                               "--commit-interval-ms", str(interval), "--max-batch", str(args.max_batch))
+                                       "--commit-interval-ms", str(interval), "--max-batch", str(args.max_batch))
                 reader = _reader(bootstrap, names, args.partitions)
                 worker.start()
                 try:

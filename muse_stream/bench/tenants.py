@@ -85,18 +85,18 @@ def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, t
         create_s = time.monotonic() - started
         pool = sorted(predictors)
         config = deployment(tenant_list, predictors,
-                                    {(t, "card-fraud"): (pool[i % len(pool)], ()) for i, t in enumerate(tenant_list)})
+                            {(t, "card-fraud"): (pool[i % len(pool)], ()) for i, t in enumerate(tenant_list)})
         publish(bootstrap, names, config, predictors, store_dir)
         payloads = event_payloads(events, seed=3)
         per_tenant = -(-events // tenants)
         inputs = [names.input_topic(t) for t in tenant_list]
         produce_records(bootstrap, ((inputs[i // per_tenant], None, p) for i, p in enumerate(payloads)),
-                           **{"linger.ms": 20, "batch.size": 1_000_000})
+                        what="the backlog", config={"linger.ms": 20, "batch.size": 1_000_000})
         processes = [WorkerProcess(bootstrap, names.namespace, f"w{n}", store_dir, *worker_args)
                      for n in range(workers)]
         counter = committed_counter(bootstrap, names.worker_group, [(topic, 0) for topic in inputs])
         progress = time_workers(processes, counter, events, timeout=timeout, profile=profile,
-                                        interval=0.02 if tenants <= 10 else 0.1)
+                                interval=0.02 if tenants <= 10 else 0.1)
         return TenantRun(tenants, workers, 3 * tenants, round(create_s, 2), events, progress.rate,
                          progress.seconds, progress.peak_rss_kib / 1024)
     finally:

@@ -55,7 +55,7 @@ class Run:
 def bench_predictor(store_dir: Path, *, trees: int, depth: int, seed: int = 0, name: str = "fraud",
                     version: str = "1") -> Predictor:
     return train_predictor(store_dir, name=name, version=version, n_trees=trees, max_depth=depth, b=0.1,
-                                   seed=seed, n_train=20_000)
+                           seed=seed, n_train=20_000)
 
 
 def deploy_single_tenant(bootstrap: str, names: TopicNames, partitions: int, predictor: Predictor | None,
@@ -69,7 +69,7 @@ def deploy_single_tenant(bootstrap: str, names: TopicNames, partitions: int, pre
 def produce_backlog(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
     started = time.monotonic()
     produce_records(bootstrap, ((topic, p[13:p.index(b'"', 13)], p) for p in payloads),  # key: event id
-                    what="the backlog", **{"linger.ms": 20, "batch.size": 1_000_000})
+                    what="the backlog", config={"linger.ms": 20, "batch.size": 1_000_000})
     return time.monotonic() - started
 
 
@@ -110,25 +110,25 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             names = spaces["score"]
             worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
             progress = time_workers([worker], committed_counter(bootstrap, names.worker_group, partitions["score"]),
-                                            args.events, timeout=args.timeout, profile=args.profile)
+                                    args.events, timeout=args.timeout, profile=args.profile)
             runs.append(Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
 
             names = spaces["pass"]
             passthrough = WorkerProcess(bootstrap, names.namespace, "p1", tmp_path, *worker_args,
-                                                entry=("muse_stream.bench.passthrough", "passthrough"))
+                                        entry=("muse_stream.bench.passthrough", "passthrough"))
             progress = time_workers([passthrough], committed_counter(bootstrap, names.worker_group, partitions["pass"]),
-                                            args.events, timeout=args.timeout)
+                                    args.events, timeout=args.timeout)
             runs.append(Run("pass-through worker (exactly-once, no scoring)", progress.rate, progress.seconds,
                             progress.peak_rss_kib / 1024))
 
             if not args.skip_faust:
                 names = spaces["faust"]
                 faust = WorkerProcess(bootstrap, names.namespace, "f1", tmp_path, "--tenants", TENANT,
-                                              "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
-                                              entry=("muse_stream.bench.faust_baseline",))
+                                      "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
+                                      entry=("muse_stream.bench.faust_baseline",))
                 outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
                 progress = time_workers([faust], high_watermark_counter(bootstrap, outputs), args.events,
-                                                timeout=args.timeout)
+                                        timeout=args.timeout)
                 runs.append(Run("faust agent (at-least-once, same scoring)", progress.rate, progress.seconds,
                                 progress.peak_rss_kib / 1024))
 

@@ -7,7 +7,7 @@ demo and the benchmarks all queue records, check deliveries and retry transactio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -68,10 +68,12 @@ def produce_acknowledged(producer: Producer, records: Iterable[Record], *, what:
     return count
 
 
-def produce_records(bootstrap: str, records: Iterable[Record], *, what: str = "records", **config: Any) -> int:
-    """Produce ``(topic, key, value)`` records with a fresh idempotent producer and wait for every
-    acknowledgement: for one-off loads (benchmarks, tests), not for a long-lived client."""
-    return produce_acknowledged(Producer(producer_config(bootstrap, **config)), records, what=f"{what} to {bootstrap}")
+def produce_records(bootstrap: str, records: Iterable[Record], *, what: str = "records",
+                    config: Mapping[str, Any] | None = None) -> int:
+    """Produce ``(topic, key, value)`` records with a fresh idempotent producer (``config``: librdkafka
+    settings on top of ours) and wait for every acknowledgement: for one-off loads (benchmarks, tests)."""
+    return produce_acknowledged(Producer(producer_config(bootstrap, **(config or {}))), records,
+                                what=f"{what} to {bootstrap}")
 
 
 def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None) -> None:

@@ -14,4 +14,4 @@ __all__ = ["WorkerProcess", "produce", "read_committed"]
 
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **config: Any) -> int:
     """Produce (key, value) pairs to one topic and wait until all are acknowledged."""
-    return produce_records(bootstrap, ((topic, key, value) for key, value in records), what=f"records to {topic}", **config)
+    return produce_records(bootstrap, ((topic, key, value) for key, value in records), what=f"records to {topic}", config=config)
