@@ -9,12 +9,14 @@ scores of the two models would have moved every threshold's alert rate.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.resources
 import tempfile
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +24,8 @@ import numpy as np
 import orjson
 from confluent_kafka import Producer
 
-from muse_stream.clients.admin import TopicAdmin
-from muse_stream.clients.producing import produce_grouped
+from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
+from muse_stream.clients.producing import produce_acknowledged
 from muse_stream.clients.reading import read_topics
 from muse_stream.clients.settings import producer_config
 from muse_stream.config.files import load_deployment_file
@@ -31,35 +33,44 @@ from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.config.watcher import ConfigWatcher
 from muse_stream.errors import MuseError
 from muse_stream.models import FileArtifactStore, ModelRegistry
+from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
 from muse_stream.pipeline.worker import Worker, WorkerSettings
-from muse_stream.predictors.fitting import fit_predictor_spec
-from muse_stream.synthetic import events_as_dicts, generate_events, train_model
+from muse_stream.synthetic import TrainingParams, events_as_dicts, generate_events
+from muse_stream.synthetic_deployment import train_and_fit
 from muse_stream.topics import TopicNames
 from muse_stream.transforms import AlertRateCurve
 
 TENANT_INTENTS = {"bank-a": ("card-fraud",), "bank-b": ("card-fraud",), "bank-c": ("card-fraud", "account-takeover")}
 PHASES = (("v1.toml", "card-v1 live"), ("v2-shadow.toml", "card-v2 shadowing card-v1"), ("v3-promote.toml", "card-v2 promoted"))
+SHADOW_PHASE_VERSION = 2  # the config version v2-shadow.toml becomes in a fresh namespace
 THRESHOLDS = (0.5, 0.8)
+TOPOLOGY_RESOURCE = "demo_topologies"  # inside the muse_stream package (package data)
 
 
 @dataclass(frozen=True)
-class DemoModel:
-    """A model the demo trains, and the predictor fitted for it."""
+class DemoPredictorRecipe:
+    """What the demo trains for one predictor: the model's registry name and version, the
+    predictor fitted on it, how the model is trained and with which seed."""
 
     model_name: str
     model_version: str
     predictor: str
-    n_trees: int
-    max_depth: int
-    b: float
+    training: TrainingParams
     seed: int
 
 
-DEMO_MODELS = (
-    DemoModel("card-gbm", "1", "card-v1", n_trees=80, max_depth=4, b=0.10, seed=1),
-    DemoModel("card-gbm", "2", "card-v2", n_trees=150, max_depth=6, b=0.03, seed=2),
-    DemoModel("ato-gbm", "1", "ato-v1", n_trees=60, max_depth=3, b=0.25, seed=3),
+DEMO_RECIPES = (
+    DemoPredictorRecipe("card-gbm", "1", "card-v1", TrainingParams(n_trees=80, max_depth=4, b=0.10), seed=1),
+    DemoPredictorRecipe("card-gbm", "2", "card-v2", TrainingParams(n_trees=150, max_depth=6, b=0.03), seed=2),
+    DemoPredictorRecipe("ato-gbm", "1", "ato-v1", TrainingParams(n_trees=60, max_depth=3, b=0.25), seed=3),
 )
+
+
+def copy_packaged_topology(topology_dir: Path) -> None:
+    """The demo's TOML files ship inside the package, so `muse demo` runs from any folder."""
+    topology_dir.mkdir(parents=True, exist_ok=True)
+    for file_name, _ in PHASES:
+        (topology_dir / file_name).write_bytes(importlib.resources.files("muse_stream").joinpath(TOPOLOGY_RESOURCE, file_name).read_bytes())
 
 
 def prepare_topology(topology_dir: Path, say: Callable[[str], None]) -> None:
@@ -69,19 +80,28 @@ def prepare_topology(topology_dir: Path, say: Callable[[str], None]) -> None:
     X_train, y_train = generate_events(60_000, seed=100)
     X_fit, _ = generate_events(20_000, seed=101)  # unlabeled: quantile maps need no labels
     with tempfile.TemporaryDirectory() as store_dir:
-        store = FileArtifactStore(store_dir)
-        registry = ModelRegistry(store)
-        for model in DEMO_MODELS:
+        registry = ModelRegistry(FileArtifactStore(store_dir))
+        for recipe in DEMO_RECIPES:
             began = time.monotonic()
-            booster = train_model(X_train, y_train, n_trees=model.n_trees, max_depth=model.max_depth,
-                                  negative_keep_fraction=model.b, seed=model.seed)
-            artifact = bytes(booster.save_raw("json"))
-            (topology_dir / "models" / f"{model.model_name}-{model.model_version}.json").write_bytes(artifact)
-            record = registry.register(artifact, name=model.model_name, version=model.model_version, b=model.b)
-            spec = fit_predictor_spec(record, store, X_fit, name=model.predictor, version=model.model_version)
-            spec.save(topology_dir / "predictors" / f"{model.predictor}.json")
-            say(f"  trained {model.model_name}:{model.model_version} ({model.n_trees} trees, depth {model.max_depth}, "
-                f"negatives kept b={model.b}) and fitted predictor {model.predictor} in {time.monotonic() - began:.1f} s")
+            spec = train_and_fit(registry, X_train, y_train, X_fit, training=recipe.training, seed=recipe.seed,
+                                 model_name=recipe.model_name, model_version=recipe.model_version,
+                                 predictor_name=recipe.predictor, predictor_version=recipe.model_version)
+            (topology_dir / "models" / f"{recipe.model_name}-{recipe.model_version}.json").write_bytes(
+                registry.store.get(spec.model.sha256))
+            spec.save(topology_dir / "predictors" / f"{recipe.predictor}.json")
+            training = recipe.training
+            say(f"  trained {recipe.model_name}:{recipe.model_version} ({training.n_trees} trees, depth {training.max_depth}, "
+                f"negatives kept b={training.b}) and fitted predictor {recipe.predictor} in {time.monotonic() - began:.1f} s")
+
+
+@contextlib.contextmanager
+def _working_topology(topology_dir: Path | None) -> Iterator[Path]:
+    """``topology_dir`` if given (kept afterwards), else a temporary directory removed afterwards."""
+    if topology_dir is not None:
+        yield topology_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="muse-demo-") as tmp:
+        yield Path(tmp)
 
 
 class _EventSource:
@@ -105,10 +125,7 @@ class _EventSource:
                 self.features[event_id] = X[i]
                 records.append((topic, event_id.encode(),
                                 orjson.dumps({"event_id": event_id, "intent": intent, "features": features})))
-        sent = produce_grouped(self.producer, records)
-        if self.producer.flush(60):
-            raise MuseError("demo events were not acknowledged by the broker within 60 s; see `muse broker logs`")
-        return sent
+        return produce_acknowledged(self.producer, records, what="the demo's events")
 
 
 def _read(bootstrap: str, topics: list[str], expect: int, timeout: float = 120.0) -> list[tuple[str, dict]]:
@@ -118,17 +135,26 @@ def _read(bootstrap: str, topics: list[str], expect: int, timeout: float = 120.0
     return [(topic, orjson.loads(value)) for topic, _, value in records]
 
 
-def run_demo(bootstrap: str, topology_dir: Path, *, events_per_tenant: int = 4000, keep_topics: bool = False,
+def run_demo(bootstrap: str, topology_dir: Path | None = None, *, events_per_tenant: int = 4000,
+             keep_topics: bool = False, shadow_budget_ms: float | None = None,
              say: Callable[[str], None] = print) -> dict:
+    """Run the demo; ``topology_dir``: where to write the topology (the packaged TOML files, trained
+    models, fitted predictors) to keep it, else a temporary directory. Nothing goes into the cwd."""
+    with _working_topology(topology_dir) as workdir:
+        copy_packaged_topology(workdir)
+        say("training the demo models (seeded, no labels needed for the quantile maps):")
+        prepare_topology(workdir, say)
+        return _stream(bootstrap, workdir, events_per_tenant=events_per_tenant, keep_topics=keep_topics,
+                       shadow_guard=ShadowGuard() if shadow_budget_ms is None else ShadowGuard(budget_ms=shadow_budget_ms),
+                       say=say)
+
+
+def _stream(bootstrap: str, topology_dir: Path, *, events_per_tenant: int, keep_topics: bool, shadow_guard: ShadowGuard,
+            say: Callable[[str], None]) -> dict:
     names = TopicNames(f"demo-{uuid.uuid4().hex[:8]}")
     say(f"namespace {names.namespace}: each tenant's topics are {names.namespace}.tenant.<tenant>.{{input,output,dlq}}")
-    say("training the demo models (seeded, no labels needed for the quantile maps):")
-    prepare_topology(topology_dir, say)
     admin = TopicAdmin(bootstrap)
-    specs = names.internal_topic_specs()
-    for tenant in TENANT_INTENTS:
-        specs += names.tenant_topic_specs(tenant)
-    admin.ensure(specs)
+    ensure_tenant_topics(admin, names, list(TENANT_INTENTS))
     say(f"tenants {', '.join(TENANT_INTENTS)} created")
 
     publisher = ConfigPublisher(bootstrap, names)
@@ -148,7 +174,9 @@ def run_demo(bootstrap: str, topology_dir: Path, *, events_per_tenant: int = 400
             say(f"applied {file_name} as config version {version} ({label}); live in the worker after "
                 f"{(time.monotonic() - began) * 1000:.0f} ms")
             if worker is None:
-                worker = Worker(WorkerSettings(bootstrap=bootstrap, names=names, worker_id="demo"), watcher.live_snapshot)
+                # In-process, so the demo can read the shadow guard's counters.
+                worker = Worker(WorkerSettings(bootstrap=bootstrap, names=names, worker_id="demo"), watcher.live_snapshot,
+                                scorer=BatchScorer(names, shadow_guard=shadow_guard))
                 thread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
                 thread.start()
             sent += source.send(events_per_tenant)
@@ -156,12 +184,18 @@ def run_demo(bootstrap: str, topology_dir: Path, *, events_per_tenant: int = 400
             _read(bootstrap, [names.output_topic(t) for t in TENANT_INTENTS], expect=sent)
             say(f"  phase {number + 1}: {events_per_tenant} events per tenant scored")
         outputs = _read(bootstrap, [names.output_topic(t) for t in TENANT_INTENTS], expect=sent)
-        shadowed = sum(1 for _, r in outputs if r["config_version"] == 2 and r["intent"] == "card-fraud")
-        shadows = _read(bootstrap, [names.shadow_topic], expect=shadowed)
         distinct = len({r["event_id"] for _, r in outputs})
         if distinct != sent or len(outputs) != sent:
             raise MuseError(f"{sent} events sent but {len(outputs)} results for {distinct} distinct events came back")
-        return _summarize(outputs, shadows, source.features, watcher, phase_of_version, say)
+        # Live results and shadow results commit in one transaction: with every live result read,
+        # every shadow result there will be is committed too.
+        shadowed = sum(1 for _, r in outputs if r["config_version"] == SHADOW_PHASE_VERSION and r["intent"] == "card-fraud")
+        skipped = sum(shadow_guard.skipped_events.values())
+        shadows = _read(bootstrap, [names.shadow_topic], expect=max(shadowed - skipped, 0))
+        check_shadows(shadowed, shadows, skipped)
+        summary = _summarize(outputs, shadows, source.features, watcher, phase_of_version, say)
+        return {**summary, "events": sent, "results": len(outputs), "shadowed_events": shadowed,
+                "shadow_skipped": skipped, "shadow_trips": sum(shadow_guard.failures.values())}
     finally:
         if worker is not None:
             worker.stop()
@@ -169,7 +203,31 @@ def run_demo(bootstrap: str, topology_dir: Path, *, events_per_tenant: int = 400
             thread.join(30)
         watcher.stop()
         if not keep_topics:
-            admin.delete(name for name in admin.existing_topics() if name.startswith(f"{names.namespace}."))
+            delete_namespace(admin, names)
+
+
+def check_shadows(shadowed: int, shadows: list[tuple[str, dict]], skipped: int) -> None:
+    """At most one shadow result per shadowed event, and the guard's skipped count explains the rest:
+    skipping a slow shadow is documented behaviour (live results never wait on one)."""
+    per_event: dict[str, int] = defaultdict(int)
+    for _, result in shadows:
+        per_event[result["event_id"]] += 1
+    repeated = sorted(event_id for event_id, n in per_event.items() if n > 1)
+    if repeated:
+        raise MuseError(f"shadow results repeated for {len(repeated)} events (e.g. {repeated[0]}): "
+                        "exactly-once is broken; see the worker's log")
+    if len(shadows) > shadowed or len(shadows) + skipped < shadowed:
+        raise MuseError(f"{shadowed} events were shadowed but {len(shadows)} shadow results arrived and the shadow "
+                        f"guard skipped {skipped}; see the worker's log for what happened to the rest")
+
+
+def closing_line(summary: dict) -> str:
+    skipped = summary["shadow_skipped"]
+    skipped_text = (f" ({skipped} skipped: the shadow exceeded its time budget {summary['shadow_trips']} times, "
+                    "and live results never wait on a shadow)" if skipped else "")
+    return (f"{summary['events']} events in, {summary['results']} results out (one per event id), "
+            f"{summary['shadow_results']} shadow scores for {summary['shadowed_events']} shadowed events{skipped_text}; "
+            "no tenant threshold was touched.")
 
 
 def _summarize(outputs: list[tuple[str, dict]], shadows: list[tuple[str, dict]], features: dict[str, np.ndarray],
@@ -206,4 +264,4 @@ def _summarize(outputs: list[tuple[str, dict]], shadows: list[tuple[str, dict]],
         say(f"shadow: {shadow_scores.size} events scored by card-v2 on the side, never returned to a tenant; "
             + ", ".join(f"at >= {t} it would alert {np.mean(shadow_scores >= t):.1%} vs live {np.mean(live_scores >= t):.1%}"
                         for t in THRESHOLDS))
-    return {"rows": rows, "shadow_results": int(shadow_scores.size), "events": len(outputs)}
+    return {"rows": rows, "shadow_results": int(shadow_scores.size)}

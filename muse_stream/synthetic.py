@@ -14,11 +14,14 @@ distribution of a fixed model moves as drift grows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xgboost as xgb
 
 __all__ = [
     "FEATURE_NAMES",
+    "TrainingParams",
     "events_as_dicts",
     "generate_events",
     "generate_stream",
@@ -174,6 +177,21 @@ def downsample_negatives(y: np.ndarray, negative_keep_fraction: float, *, seed: 
     negatives = np.flatnonzero(labels == 0)
     keep = np.random.default_rng(seed).choice(negatives, size=int(round(b * negatives.size)), replace=False)
     return np.sort(np.concatenate([np.flatnonzero(labels != 0), keep]))
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """How to train one synthetic model version (not which model it is: the registry's
+    ``ModelRecord`` and a predictor's ``ModelRef`` say that). ``b``: the fraction of negatives kept."""
+
+    n_trees: int
+    max_depth: int
+    b: float
+    learning_rate: float = 0.1
+
+    def train(self, X: np.ndarray, y: np.ndarray, *, seed: int) -> xgb.Booster:
+        return train_model(X, y, n_trees=self.n_trees, max_depth=self.max_depth, negative_keep_fraction=self.b,
+                           seed=seed, learning_rate=self.learning_rate)
 
 
 def train_model(

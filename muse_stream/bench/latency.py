@@ -30,7 +30,6 @@ import numpy as np
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from muse_stream.bench import harness
 from muse_stream.bench.throughput import (
     TENANT,
     add_worker_arguments,
@@ -38,8 +37,10 @@ from muse_stream.bench.throughput import (
     deploy_single_tenant,
     positive_ints,
 )
+from muse_stream.bench.workers import WorkerProcess
+from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
-from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.clients.settings import consumer_config, producer_config
 from muse_stream.topics import TopicNames, TopicSpec
 
@@ -70,7 +71,7 @@ class LoadResult:
 
 def _offer(bootstrap: str, topic: str, rate: float | None, seconds: float, prefix: str, done: multiprocessing.Queue) -> None:
     """Produce events at ``rate`` per second (None: as fast as possible) for ``seconds``; report (count, seconds)."""
-    payloads = harness.event_payloads(int((rate or 60_000) * seconds) + 1, seed=2, prefix=prefix)
+    payloads = event_payloads(int((rate or 60_000) * seconds) + 1, seed=2, prefix=prefix)
     producer = Producer(producer_config(bootstrap, **{"linger.ms": 1 if rate else 5}))
     # Connected, with the topic's metadata and a producer id, before the clock starts: else the
     # first second's events go out as one burst.
@@ -175,12 +176,12 @@ def run_benchmark(args: argparse.Namespace) -> list[LoadResult]:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
         for interval in args.commit_intervals:
-            names = harness.bench_names("benchl")
+            names = bench_names("benchl")
             try:
                 stamp_on_append(bootstrap, names, args.partitions)
                 deploy_single_tenant(bootstrap, names, args.partitions, predictor, tmp_path)
-                worker = harness.WorkerProcess(bootstrap, names.namespace, "w1", tmp_path,
-                                               "--commit-interval-ms", str(interval), "--max-batch", str(args.max_batch))
+                worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path,
+                                       "--commit-interval-ms", str(interval), "--max-batch", str(args.max_batch))
                 reader = _reader(bootstrap, names, args.partitions)
                 worker.start()
                 try:
@@ -193,7 +194,7 @@ def run_benchmark(args: argparse.Namespace) -> list[LoadResult]:
                     worker.stop()
                     reader.close()
             finally:
-                harness.delete_namespace(bootstrap, names)
+                delete_namespace(TopicAdmin(bootstrap), names)
     return results
 
 

@@ -20,8 +20,8 @@ import orjson
 import xgboost
 
 from muse_stream.models import FileArtifactStore, ModelRegistry
-from muse_stream.predictors import ModelRef, Predictor, PredictorSpec
-from muse_stream.transforms import AlertRateCurve, QuantileMap, posterior_correction
+from muse_stream.predictors import Predictor
+from muse_stream.predictors.fitting import fit_predictor_spec
 
 TARGET_RATIO = 1.2
 
@@ -67,13 +67,7 @@ def build_predictor(booster: xgboost.Booster, X: np.ndarray, *, b: float, store_
     """Register the model and fit the map exactly as production does, then load through the cache."""
     registry = ModelRegistry(FileArtifactStore(store_dir))
     record = registry.register(bytes(booster.save_raw("ubj")), name="bench", version="1", b=b)
-    loaded = registry.load(record)
-    qmap = QuantileMap.fit(posterior_correction(loaded.inplace_predict(X), b), AlertRateCurve.default())
-    spec = PredictorSpec(
-        name="bench", version="1",
-        model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
-        feature_names=record.feature_names, b=b, quantile_map=qmap.to_dict(),
-    )
+    spec = fit_predictor_spec(record, registry.store, X, name="bench", version="1")
     return Predictor.from_spec(spec, registry.store)
 
 

@@ -30,23 +30,13 @@ import orjson
 import xgboost as xgb
 
 from muse_stream.bench.metrics import expected_calibration_error, recall_at_fpr, roc_auc
-from muse_stream.synthetic import FEATURE_NAMES, generate_stream, train_model
+from muse_stream.synthetic import FEATURE_NAMES, TrainingParams, generate_stream
 from muse_stream.transforms import AlertRateCurve, QuantileMap, posterior_correction
 
 PREDICTORS: tuple[str, ...] = ("p1", "p1_5", "p2", "custom", "default", "raw")
 TRAIN_WINDOW = 0
 FIT_WINDOW = 1
 FIRST_EVAL_WINDOW = 2
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Hyperparameters of one model version; ``b`` is the fraction of negatives kept in training."""
-
-    n_trees: int
-    max_depth: int
-    b: float
-    learning_rate: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,8 +48,8 @@ class StabilityConfig:
     events_per_window: int = 100_000
     fraud_rate: float = 0.02
     drift_per_window: float = 0.0
-    old: ModelSpec = ModelSpec(n_trees=100, max_depth=4, b=0.1)
-    new: ModelSpec = ModelSpec(n_trees=200, max_depth=6, b=0.05)
+    old: TrainingParams = TrainingParams(n_trees=100, max_depth=4, b=0.1)
+    new: TrainingParams = TrainingParams(n_trees=200, max_depth=6, b=0.05)
     fpr: float = 0.01
     grid: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
     grid_floor: float = 0.01
@@ -127,15 +117,7 @@ def _score_stream(
     specs = {"old": config.old, "new": config.new}
     raw: dict[str, list[np.ndarray]] = {}
     for i, (name, spec) in enumerate(specs.items()):
-        booster = train_model(
-            x_train,
-            y_train,
-            n_trees=spec.n_trees,
-            max_depth=spec.max_depth,
-            negative_keep_fraction=spec.b,
-            seed=config.seed + i,
-            learning_rate=spec.learning_rate,
-        )
+        booster = spec.train(x_train, y_train, seed=config.seed + i)
         raw[name] = [
             booster.predict(xgb.DMatrix(x, feature_names=list(FEATURE_NAMES), nthread=2)).astype(np.float64)
             for x, _ in stream

@@ -22,15 +22,21 @@ from pathlib import Path
 
 import orjson
 
-from muse_stream.bench import harness
+from muse_stream.bench.profiles import profile_summary
+from muse_stream.bench.progress import committed_counter
 from muse_stream.bench.throughput import (
     add_worker_arguments,
     bench_predictor,
     positive_int,
     positive_ints,
 )
+from muse_stream.bench.workers import WorkerProcess, time_workers
+from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
+from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
+from muse_stream.clients.producing import produce_records
 from muse_stream.predictors import Predictor
+from muse_stream.synthetic_deployment import deployment, publish
 from muse_stream.topics import TopicNames
 
 TARGET_THROUGHPUT_DROP = 0.20
@@ -71,30 +77,30 @@ def tenant_names(count: int) -> list[str]:
 
 def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, tenants: int, workers: int,
             events: int, worker_args: list[str], timeout: float, profile: Path | None = None) -> TenantRun:
-    names: TopicNames = harness.bench_names("bencht")
+    names: TopicNames = bench_names("bencht")
     tenant_list = tenant_names(tenants)
     try:
         started = time.monotonic()
-        harness.create_tenants(bootstrap, names, tenant_list, partitions=1)
+        ensure_tenant_topics(TopicAdmin(bootstrap), names, tenant_list, partitions=1)
         create_s = time.monotonic() - started
         pool = sorted(predictors)
-        config = harness.deployment(tenant_list, predictors,
-                                    {(t, "card-fraud"): (pool[i % len(pool)], ()) for i, t in enumerate(tenant_list)})
-        harness.publish(bootstrap, names, config, predictors, store_dir)
-        payloads = harness.event_payloads(events, seed=3)
+        config = deployment(tenant_list, predictors,
+                            {(t, "card-fraud"): (pool[i % len(pool)], ()) for i, t in enumerate(tenant_list)})
+        publish(bootstrap, names, config, predictors, store_dir)
+        payloads = event_payloads(events, seed=3)
         per_tenant = -(-events // tenants)
         inputs = [names.input_topic(t) for t in tenant_list]
-        harness.produce_to(bootstrap, ((inputs[i // per_tenant], None, p) for i, p in enumerate(payloads)),
-                           **{"linger.ms": 20, "batch.size": 1_000_000})
-        processes = [harness.WorkerProcess(bootstrap, names.namespace, f"w{n}", store_dir, *worker_args)
+        produce_records(bootstrap, ((inputs[i // per_tenant], None, p) for i, p in enumerate(payloads)),
+                        what="the backlog", config={"linger.ms": 20, "batch.size": 1_000_000})
+        processes = [WorkerProcess(bootstrap, names.namespace, f"w{n}", store_dir, *worker_args)
                      for n in range(workers)]
-        counter = harness.committed_counter(bootstrap, names.worker_group, [(topic, 0) for topic in inputs])
-        progress = harness.time_workers(processes, counter, events, timeout=timeout, profile=profile,
-                                        interval=0.02 if tenants <= 10 else 0.1)
+        counter = committed_counter(bootstrap, names.worker_group, [(topic, 0) for topic in inputs])
+        progress = time_workers(processes, counter, events, timeout=timeout, profile=profile,
+                                interval=0.02 if tenants <= 10 else 0.1)
         return TenantRun(tenants, workers, 3 * tenants, round(create_s, 2), events, progress.rate,
                          progress.seconds, progress.peak_rss_kib / 1024)
     finally:
-        harness.delete_namespace(bootstrap, names)
+        delete_namespace(TopicAdmin(bootstrap), names)
 
 
 def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
@@ -148,7 +154,7 @@ def _handle(args: argparse.Namespace) -> int:
         for count in args.tenants:
             path = args.profile.with_name(f"{args.profile.name}-{count}t.txt")
             print(f"py-spy profile of the worker with {count} tenants ({path}), wall-clock samples in Worker.run:")
-            for name, inclusive, own in harness.profile_summary(path, top=16):
+            for name, inclusive, own in profile_summary(path, top=16):
                 print(f"  {name[:88]:<88}{inclusive:>8.1%}{own:>8.1%}")
     print(orjson.dumps({
         "bench": "tenants", "events": args.events, "trees": args.trees, "depth": args.depth,

@@ -25,11 +25,17 @@ from pathlib import Path
 
 import orjson
 
-from muse_stream.bench import harness
 from muse_stream.bench.faust_baseline import app_id
+from muse_stream.bench.profiles import profile_summary
+from muse_stream.bench.progress import committed_counter, high_watermark_counter
+from muse_stream.bench.workers import WorkerProcess, time_workers
+from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
+from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
+from muse_stream.clients.producing import produce_records
 from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.predictors import Predictor
+from muse_stream.synthetic_deployment import deployment, publish, train_predictor
 from muse_stream.topics import TopicNames
 
 TENANT = "bank-a"
@@ -48,22 +54,22 @@ class Run:
 
 def bench_predictor(store_dir: Path, *, trees: int, depth: int, seed: int = 0, name: str = "fraud",
                     version: str = "1") -> Predictor:
-    return harness.train_predictor(store_dir, name=name, version=version, n_trees=trees, max_depth=depth, b=0.1,
-                                   seed=seed, n_train=20_000)
+    return train_predictor(store_dir, name=name, version=version, n_trees=trees, max_depth=depth, b=0.1,
+                           seed=seed, n_train=20_000)
 
 
 def deploy_single_tenant(bootstrap: str, names: TopicNames, partitions: int, predictor: Predictor | None,
                          store_dir: Path) -> None:
-    harness.create_tenants(bootstrap, names, [TENANT], partitions=partitions)
+    ensure_tenant_topics(TopicAdmin(bootstrap), names, [TENANT], partitions=partitions)
     if predictor is not None:
-        config = harness.deployment([TENANT], {"live": predictor}, {(TENANT, "card-fraud"): ("live", ())})
-        harness.publish(bootstrap, names, config, {"live": predictor}, store_dir)
+        config = deployment([TENANT], {"live": predictor}, {(TENANT, "card-fraud"): ("live", ())})
+        publish(bootstrap, names, config, {"live": predictor}, store_dir)
 
 
 def produce_backlog(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
     started = time.monotonic()
-    harness.produce(bootstrap, topic, ((p[13:p.index(b'"', 13)], p) for p in payloads),  # key: event id
-                    **{"linger.ms": 20, "batch.size": 1_000_000})
+    produce_records(bootstrap, ((topic, p[13:p.index(b'"', 13)], p) for p in payloads),  # key: event id
+                    what="the backlog", config={"linger.ms": 20, "batch.size": 1_000_000})
     return time.monotonic() - started
 
 
@@ -84,13 +90,13 @@ def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repeti
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     bootstrap = command_bootstrap()
-    spaces = {kind: harness.bench_names(f"bench{kind[0]}") for kind in ("score", "pass", "faust")}
+    spaces = {kind: bench_names(f"bench{kind[0]}") for kind in ("score", "pass", "faust")}
     worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
-        payloads = harness.event_payloads(args.events, seed=1)
+        payloads = event_payloads(args.events, seed=1)
         mean_bytes = sum(map(len, payloads)) / len(payloads)
         try:
             produce_s = 0.0
@@ -102,34 +108,34 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                           for kind, names in spaces.items()}
 
             names = spaces["score"]
-            worker = harness.WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
-            progress = harness.time_workers([worker], harness.committed_counter(bootstrap, names.worker_group, partitions["score"]),
-                                            args.events, timeout=args.timeout, profile=args.profile)
+            worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
+            progress = time_workers([worker], committed_counter(bootstrap, names.worker_group, partitions["score"]),
+                                    args.events, timeout=args.timeout, profile=args.profile)
             runs.append(Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
 
             names = spaces["pass"]
-            passthrough = harness.WorkerProcess(bootstrap, names.namespace, "p1", tmp_path, *worker_args,
-                                                entry=("muse_stream.bench.harness", "passthrough"))
-            progress = harness.time_workers([passthrough], harness.committed_counter(bootstrap, names.worker_group, partitions["pass"]),
-                                            args.events, timeout=args.timeout)
+            passthrough = WorkerProcess(bootstrap, names.namespace, "p1", tmp_path, *worker_args,
+                                        entry=("muse_stream.bench.passthrough", "passthrough"))
+            progress = time_workers([passthrough], committed_counter(bootstrap, names.worker_group, partitions["pass"]),
+                                    args.events, timeout=args.timeout)
             runs.append(Run("pass-through worker (exactly-once, no scoring)", progress.rate, progress.seconds,
                             progress.peak_rss_kib / 1024))
 
             if not args.skip_faust:
                 names = spaces["faust"]
-                faust = harness.WorkerProcess(bootstrap, names.namespace, "f1", tmp_path, "--tenants", TENANT,
-                                              "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
-                                              entry=("muse_stream.bench.faust_baseline",))
+                faust = WorkerProcess(bootstrap, names.namespace, "f1", tmp_path, "--tenants", TENANT,
+                                      "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
+                                      entry=("muse_stream.bench.faust_baseline",))
                 outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
-                progress = harness.time_workers([faust], harness.high_watermark_counter(bootstrap, outputs), args.events,
-                                                timeout=args.timeout)
+                progress = time_workers([faust], high_watermark_counter(bootstrap, outputs), args.events,
+                                        timeout=args.timeout)
                 runs.append(Run("faust agent (at-least-once, same scoring)", progress.rate, progress.seconds,
                                 progress.peak_rss_kib / 1024))
 
             runs.append(bare_xgboost(predictor, payloads, args.max_batch))
         finally:
             for kind, names in spaces.items():
-                harness.delete_namespace(bootstrap, names, app_id(names))
+                delete_namespace(TopicAdmin(bootstrap), names, app_id(names))
 
     muse = runs[0].events_per_s
     by_path = {run.path.split(" (")[0]: run for run in runs}
@@ -177,7 +183,7 @@ def _handle(args: argparse.Namespace) -> int:
     if args.profile:
         print(f"py-spy profile of the muse worker ({args.profile}), wall-clock samples of its main thread (waits included) in Worker.run:")
         print(f"{'function':<90}{'inclusive':>10}{'self':>8}")
-        for name, inclusive, own in harness.profile_summary(args.profile):
+        for name, inclusive, own in profile_summary(args.profile):
             print(f"{name[:89]:<90}{inclusive:>10.1%}{own:>8.1%}")
     return 0
 

@@ -13,8 +13,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from platformdirs import user_cache_dir
-
+from muse_stream.cache_dir import cache_dir
 from muse_stream.errors import MuseError
 
 KAFKA_VERSION = "4.1.1"
@@ -26,12 +25,8 @@ class BrokerSetupError(MuseError):
     """The local broker cannot be set up; the message says what is missing."""
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MUSE_CACHE_DIR") or user_cache_dir("muse-stream"))
-
-
 def kafka_libs_dir(version: str = KAFKA_VERSION) -> Path:
-    return cache_root() / f"kafka-{version}" / "libs"
+    return cache_dir() / f"kafka-{version}" / "libs"
 
 
 def require_java() -> str:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.clients.admin import TopicAdmin, tenants_on_broker
+from muse_stream.clients.admin import (
+    TopicAdmin,
+    ensure_tenant_topics,
+    tenants_on_broker,
+)
 from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
 
 
@@ -23,11 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add(args: argparse.Namespace) -> int:
     names = TopicNames(args.namespace)
     admin = TopicAdmin(command_bootstrap())
-    specs = names.internal_topic_specs() + names.tenant_topic_specs(args.name, args.partitions)
-    created = set(admin.ensure(specs))
+    ensured = ensure_tenant_topics(admin, names, [args.name], args.partitions)
     partitions = admin.existing_topics()
-    for spec in specs:
-        print(f"{'created' if spec.name in created else 'exists '}  {spec.name}  partitions={partitions[spec.name]}")
+    for spec, created in ensured:
+        print(f"{'created' if created else 'exists '}  {spec.name}  partitions={partitions[spec.name]}")
     return 0
 
 

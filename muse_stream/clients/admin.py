@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -115,3 +115,22 @@ def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:
     """Tenant -> input partitions, read from the topics that exist."""
     existing = admin.existing_topics()
     return {tenant: existing[names.input_topic(tenant)] for tenant in names.tenants_in(existing)}
+
+
+def ensure_tenant_topics(admin: TopicAdmin, names: TopicNames, tenants: Sequence[str],
+                         partitions: int = 1) -> list[tuple[TopicSpec, bool]]:
+    """Create (idempotently) a namespace's internal topics and each tenant's input, output and DLQ
+    topics; returns each spec ensured, internal ones first, with whether this call created it."""
+    specs = names.internal_topic_specs()
+    for tenant in tenants:
+        specs += names.tenant_topic_specs(tenant, partitions)
+    created = set(admin.ensure(specs))
+    return [(spec, spec.name in created) for spec in specs]
+
+
+def delete_namespace(admin: TopicAdmin, names: TopicNames, *extra_prefixes: str) -> int:
+    """Delete every topic of a namespace (and of the given extra prefixes); returns how many."""
+    prefixes = (f"{names.namespace}.", *extra_prefixes)
+    doomed = [topic for topic in admin.existing_topics() if topic.startswith(prefixes)]
+    admin.delete(doomed)
+    return len(doomed)

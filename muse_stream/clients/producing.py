@@ -1,17 +1,24 @@
-"""Producing with librdkafka's contracts: batches per topic, and retrying what it calls retriable.
+"""Producing with librdkafka's contracts: batches per topic, waiting for acknowledgements, and
+retrying what it calls retriable.
 
-One place for both, so the worker's transactions, the config publisher, the demo and the
-benchmarks all queue records and retry transactional calls the same way.
+One place for each, so the worker's transactions, the config publisher, the artifact upload, the
+demo and the benchmarks all queue records, check deliveries and retry transactional calls the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from muse_stream.clients.settings import producer_config
+from muse_stream.errors import MuseError
 
-def produce_grouped(producer: Producer, records: Iterable[tuple[str, bytes | None, bytes | None]], *,
+Record = tuple[str, bytes | None, bytes | None]
+
+
+def produce_grouped(producer: Producer, records: Iterable[Record], *,
                     on_delivery: Callable[[KafkaError | None, object], None] | None = None) -> int:
     """Queue ``(topic, key, value)`` records with one ``produce_batch`` call per topic; returns how many.
 
@@ -41,6 +48,32 @@ def produce_grouped(producer: Producer, records: Iterable[tuple[str, bytes | Non
             messages = refused
             producer.poll(0.05)  # the local queue is full: let deliveries drain it
     return count
+
+
+def produce_acknowledged(producer: Producer, records: Iterable[Record], *, what: str, timeout_s: float = 60.0,
+                         error: type[MuseError] = MuseError) -> int:
+    """Queue ``(topic, key, value)`` records and wait until the broker acknowledged every one;
+    returns how many. A refusal or a timeout raises ``error`` naming ``what`` was produced."""
+    failures: list[str] = []
+
+    def on_delivery(failure: KafkaError | None, _message: object) -> None:
+        if failure is not None:
+            failures.append(str(failure))
+
+    count = produce_grouped(producer, records, on_delivery=on_delivery)
+    unacknowledged = producer.flush(timeout_s)
+    if failures or unacknowledged:
+        reason = failures[0] if failures else f"{unacknowledged} records not acknowledged within {timeout_s:.0f} s"
+        raise error(f"producing {what} failed: {reason}; check the broker (`muse broker logs`) and retry")
+    return count
+
+
+def produce_records(bootstrap: str, records: Iterable[Record], *, what: str = "records",
+                    config: Mapping[str, Any] | None = None) -> int:
+    """Produce ``(topic, key, value)`` records with a fresh idempotent producer (``config``: librdkafka
+    settings on top of ours) and wait for every acknowledgement: for one-off loads (benchmarks, tests)."""
+    return produce_acknowledged(Producer(producer_config(bootstrap, **(config or {}))), records,
+                                what=f"{what} to {bootstrap}")
 
 
 def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None) -> None:

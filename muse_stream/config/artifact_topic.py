@@ -18,9 +18,10 @@ import os
 import threading
 from pathlib import Path
 
-import platformdirs
 from confluent_kafka import Producer
 
+from muse_stream.cache_dir import cache_dir
+from muse_stream.clients.producing import produce_acknowledged
 from muse_stream.clients.reading import read_to_end
 from muse_stream.clients.settings import artifact_producer_config
 from muse_stream.errors import MuseError
@@ -38,7 +39,7 @@ READ_TIMEOUT_S = 60.0
 
 def default_cache_dir() -> Path:
     """Content-addressed, so one cache serves every namespace and broker safely."""
-    return Path(platformdirs.user_cache_dir("muse-stream")) / "artifacts"
+    return cache_dir() / "artifacts"
 
 
 class KafkaArtifactStore:
@@ -66,14 +67,9 @@ class KafkaArtifactStore:
         with self._lock:
             if digest in self._on_topic:
                 return digest  # re-uploading would be harmless (same key, same bytes), just wasteful
-        errors: list[str] = []
-        producer = Producer(artifact_producer_config(self.bootstrap))
-        producer.produce(self.topic, key=digest.encode(), value=bytes(data),
-                         on_delivery=lambda err, _msg: errors.append(str(err)) if err else None)
-        remaining = producer.flush(READ_TIMEOUT_S)
-        if remaining or errors:
-            raise ArtifactError(f"uploading model artifact {digest} to {self.topic} on {self.bootstrap} failed: "
-                                f"{errors[0] if errors else 'not acknowledged in time'}; check the broker and retry")
+        produce_acknowledged(Producer(artifact_producer_config(self.bootstrap)),
+                             [(self.topic, digest.encode(), bytes(data))], timeout_s=READ_TIMEOUT_S,
+                             what=f"model artifact {digest} to {self.topic} on {self.bootstrap}", error=ArtifactError)
         self.cache.put(data)
         with self._lock:
             self._on_topic.add(digest)

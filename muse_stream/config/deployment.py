@@ -9,7 +9,7 @@ key                         value body
 ``intent/<name>``           :class:`IntentConfig`
 ``predictor/<name>``        :class:`PredictorConfig` (name + the full PredictorSpec)
 ``route/<tenant>/<intent>`` :class:`RouteConfig` (live predictor + shadows)
-``model/<sha256>``          :class:`ModelMeta` (the artifact is on the models topic)
+``model/<sha256>``          :class:`ModelEntry` (the artifact is on the models topic)
 ``meta/version``            :class:`VersionMarker`: ends a change set
 =========================== =====================================================
 
@@ -39,7 +39,7 @@ from pydantic import (
 )
 
 from muse_stream.errors import MuseError
-from muse_stream.predictors import PredictorSpec
+from muse_stream.predictors import ModelRef, PredictorSpec
 from muse_stream.topics import TopicError, validate_tenant_name
 
 RECORD_FORMAT = "muse.config/1"
@@ -169,15 +169,9 @@ class RouteConfig(BaseModel):
         return f"route/{self.tenant}/{self.intent}"
 
 
-class ModelMeta(BaseModel):
-    """Which model artifact the config needs; its bytes are on the models topic, keyed by sha256."""
-
-    model_config = _FROZEN
-
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    name: str
-    version: str
-    format: str
+class ModelEntry(ModelRef):
+    """An artifact the config's predictors run, as the config record model/<sha256>: the same
+    fields as the ModelRef a predictor spec pins, plus its config key. The bytes are on the models topic."""
 
     @property
     def key(self) -> str:
@@ -194,9 +188,9 @@ class VersionMarker(BaseModel):
     applied_at: datetime
 
 
-Entry = TenantConfig | IntentConfig | PredictorConfig | RouteConfig | ModelMeta
+Entry = TenantConfig | IntentConfig | PredictorConfig | RouteConfig | ModelEntry
 ENTRY_TYPES: dict[str, type[BaseModel]] = {
-    "tenant": TenantConfig, "intent": IntentConfig, "predictor": PredictorConfig, "route": RouteConfig, "model": ModelMeta,
+    "tenant": TenantConfig, "intent": IntentConfig, "predictor": PredictorConfig, "route": RouteConfig, "model": ModelEntry,
 }
 
 
@@ -209,7 +203,7 @@ def reference_problems(entries: Iterable[Entry]) -> list[Problem]:
     tenants = {e.name: e for e in entries if isinstance(e, TenantConfig)}
     intents = {e.name for e in entries if isinstance(e, IntentConfig)}
     predictors = {e.name: e for e in entries if isinstance(e, PredictorConfig)}
-    models = {e.sha256: e for e in entries if isinstance(e, ModelMeta)}
+    models = {e.sha256: e for e in entries if isinstance(e, ModelEntry)}
     routes = {(e.tenant, e.intent) for e in entries if isinstance(e, RouteConfig)}
     for entry in entries:
         if isinstance(entry, TenantConfig):
@@ -235,13 +229,13 @@ def reference_problems(entries: Iterable[Entry]) -> list[Problem]:
     return problems
 
 
-def model_metas(predictors: Iterable[PredictorConfig]) -> tuple[ModelMeta, ...]:
+def model_entries(predictors: Iterable[PredictorConfig]) -> tuple[ModelEntry, ...]:
     """One ``model/<sha256>`` entry per distinct artifact the predictors run."""
-    metas: dict[str, ModelMeta] = {}
+    entries: dict[str, ModelEntry] = {}
     for predictor in predictors:
         ref = predictor.spec.model
-        metas.setdefault(ref.sha256, ModelMeta(sha256=ref.sha256, name=ref.name, version=ref.version, format=ref.format))
-    return tuple(metas.values())
+        entries.setdefault(ref.sha256, ModelEntry(**ref.model_dump()))
+    return tuple(entries.values())
 
 
 class DeploymentConfig(BaseModel):
@@ -253,7 +247,7 @@ class DeploymentConfig(BaseModel):
     intents: tuple[IntentConfig, ...] = ()
     predictors: tuple[PredictorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
-    models: tuple[ModelMeta, ...] = ()
+    models: tuple[ModelEntry, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentConfig:
@@ -274,7 +268,7 @@ class DeploymentConfig(BaseModel):
         """A config whose ``models`` are derived from the predictors' specs."""
         predictors = tuple(predictors)
         return cls(tenants=tuple(tenants), intents=tuple(intents), predictors=predictors, routes=tuple(routes),
-                   models=model_metas(predictors))
+                   models=model_entries(predictors))
 
     @classmethod
     def from_entries(cls, entries: Iterable[Entry]) -> DeploymentConfig:

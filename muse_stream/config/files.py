@@ -31,7 +31,7 @@ from muse_stream.config.deployment import (
     Problem,
     RouteConfig,
     TenantConfig,
-    model_metas,
+    model_entries,
     reference_problems,
 )
 from muse_stream.models.store import sha256_hex
@@ -102,7 +102,7 @@ class _Loader:
         self.load_models(sections["models"])
         predictors = [p for i, t in enumerate(sections["predictors"]) if (p := self.load_predictor(i, t)) is not None]
         self.entries += predictors
-        self.entries += model_metas(predictors)
+        self.entries += model_entries(predictors)
         self.problems += reference_problems(self.entries)
 
     def load_models(self, tables: list[dict[str, Any]]) -> None:

@@ -19,7 +19,7 @@ from muse_stream.broker import BrokerHandle
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
-from tests.support.deploy import create_tenants, deployment, publish
+from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess, produce, read_committed
 from tests.support.predictors import small_predictor
 
@@ -39,7 +39,7 @@ def predictor(store_dir: Path) -> Predictor:
 
 
 def _deploy(kafka: BrokerHandle, names: TopicNames, predictor: Predictor, store_dir: Path) -> None:
-    create_tenants(kafka.bootstrap, names, TENANTS, partitions=3)
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), names, TENANTS, partitions=3)
     config = deployment(TENANTS, {"fraud-v1": predictor}, {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS})
     publish(kafka.bootstrap, names, config, {"fraud-v1": predictor}, store_dir)
 

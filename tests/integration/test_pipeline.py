@@ -15,7 +15,7 @@ from muse_stream.events import DeadLetter, ScoreResult
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
-from tests.support.deploy import create_tenants, deployment, publish
+from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess, produce, read_committed
 from tests.support.poison import POISON, STRICT_INTENT
 from tests.support.predictors import small_predictor
@@ -54,7 +54,7 @@ def _event_values(n: int, seed: int, prefix: str, **extra: object) -> tuple[np.n
 def test_events_of_two_tenants_come_out_scored_once_on_their_own_output(
         kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path,
         worker: WorkerProcess) -> None:
-    create_tenants(kafka.bootstrap, topic_names, TENANTS, partitions=2)
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, partitions=2)
     config = deployment(TENANTS, {"fraud-v1": predictors["fraud-v1"]},
                         {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS})
     assert publish(kafka.bootstrap, topic_names, config, predictors, store_dir) == 1
@@ -83,7 +83,7 @@ def test_poison_corpus_lands_on_the_dlq_and_good_events_around_it_are_scored(
         kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path,
         worker: WorkerProcess) -> None:
     tenant = "bank-a"
-    create_tenants(kafka.bootstrap, topic_names, [tenant])
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [tenant])
     config = deployment([tenant], {"fraud-v1": predictors["fraud-v1"], "strict-v1": predictors["strict-v1"]},
                         {(tenant, "card-fraud"): ("fraud-v1", ()), (tenant, STRICT_INTENT): ("strict-v1", ())})
     publish(kafka.bootstrap, topic_names, config, predictors, store_dir)
@@ -109,7 +109,7 @@ def test_poison_corpus_lands_on_the_dlq_and_good_events_around_it_are_scored(
 def test_a_tenant_added_later_is_scored_without_a_restart(
         kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path,
         worker: WorkerProcess) -> None:
-    create_tenants(kafka.bootstrap, topic_names, ["bank-a"])
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-a"])
     one = {"fraud-v1": predictors["fraud-v1"]}
     publish(kafka.bootstrap, topic_names, deployment(["bank-a"], one, {("bank-a", "card-fraud"): ("fraud-v1", ())}),
             one, store_dir)
@@ -118,7 +118,7 @@ def test_a_tenant_added_later_is_scored_without_a_restart(
     assert len(read_committed(kafka.bootstrap, [topic_names.output_topic("bank-a")], expect=50)) == 50
 
     # A new tenant: its topics and its route appear while the worker runs.
-    create_tenants(kafka.bootstrap, topic_names, ["bank-new"])
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-new"])
     routes = {(t, "card-fraud"): ("fraud-v1", ()) for t in ("bank-a", "bank-new")}
     assert publish(kafka.bootstrap, topic_names, deployment(["bank-a", "bank-new"], one, routes), one, store_dir) == 2
     _, later = _event_values(50, 2, "new-")

@@ -24,7 +24,7 @@ from muse_stream.config.watcher import ConfigWatcher
 from muse_stream.pipeline.scoring import OutgoingRecord
 from muse_stream.pipeline.worker import Worker, WorkerError, WorkerSettings
 from muse_stream.topics import TopicNames
-from tests.support.deploy import create_tenants, deployment, publish
+from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import produce, read_committed
 from tests.support.predictors import small_predictor
 
@@ -64,7 +64,7 @@ class CommitFailingWorker(Worker):
 @pytest.fixture
 def deployed(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> Iterator[ConfigWatcher]:
     predictor = small_predictor(tmp_path, seed=1)
-    create_tenants(kafka.bootstrap, topic_names, [TENANT], partitions=2)
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT], partitions=2)
     one = {"fraud-v1": predictor}
     publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}),
             one, tmp_path)
@@ -112,7 +112,7 @@ def test_a_failed_commit_rewinds_its_batch_and_the_batch_scored_meanwhile(
     Batches below the cap commit inline, where a failed commit has no batch read after it."""
     monkeypatch.setattr(worker_module, "ABORT_BACKOFF_S", 0.01)
     predictor = small_predictor(tmp_path, seed=1)
-    create_tenants(kafka.bootstrap, topic_names, [TENANT], partitions=2)
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT], partitions=2)
     one = {"fraud-v1": predictor}
     publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}),
             one, tmp_path)

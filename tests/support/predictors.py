@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from muse_stream.bench.harness import artifact_bytes, train_predictor
 from muse_stream.predictors import Predictor
+from muse_stream.synthetic_deployment import artifact_bytes, train_predictor
 
 __all__ = ["artifact_bytes", "small_predictor"]
 

@@ -102,3 +102,13 @@ def test_cluster_ids_never_look_like_an_option() -> None:
     ids = [new_cluster_id() for _ in range(3000)]
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
+
+
+def test_muse_cache_dir_moves_the_artifact_cache_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # One cache directory: the model-artifact cache must follow MUSE_CACHE_DIR like Kafka's jars do.
+    from muse_stream.broker import kafka_jars
+    from muse_stream.config.artifact_topic import default_cache_dir
+
+    monkeypatch.setenv("MUSE_CACHE_DIR", str(tmp_path))
+    assert kafka_jars.kafka_libs_dir().is_relative_to(tmp_path)
+    assert default_cache_dir() == tmp_path / "artifacts"

@@ -47,6 +47,13 @@ def test_the_shipped_example_validates(capsys: pytest.CaptureFixture[str]) -> No
     assert sum(p.stat().st_size for p in shipped if p.is_file()) < 200_000  # no large binaries in the repo
 
 
+def test_the_shipped_example_versions_each_predictor_like_its_model() -> None:
+    # Shadow and live results carry the predictor's version: fraud-v2 must not say "1".
+    loaded = load_deployment_file(ROOT / "topologies" / "example.toml")
+    versions = {p.name: (p.spec.version, p.spec.model.version) for p in loaded.config.predictors}
+    assert versions == {"fraud-v1": ("1", "1"), "fraud-v2": ("2", "2")}
+
+
 def test_unknown_predictor_is_a_route_to_nowhere(tmp_path: Path) -> None:
     path = edited(tmp_path, 'live = "fraud-v2"\n', 'live = "fraud-v9"\n')
     [problem] = problems_of(path)

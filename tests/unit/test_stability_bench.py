@@ -9,19 +9,19 @@ import pytest
 
 from muse_stream.bench.stability import (
     PREDICTORS,
-    ModelSpec,
     PredictorFigures,
     StabilityConfig,
     _auc_tie_bound,
     run_stability,
 )
+from muse_stream.synthetic import TrainingParams
 
 SMALL = StabilityConfig(
     seed=3,
     windows=4,
     events_per_window=8_000,
-    old=ModelSpec(n_trees=20, max_depth=3, b=0.2),
-    new=ModelSpec(n_trees=40, max_depth=4, b=0.05),
+    old=TrainingParams(n_trees=20, max_depth=3, b=0.2),
+    new=TrainingParams(n_trees=40, max_depth=4, b=0.05),
 )
 
 

@@ -1,0 +1,66 @@
+"""The pass-through worker: the production :class:`Worker` loop (same consumer, same transactional
+producer, same offsets-in-transaction commit) with a scorer that copies bytes, which is the ceiling
+any scoring worker on this machine can reach::
+
+    python -m muse_stream.bench.passthrough passthrough --namespace NS --worker-id ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from muse_stream.pipeline.scoring import (
+    BatchOutcome,
+    OutgoingRecord,
+    SnapshotLike,
+    SourceRecord,
+)
+from muse_stream.topics import TopicNames
+
+
+class PassthroughScorer:
+    """Copies every input record's bytes to its tenant's output topic: no parsing, no scoring."""
+
+    def __init__(self, names: TopicNames) -> None:
+        self.names = names
+        self._outputs: dict[str, str] = {}
+
+    def score(self, records: Sequence[SourceRecord], snapshot: SnapshotLike) -> BatchOutcome:
+        outputs = self._outputs
+        results = []
+        for record in records:
+            topic = outputs.get(record.tenant)
+            if topic is None:
+                topic = outputs[record.tenant] = self.names.output_topic(record.tenant)
+            results.append(OutgoingRecord(topic, record.key, record.value or b""))
+        return BatchOutcome(results=results)
+
+
+def _passthrough_main(argv: Sequence[str]) -> int:
+    from muse_stream.broker import command_bootstrap
+    from muse_stream.pipeline.worker import Worker, WorkerSettings
+
+    parser = argparse.ArgumentParser(prog="python -m muse_stream.bench.passthrough passthrough")
+    parser.add_argument("mode", choices=["passthrough"])
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms)
+    parser.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    names = TopicNames(args.namespace)
+    settings = WorkerSettings(bootstrap=command_bootstrap(), names=names, worker_id=args.worker_id,
+                              commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
+    worker = Worker(settings, lambda: None, PassthroughScorer(names))  # type: ignore[arg-type,return-value]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    logging.info("pass-through worker stopped: %s", worker.run().line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_passthrough_main(sys.argv[1:]))

@@ -1,0 +1,108 @@
+"""Watching a benchmark run: completed-event counters and the rate from first to last completion."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, TopicPartition
+
+from muse_stream.clients.settings import consumer_config
+from muse_stream.errors import MuseError
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """Resident set size now (VmRSS) and at its peak (VmHWM), KiB, from /proc."""
+    figures: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                figures[key] = int(value.split()[0])
+    return figures
+
+
+@dataclass
+class Progress:
+    """Completed-event counts sampled over time; the rate is taken from first to last completion."""
+
+    total: int
+    first_at: float | None = None
+    first_count: int = 0
+    done_at: float | None = None
+    peak_rss_kib: int = 0
+
+    @property
+    def rate(self) -> float:
+        if self.first_at is None or self.done_at is None or self.done_at <= self.first_at:
+            return float("nan")
+        return (self.total - self.first_count) / (self.done_at - self.first_at)
+
+    @property
+    def seconds(self) -> float:
+        return (self.done_at or float("nan")) - (self.first_at or float("nan"))
+
+
+def committed_counter(bootstrap: str, group_id: str, partitions: Sequence[tuple[str, int]]) -> Callable[[], int]:
+    """Events whose results are committed: the sum of the group's committed offsets (results and
+    offsets commit in one transaction, so this is exactly what read_committed readers can see)."""
+    consumer = Consumer(consumer_config(bootstrap, group_id))
+    tps = [TopicPartition(t, p) for t, p in partitions]
+
+    def count() -> int:
+        return sum(max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10))
+
+    count.close = consumer.close  # type: ignore[attr-defined]
+    return count
+
+
+def high_watermark_counter(bootstrap: str, partitions: Sequence[tuple[str, int]]) -> Callable[[], int]:
+    """Records in non-transactional topics: the sum of their high watermarks."""
+    consumer = Consumer(consumer_config(bootstrap, f"muse-bench-{uuid.uuid4().hex}", **{"isolation.level": "read_uncommitted"}))
+
+    def count() -> int:
+        return sum(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1]
+                   for t, p in partitions)
+
+    count.close = consumer.close  # type: ignore[attr-defined]
+    return count
+
+
+def wait_for(count: Callable[[], int], total: int, *, timeout: float, pid: int | None = None,
+             alive: Callable[[], bool] = lambda: True, interval: float = 0.02) -> Progress:
+    """Poll ``count`` until it reaches ``total``; note when the first and the last completion showed."""
+    progress = Progress(total)
+    deadline = time.monotonic() + timeout
+    last_rss = 0.0
+    try:
+        while time.monotonic() < deadline:
+            done = count()
+            now = time.monotonic()
+            if done > 0 and progress.first_at is None:
+                progress.first_at, progress.first_count = now, done
+            if pid is not None and now - last_rss > 0.5:
+                try:
+                    progress.peak_rss_kib = max(progress.peak_rss_kib, rss_kib(pid).get("VmHWM", 0))
+                except OSError:
+                    pass
+                last_rss = now
+            if done >= total:
+                progress.done_at = now
+                break
+            if not alive():
+                raise MuseError("the worker under test exited before finishing")
+            time.sleep(interval)
+        else:
+            raise MuseError(f"only {count()} of {total} events completed within {timeout:.0f} s")
+    finally:
+        close = getattr(count, "close", None)
+        if close is not None:
+            close()
+    if pid is not None:
+        try:
+            progress.peak_rss_kib = max(progress.peak_rss_kib, rss_kib(pid).get("VmHWM", 0))
+        except OSError:
+            pass
+    return progress
