@@ -20,7 +20,14 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from muse_stream.config.deployment import KINDS, ConfigError, DeploymentConfig, Entry, ENTRY_TYPES, Problem
+from muse_stream.config.deployment import (
+    ENTRY_TYPES,
+    KINDS,
+    ConfigError,
+    DeploymentConfig,
+    Entry,
+    Problem,
+)
 from muse_stream.errors import MuseError
 
 HISTORY_FORMAT = "muse.config-history/1"
