@@ -25,6 +25,7 @@ from muse_stream.topics import DEFAULT_NAMESPACE
 NAMESPACE_ENV = "MUSE_NAMESPACE"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_LOG_LEVEL = "warning"
+GLOBAL_GROUP_TITLE = "global options (also accepted before the command)"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -38,8 +39,17 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def _global_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Sub-parsers list the global options apart from their own."""
+    for group in parser._action_groups:
+        if group.title == GLOBAL_GROUP_TITLE:
+            return group
+    return parser.add_argument_group(GLOBAL_GROUP_TITLE)
+
+
 def _add_namespace(parser: argparse.ArgumentParser, default: object) -> None:
-    parser.add_argument("--namespace", default=default, metavar="NS",
+    target = parser if default is not argparse.SUPPRESS else _global_group(parser)
+    target.add_argument("--namespace", default=default, metavar="NS",
                         help=f"topic namespace (default: ${NAMESPACE_ENV}, else {DEFAULT_NAMESPACE})")
 
 
@@ -47,13 +57,14 @@ def _add_global(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
     def default(value: object) -> object:
         return value if top_level else argparse.SUPPRESS
 
-    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=default(None),
+    group = parser if top_level else _global_group(parser)
+    group.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=default(None),
                         help="how much to log, librdkafka's own lines included at debug "
                              f"(default: {DEFAULT_LOG_LEVEL}; the worker's: info)")
-    parser.add_argument("--connect-timeout", type=_seconds, default=default(None), metavar="SECONDS",
+    group.add_argument("--connect-timeout", type=_seconds, default=default(None), metavar="SECONDS",
                         help="how long to wait for the cluster to answer before saying it cannot be reached "
                              f"(default: ${CONNECT_TIMEOUT_ENV}, else {DEFAULT_CONNECT_TIMEOUT_S:g})")
-    parser.add_argument("--client-config", default=default(None), metavar="FILE",
+    group.add_argument("--client-config", default=default(None), metavar="FILE",
                         help="librdkafka properties file with the cluster's security settings "
                              f"(security.protocol, ssl.*, sasl.*) for every client (default: ${CLIENT_CONFIG_ENV})")
 
