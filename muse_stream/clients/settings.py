@@ -127,6 +127,9 @@ def client_config(bootstrap: str, config: Mapping[str, Any], *, plaintext: bool 
     return {
         "bootstrap.servers": bootstrap,
         "logger": LIBRDKAFKA_LOG,
+        # librdkafka queues its lines until the client is polled, and an admin client seldom is:
+        # have it write none unless they would be shown.
+        "log_level": 7 if logging.getLogger(KAFKA_LOGGER_NAME).isEnabledFor(logging.DEBUG) else 0,
         "socket.connection.setup.timeout.ms": int(settings.connect_timeout_s * 1000),
         **({} if plaintext else settings.security),
         **config,

@@ -113,8 +113,9 @@ def test_a_missing_or_bad_file_is_one_error_naming_it(tmp_path: Path, monkeypatc
 
 def test_every_client_logs_through_python_logging_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     for name, config in _every_client_config().items():
-        assert config["logger"] is settings.LIBRDKAFKA_LOG, name
+        assert config["logger"] is settings.LIBRDKAFKA_LOG and config["log_level"] == 0, name
     with caplog.at_level(logging.DEBUG, logger=settings.KAFKA_LOGGER_NAME):
+        assert all(config["log_level"] == 7 for config in _every_client_config().values())
         # What confluent-kafka calls with a librdkafka line (its severity mapped to Python's).
         settings.LIBRDKAFKA_LOG.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "Connect failed")
     (record,) = caplog.records
