@@ -7,7 +7,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from muse_stream.cli.options import add_top_level_options, apply_global_options, spread_global_options
+from muse_stream.cli.options import (
+    add_top_level_options,
+    apply_global_options,
+    spread_global_options,
+)
 from muse_stream.errors import MuseError
 
 # Each module registers its own sub-commands; add a module here to add a command group.

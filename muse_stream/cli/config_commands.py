@@ -7,8 +7,8 @@ import argparse
 import orjson
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.clients.admin import TopicAdmin
 from muse_stream.cli.options import add_namespace_option
+from muse_stream.clients.admin import TopicAdmin
 from muse_stream.topics import TopicNames
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from platformdirs import user_state_dir
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.clients.admin import TopicAdmin
 from muse_stream.cli.options import DEFAULT_LOG_LEVEL, add_namespace_option
+from muse_stream.clients.admin import TopicAdmin
 from muse_stream.topics import TopicNames
 
 

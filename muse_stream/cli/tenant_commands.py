@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.clients.admin import TopicAdmin, tenants_on_broker
 from muse_stream.cli.options import add_namespace_option
+from muse_stream.clients.admin import TopicAdmin, tenants_on_broker
 from muse_stream.topics import TopicNames
 
 

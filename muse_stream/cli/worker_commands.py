@@ -7,13 +7,15 @@ import logging
 import signal
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
 from muse_stream.pipeline.worker import Worker, WorkerSettings
-from muse_stream.cli.options import add_namespace_option
 from muse_stream.topics import TopicNames
 
 CONFIG_WAIT_S = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     watcher.start()
     try:
         snapshot = watcher.wait_for_version(1, timeout=CONFIG_WAIT_S)
-        logging.info("config version %d in force", snapshot.version)
+        logger.info("config version %d in force", snapshot.version)
         settings = WorkerSettings(bootstrap=bootstrap, names=names, worker_id=args.worker_id,
                                   commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
         worker = Worker(settings, watcher.live_snapshot,
@@ -51,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop())
         stats = worker.run()
-        logging.info("worker %s stopped: %s", args.worker_id, stats.line())
+        logger.info("worker %s stopped: %s", args.worker_id, stats.line())
     finally:
         watcher.stop()
     return 0

@@ -8,7 +8,11 @@ from collections.abc import Iterable, Mapping
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from muse_stream.clients.settings import CONNECT_TIMEOUT_ENV, admin_config, client_settings
+from muse_stream.clients.settings import (
+    CONNECT_TIMEOUT_ENV,
+    admin_config,
+    client_settings,
+)
 from muse_stream.errors import MuseError
 from muse_stream.topics import TopicError, TopicNames, TopicSpec
 

@@ -214,7 +214,7 @@ def aiokafka_security(settings: ClientSettings | None = None) -> dict[str, Any]:
             kwargs[keyword] = security.pop(key)
     ssl_settings = {key: security.pop(key) for key in _AIOKAFKA_SSL if key in security}
     if security:
-        raise MuseError(f"{source}: {sorted(security)[0]!r} has no aiokafka equivalent, so the monitor cannot use it; "
+        raise MuseError(f"{source}: {min(security)!r} has no aiokafka equivalent, so the monitor cannot use it; "
                         f"aiokafka takes {', '.join(sorted({*_AIOKAFKA_PLAIN, *_AIOKAFKA_SSL, 'security.protocol'}))}")
     if kwargs["security_protocol"] in ("SSL", "SASL_SSL"):
         kwargs["ssl_context"] = _ssl_context(ssl_settings, source)

@@ -42,7 +42,7 @@ def test_a_wrong_address_is_one_clear_line_within_seconds(tmp_path: Path) -> Non
     for name, argv in commands.items():  # one after the other: start-up takes CPU, and this machine may be busy
         began = time.monotonic()
         process = _muse(*argv, env=env)
-        out, err = process.communicate(timeout=90)
+        _, err = process.communicate(timeout=90)
         elapsed = time.monotonic() - began
         assert process.returncode != 0, name
         assert elapsed < 15, f"{name} took {elapsed:.1f} s"
