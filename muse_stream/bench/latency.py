@@ -229,6 +229,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--commit-intervals", type=positive_ints, default=[10, 50],
                         help="worker commit intervals to compare, ms, comma-separated (default: 10,50)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per offered load")
-    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the tenant's input topic (default: %(default)s)")
     add_worker_arguments(parser, commit_interval=False)
     parser.set_defaults(handler=_handle)

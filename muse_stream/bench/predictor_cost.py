@@ -136,10 +136,10 @@ def _handle(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("predictor", help="cost of the predictor DAG relative to bare XGBoost")
-    parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--trees", type=int, default=300)
-    parser.add_argument("--depth", type=int, default=6)
-    parser.add_argument("--repetitions", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=1000, help="events per scored batch (default: %(default)s)")
+    parser.add_argument("--trees", type=int, default=300, help="trees of the model (default: %(default)s)")
+    parser.add_argument("--depth", type=int, default=6, help="depth of its trees (default: %(default)s)")
+    parser.add_argument("--repetitions", type=int, default=300, help="timed repetitions of each side (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed repetitions first (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the model and the batch (default: %(default)s)")
     parser.set_defaults(handler=_handle)

@@ -273,10 +273,11 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic stream and models (default: %(default)s)")
     parser.add_argument("--windows", type=int, default=StabilityConfig.windows, help="train + fit + evaluation windows (>= 3)")
-    parser.add_argument("--events-per-window", type=int, default=StabilityConfig.events_per_window)
-    parser.add_argument("--fraud-rate", type=float, default=0.02)
+    parser.add_argument("--events-per-window", type=int, default=StabilityConfig.events_per_window,
+                        help="events in each window (default: %(default)s)")
+    parser.add_argument("--fraud-rate", type=float, default=0.02, help="fraction of fraudulent events (default: %(default)s)")
     parser.add_argument(
         "--drift",
         type=float,

@@ -171,11 +171,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tenants", type=positive_ints, default=[1, 10, 100, 500],
                         help="tenant counts, comma-separated (default: 1,10,100,500)")
     parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=200_000, help="events drained per run, spread over the tenants (default: %(default)s)")
     parser.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                         help="run every row N times, in N whole rounds, and report medians (default: 1)")
     add_worker_arguments(parser)
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds each drain may take (default: %(default)s)")
     parser.add_argument("--profile", type=Path, metavar="PREFIX",
                         help="sample each single-worker run with py-spy into PREFIX-<tenants>t.txt and summarize")
     parser.set_defaults(handler=_handle)

@@ -206,19 +206,21 @@ def positive_ints(text: str) -> list[int]:
 
 def add_worker_arguments(parser: argparse.ArgumentParser, *, commit_interval: bool = True) -> None:
     """The model and worker settings every pipeline benchmark takes."""
-    parser.add_argument("--trees", type=int, default=300)
-    parser.add_argument("--depth", type=int, default=6)
-    parser.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch)
+    parser.add_argument("--trees", type=int, default=300, help="trees of the benchmark's model (default: %(default)s)")
+    parser.add_argument("--depth", type=int, default=6, help="depth of its trees (default: %(default)s)")
+    parser.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch,
+                        help="the worker's most records per transaction (default: %(default)s)")
     if commit_interval:
-        parser.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms)
+        parser.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms,
+                            help="the worker's commit interval (default: %(default)s)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("throughput", help="events/s of one exactly-once worker vs pass-through, Faust, bare XGBoost")
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--events", type=int, default=200_000, help="events in each backlog drained (default: %(default)s)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
     add_worker_arguments(parser)
-    parser.add_argument("--skip-faust", action="store_true")
+    parser.add_argument("--skip-faust", action="store_true", help="leave out the Faust baseline")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each consumer may take")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="sample the muse worker with py-spy into FILE (raw collapsed stacks) and print a summary")

@@ -201,7 +201,7 @@ class LocalBroker:
 
         from muse_stream.clients.settings import admin_config
 
-        admin = AdminClient(admin_config(self.bootstrap, log_level=0))
+        admin = AdminClient(admin_config(self.bootstrap, plaintext=True, log_level=0))
         try:
             metadata = admin.list_topics(timeout=timeout)
         except Exception:  # noqa: BLE001 - any failure here means "not ready yet"

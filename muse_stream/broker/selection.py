@@ -51,6 +51,7 @@ def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True
     """
     explicit = os.environ.get(BOOTSTRAP_ENV)
     if explicit:
+        _check_reachable(explicit, from_env=True)
         yield BrokerHandle(bootstrap=explicit, source="env", started_here=False)
         return
     if allow_container and docker_engine_answers():
@@ -95,11 +96,13 @@ def _kafka_container() -> Iterator[str]:
 
 
 def command_bootstrap() -> str:
-    """The broker a CLI command talks to: MUSE_BOOTSTRAP, else the running local broker."""
+    """The broker a CLI command talks to: MUSE_BOOTSTRAP, else the running local broker; checked
+    once to answer within the connect timeout, so a wrong address is one clear error."""
     from muse_stream.broker.kafka_jars import BrokerSetupError
 
     explicit = os.environ.get(BOOTSTRAP_ENV)
     if explicit:
+        _check_reachable(explicit, from_env=True)
         return explicit
     broker = LocalBroker.default()
     if broker.status() is not BrokerStatus.RUNNING:
@@ -107,4 +110,17 @@ def command_bootstrap() -> str:
             f"no broker to talk to: the local broker ({broker.bootstrap}) is not running and {BOOTSTRAP_ENV} "
             "is not set. Start one with `muse broker start`, or export MUSE_BOOTSTRAP=host:port."
         )
+    _check_reachable(broker.bootstrap, from_env=False)
     return broker.bootstrap
+
+
+def _check_reachable(bootstrap: str, *, from_env: bool) -> None:
+    from muse_stream.clients.admin import check_reachable
+
+    if from_env:
+        check_reachable(bootstrap, f"from {BOOTSTRAP_ENV}",
+                        f"that {BOOTSTRAP_ENV} names the host:port of a running broker's listener")
+    else:
+        check_reachable(bootstrap, f"the local broker, as {BOOTSTRAP_ENV} is not set",
+                        "`muse broker status` and `muse broker logs`, or export MUSE_BOOTSTRAP=host:port "
+                        "for another cluster")

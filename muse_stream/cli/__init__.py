@@ -7,6 +7,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from muse_stream.cli.options import (
+    add_top_level_options,
+    apply_global_options,
+    spread_global_options,
+)
 from muse_stream.errors import MuseError
 
 # Each module registers its own sub-commands; add a module here to add a command group.
@@ -28,17 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="muse",
         description="muse-stream: multi-tenant model serving with seamless model updates, on Apache Kafka.",
-        epilog="Commands talk to MUSE_BOOTSTRAP when it is set, else to the local broker (`muse broker start`).",
+        epilog="Commands talk to MUSE_BOOTSTRAP when it is set, else to the local broker (`muse broker start`). "
+               "The options above are accepted after any command and action too.",
     )
+    add_top_level_options(parser)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    spread_global_options(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_global_options(args)
     try:
         return int(args.handler(args) or 0)
     except MuseError as error:

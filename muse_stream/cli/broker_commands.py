@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("stop", help="stop the broker this machine's muse started").set_defaults(handler=_stop)
     actions.add_parser("status", help="running, stopped, or dead with a stale pid file").set_defaults(handler=_status)
     logs = actions.add_parser("logs", help="print the last lines of the broker log")
-    logs.add_argument("-n", "--lines", type=int, default=50)
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many of the last lines (default: %(default)s)")
     logs.set_defaults(handler=_logs)
 
 

@@ -7,13 +7,14 @@ import argparse
 import orjson
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import TopicAdmin
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
+from muse_stream.topics import TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     config = subparsers.add_parser("config", help="validate, diff, apply and show the routing/predictor config")
-    config.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
+    add_namespace_option(config)
     actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, handler, text in (
         ("validate", _validate, "check a deployment file offline (no broker): every problem, by key"),

@@ -12,8 +12,9 @@ from pathlib import Path
 from platformdirs import user_state_dir
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import DEFAULT_LOG_LEVEL, add_namespace_option
 from muse_stream.clients.admin import TopicAdmin
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
+from muse_stream.topics import TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     monitor = subparsers.add_parser(
         "monitor", help="serve live per-tenant score monitoring (Faust, at-least-once) on 127.0.0.1"
     )
-    monitor.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
+    add_namespace_option(monitor)
     monitor.add_argument("--web-port", type=int, default=6066, help="HTTP port on 127.0.0.1 (default: %(default)s)")
     monitor.add_argument("--data-dir", type=Path, default=None,
                          help="Faust's data directory (default: <MUSE_HOME or user state dir>/monitor/<namespace>)")
@@ -31,7 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     monitor.add_argument("--rescan", type=float, default=30.0,
                          help="seconds between looks for new tenants' output topics (default: %(default)s)")
     monitor.add_argument("--bins", type=int, default=DEFAULT_BINS, help="score histogram bins (default: %(default)s)")
-    monitor.add_argument("--log-level", default="warning", help="Faust worker log level (default: %(default)s)")
     monitor.set_defaults(handler=_monitor)
 
 
@@ -77,7 +77,7 @@ def _monitor(args: argparse.Namespace) -> int:
     admin.ensure(faust_topic_specs(app))
     print(f"monitoring {len(tenants)} tenant(s) of namespace {names.namespace!r} from {bootstrap}: "
           f"http://127.0.0.1:{settings.web_port}/tenants/", flush=True)
-    worker = faust.Worker(app, loglevel=args.log_level.upper(), quiet=True)
+    worker = faust.Worker(app, loglevel=(args.log_level or DEFAULT_LOG_LEVEL).upper(), quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:

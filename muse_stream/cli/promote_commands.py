@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import add_namespace_option
 from muse_stream.errors import MuseError
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
+from muse_stream.topics import TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "promote", help="make a shadow predictor live (the old live one becomes a shadow)",
         description="Derive the next config from the live one: on the route(s) named, shadow PREDICTOR becomes live "
                     "and the live predictor becomes a shadow. Prints the plan, then publishes it as a new version.")
-    promote.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
+    add_namespace_option(promote)
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("route", nargs="?", metavar="TENANT/INTENT", help="the route to promote on, e.g. bank-a/card-fraud")
     which.add_argument("--all-tenants", metavar="INTENT", help="promote on every tenant's route of INTENT")

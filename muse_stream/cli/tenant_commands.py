@@ -5,20 +5,21 @@ from __future__ import annotations
 import argparse
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import (
     TopicAdmin,
     ensure_tenant_topics,
     tenants_on_broker,
 )
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
+from muse_stream.topics import TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     tenants = subparsers.add_parser("tenants", help="create and list tenants' topics")
-    tenants.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
+    add_namespace_option(tenants)
     actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="create a tenant's input, output and DLQ topics (idempotent)")
-    add.add_argument("name")
+    add.add_argument("name", help="tenant name: 1-48 lowercase letters, digits, - and _ (no dot), e.g. bank-a")
     add.add_argument("--partitions", type=int, default=1, help="input/output partitions (default: %(default)s)")
     add.set_defaults(handler=_add)
     actions.add_parser("list", help="list tenants found on the broker").set_defaults(handler=_list)

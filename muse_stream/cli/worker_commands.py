@@ -7,17 +7,20 @@ import logging
 import signal
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
 from muse_stream.pipeline.worker import Worker, WorkerSettings
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
+from muse_stream.topics import TopicNames
 
 CONFIG_WAIT_S = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="score every tenant's input topic, exactly once")
-    worker.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
+    add_namespace_option(worker)
     worker.add_argument("--worker-id", required=True,
                         help="stable id, unique among running workers (e.g. w1, w2): it is the static group "
                              "membership and the transactional.id, so a restart with the same id takes over at once "
@@ -28,15 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="most records per transaction (default: %(default)s)")
     worker.add_argument("--shadow-budget-ms", type=float, default=ShadowGuard.budget_ms,
                         help="a shadow slower than this per batch is skipped for a while (default: %(default)s)")
-    worker.add_argument("--log-level", default="INFO")
-    worker.set_defaults(handler=_run)
+    worker.set_defaults(handler=_run, default_log_level="info")
 
 
 def _run(args: argparse.Namespace) -> int:
     from muse_stream.config.artifact_topic import KafkaArtifactStore
     from muse_stream.config.watcher import ConfigWatcher
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bootstrap = command_bootstrap()
     names = TopicNames(args.namespace)
     TopicAdmin(bootstrap).ensure(names.internal_topic_specs())
@@ -44,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     watcher.start()
     try:
         snapshot = watcher.wait_for_version(1, timeout=CONFIG_WAIT_S)
-        logging.info("config version %d in force", snapshot.version)
+        logger.info("config version %d in force", snapshot.version)
         settings = WorkerSettings(bootstrap=bootstrap, names=names, worker_id=args.worker_id,
                                   commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
         worker = Worker(settings, watcher.live_snapshot,
@@ -52,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop())
         stats = worker.run()
-        logging.info("worker %s stopped: %s", args.worker_id, stats.line())
+        logger.info("worker %s stopped: %s", args.worker_id, stats.line())
     finally:
         watcher.stop()
     return 0

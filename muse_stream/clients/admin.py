@@ -8,13 +8,43 @@ from collections.abc import Iterable, Mapping, Sequence
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from muse_stream.clients.settings import admin_config
+from muse_stream.clients.settings import (
+    CONNECT_TIMEOUT_ENV,
+    admin_config,
+    client_settings,
+)
+from muse_stream.errors import MuseError
 from muse_stream.topics import TopicError, TopicNames, TopicSpec
 
 ADMIN_TIMEOUT_S = 30.0
 # Topics per CreateTopics/DeleteTopics request: a single request for 1,500 topics (500 tenants)
 # can outlast the admin timeout on a small broker.
 ADMIN_REQUEST_TOPICS = 300
+
+
+class ClusterUnreachable(MuseError):
+    """The cluster a command was pointed at did not answer within the connect timeout."""
+
+
+def check_reachable(bootstrap: str, source: str, hint: str) -> None:
+    """One metadata request, bounded by the connect timeout: a wrong address or a stopped broker is
+    one clear error naming the address and where it came from (``source``), instead of every later
+    request's own 30 s timeout and a wall of librdkafka lines; ``hint`` says what to check."""
+    settings = client_settings()
+    admin = AdminClient(admin_config(bootstrap))
+    try:
+        admin.list_topics(timeout=settings.connect_timeout_s)
+    except KafkaException as error:
+        reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
+        security = (f"; that the security settings in {settings.security_file} match its listener"
+                    if settings.security_file else "")
+        raise ClusterUnreachable(
+            f"cannot reach Kafka at {bootstrap} ({source}) within {settings.connect_timeout_s:g} s: {reason}. "
+            f"Check {hint}{security}; on a slow network allow more time with --connect-timeout SECONDS "
+            f"or {CONNECT_TIMEOUT_ENV}."
+        ) from None
+    finally:
+        admin.poll(0)  # hand librdkafka's queued log lines to logging (visible with --log-level debug)
 
 
 class TopicAdmin:
