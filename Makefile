@@ -4,9 +4,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit broker-start broker-stop clean
+.PHONY: setup kcat demo test test-unit broker-start broker-stop clean
 
-setup: $(STAMP)
+setup: $(STAMP) kcat
+
+# kcat is the plain Kafka client the README shows tenants and tests/integration/test_tenant_clients.py
+# uses. Installed only when missing, only as root and only with apt-get; never fails the build (the
+# tests that need it fail then, and say so).
+kcat:
+	@command -v kcat >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  echo "installing kcat with apt-get" && apt-get update -qq && apt-get install -y -qq kcat >/dev/null; } || \
+	  echo "kcat is not installed and could not be installed here; install it (Debian/Ubuntu: apt-get install kcat), or the tenant-client tests fail"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "muse-stream needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -18,7 +26,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/muse demo
 
-test: $(STAMP)
+test: $(STAMP) kcat
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,8 @@ from muse_stream.errors import MuseError
 KAFKA_VERSION = "4.1.1"
 _POM_RESOURCE = "kafka-runtime-pom.xml"
 _COMPLETE_MARKER = ".complete"
+# Measured on a fresh ~/.m2: 43 MB of runtime jars (Kafka 4.1.1, Log4j2) plus Maven's dependency plugin.
+DOWNLOAD_SIZE = "~60 MB"
 
 
 class BrokerSetupError(MuseError):
@@ -71,6 +74,9 @@ def ensure_kafka_jars(version: str = KAFKA_VERSION) -> Path:
             "Apache Maven 3.6+ (e.g. `apt-get install maven`) so they can be resolved from Maven Central."
         )
     libs.parent.mkdir(parents=True, exist_ok=True)
+    # Maven runs quietly (-q) for a minute or more: say why nothing seems to happen.
+    print(f"downloading Apache Kafka {version} jars ({DOWNLOAD_SIZE}) from Maven Central into {libs} "
+          "(first run only)...", file=sys.stderr, flush=True)
     pom_text = resources.files("muse_stream.broker").joinpath(_POM_RESOURCE).read_text()
     pom_text = pom_text.replace(f"<kafka.version>{KAFKA_VERSION}</kafka.version>",
                                 f"<kafka.version>{version}</kafka.version>")

@@ -112,3 +112,28 @@ def test_muse_cache_dir_moves_the_artifact_cache_too(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MUSE_CACHE_DIR", str(tmp_path))
     assert kafka_jars.kafka_libs_dir().is_relative_to(tmp_path)
     assert default_cache_dir() == tmp_path / "artifacts"
+
+
+def test_the_first_jar_download_says_what_it_downloads_before_maven_runs(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Maven runs quietly for a minute or more the first time: the user is told why before it starts."""
+    from muse_stream.broker import kafka_jars
+
+    monkeypatch.setenv("MUSE_CACHE_DIR", str(tmp_path / "cache"))
+    seen = tmp_path / "stderr-when-maven-started"
+    mvn = tmp_path / "mvn"  # stands in for a Maven that cannot reach Maven Central
+    mvn.write_text("#!/bin/sh\nexit 1\n")
+    mvn.chmod(0o755)
+    monkeypatch.setattr(kafka_jars.shutil, "which", lambda name: str(mvn) if name == "mvn" else None)
+    real_run = kafka_jars.subprocess.run
+
+    def run(command: list[str], **kwargs: object) -> object:  # what the user had been told when Maven started
+        seen.write_text(capsys.readouterr().err)
+        return real_run(command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(kafka_jars.subprocess, "run", run)
+    with pytest.raises(kafka_jars.BrokerSetupError, match="Maven Central failed"):
+        kafka_jars.ensure_kafka_jars()
+    told = seen.read_text()
+    assert f"downloading Apache Kafka {kafka_jars.KAFKA_VERSION} jars (~60 MB) from Maven Central" in told
+    assert str(kafka_jars.kafka_libs_dir()) in told
