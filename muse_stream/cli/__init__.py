@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from confluent_kafka import KafkaException
 
 from muse_stream.cli.options import (
     add_top_level_options,
@@ -49,10 +52,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     apply_global_options(args)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that went away is reported here, not at exit
+        return code
     except MuseError as error:
         print(f"muse: error: {error}", file=sys.stderr)
         return 2
+    except KafkaException as error:
+        # Kafka refused something after the cluster answered (say, an authorization error): one
+        # line with Kafka's own words, the details at --log-level debug.
+        print(f"muse: error: the Kafka cluster refused the request: {error.args[0].str()}; "
+              "rerun with --log-level debug for the client's log", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `muse config show | head`: the reader has what it wants; stop quietly, as `git log | head` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         return 130
 

@@ -4,6 +4,7 @@ puts them, and the namespace from MUSE_NAMESPACE."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,14 @@ def test_a_connect_timeout_below_a_second_is_refused(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         build_parser().parse_args(["tenants", "list", "--connect-timeout", "0.1"])
     assert "'0.1' is not a number of seconds >= 1" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    # `muse config show | head`: no BrokenPipeError traceback when the reader closes the pipe early.
+    import subprocess
+    import sys
+
+    script = f"{sys.executable} -m muse_stream.cli schemas export --dir {tmp_path} | true"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert list(tmp_path.glob("*.schema.json")), "the command itself ran"
