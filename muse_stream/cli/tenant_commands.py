@@ -1,4 +1,4 @@
-"""``muse tenants add|list``: per-tenant input, output and DLQ topics."""
+"""``muse tenants add|list``: per-tenant input, output, DLQ and labels topics."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import argparse
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, tenants_on_broker
-from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames
+from muse_stream.topics import DEFAULT_NAMESPACE, TENANT_TOPIC_KINDS, TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     tenants = subparsers.add_parser("tenants", help="create and list tenants' topics")
     tenants.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="topic namespace (default: %(default)s)")
     actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="create a tenant's input, output and DLQ topics (idempotent)")
+    add = actions.add_parser("add", help="create a tenant's input, output, DLQ and labels topics (idempotent)")
     add.add_argument("name")
     add.add_argument("--partitions", type=int, default=1, help="input/output partitions (default: %(default)s)")
     add.set_defaults(handler=_add)
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add(args: argparse.Namespace) -> int:
     names = TopicNames(args.namespace)
     admin = TopicAdmin(command_bootstrap())
-    specs = names.internal_topic_specs() + names.tenant_topic_specs(args.name, args.partitions)
+    specs = names.internal_topic_specs() + names.tenant_topic_specs(args.name, args.partitions, kinds=TENANT_TOPIC_KINDS)
     created = set(admin.ensure(specs))
     partitions = admin.existing_topics()
     for spec in specs:
