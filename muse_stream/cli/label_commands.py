@@ -22,17 +22,15 @@ def _load(args: argparse.Namespace) -> int:
     from muse_stream.bench.harness import produce
     from muse_stream.clients.admin import TopicAdmin
     from muse_stream.labels import encode_label, read_label_file
-    from muse_stream.topics import TopicError
+    from muse_stream.replay.sources import resolve_tenants
 
     names = TopicNames(args.namespace)
     topic = names.labels_topic(args.tenant)  # checks the tenant's name first
     records = read_label_file(args.file)  # the whole file is checked before anything is published
     bootstrap = command_bootstrap()
     admin = TopicAdmin(bootstrap)
+    resolve_tenants(admin, names, [args.tenant])  # an unknown tenant is refused by name
     existing = admin.existing_topics()
-    if names.input_topic(args.tenant) not in existing:
-        raise TopicError(f"tenant {args.tenant!r} has no input topic {names.input_topic(args.tenant)} on {bootstrap}: "
-                         f"unknown tenant; check --tenant and --namespace, or create it with `muse tenants add {args.tenant}`")
     if topic not in existing:  # a tenant created before labels existed: give it its labels topic now
         admin.ensure(names.tenant_topic_specs(args.tenant, existing[names.input_topic(args.tenant)], kinds=("labels",)))
         print(f"created {topic}")

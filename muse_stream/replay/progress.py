@@ -30,7 +30,7 @@ class Progress:
         self.interval_s = interval_s if interval_s is not None else (0.2 if self.tty else 5.0)
         self.done = 0
         self.started = time.monotonic()
-        self._shown = 0.0
+        self._shown = self.started if not self.tty else 0.0  # plain lines: the first after one interval
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
