@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--to", dest="to_time", metavar="TIME", help="ISO 8601 end of the window (exclusive)")
     replay.add_argument("--from-offset", type=_offset, metavar="N", help="first offset of every input partition")
     replay.add_argument("--to-offset", type=_offset, metavar="N", help="offset to stop at (exclusive) in every input partition")
+    replay.add_argument("--shard", metavar="K/N", help="replay only shard K of N (every Nth input partition); "
+                        "N replays with the same arguments, e.g. on N machines, cover every event once and may share --out")
     replay.add_argument("--out", required=True, type=Path, help="directory for the dataset (new or empty)")
     replay.add_argument("--batch-size", type=int, default=5000, help="records scored per batch (default: %(default)s)")
     replay.set_defaults(handler=_replay)
@@ -60,14 +62,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     from muse_stream.replay.run import replay
-    from muse_stream.replay.window import Window, parse_time
+    from muse_stream.replay.window import Window, parse_shard, parse_time
 
     window = Window(
         from_ms=None if args.from_time is None else parse_time(args.from_time, "--from"),
         to_ms=None if args.to_time is None else parse_time(args.to_time, "--to"),
         from_offset=args.from_offset, to_offset=args.to_offset)
     summary = replay(command_bootstrap(), TopicNames(args.namespace), None if args.all_tenants else args.tenants,
-                     args.configs or [], window, args.out, batch_size=args.batch_size)
+                     args.configs or [], window, args.out, batch_size=args.batch_size,
+                     shard=None if args.shard is None else parse_shard(args.shard))
     for line in summary.lines():
         print(line)
     return 0

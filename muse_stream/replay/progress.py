@@ -23,7 +23,7 @@ class Progress:
 
     def __init__(self, total: int, *, label: str = "replay", stream: TextIO | None = None,
                  interval_s: float | None = None) -> None:
-        self.total = max(total, 1)
+        self.total = total
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty()
@@ -35,7 +35,7 @@ class Progress:
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.done / elapsed
-        fraction = min(self.done / self.total, 1.0)
+        fraction = min(self.done / self.total, 1.0) if self.total else 1.0
         eta = _duration((self.total - self.done) / rate) if rate > 0 and self.done < self.total else "0:00"
         text = f"{self.done:,}/{self.total:,} events {fraction:4.0%}, {rate:,.0f} events/s, ETA {eta}"
         if self.tty:
@@ -58,7 +58,7 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        self.total = max(self.done, 1)  # offsets held control records too: end at 100%
+        self.total = self.done  # offsets held control records too: end at 100%
         self._show()
         if self.tty:
             self.stream.write("\n")

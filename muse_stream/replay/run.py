@@ -31,7 +31,7 @@ from muse_stream.replay.sources import (
     resolve_tenants,
     window_ranges,
 )
-from muse_stream.replay.window import Window, WindowError
+from muse_stream.replay.window import Window, WindowError, shard_of
 from muse_stream.topics import TopicNames
 
 PARTITIONING = ds.partitioning(pa.schema([REPLAY_SCHEMA.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
@@ -67,12 +67,18 @@ def read_dataset(path: str | Path) -> ds.Dataset:
 
 
 def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, choices: Sequence[ConfigChoice],
-           window: Window, out: str | Path, *, batch_size: int = 5000, progress: TextIO | None = None) -> ReplaySummary:
-    """Replay ``tenants`` (None: all) over ``window`` with each config; write the dataset to ``out``."""
+           window: Window, out: str | Path, *, batch_size: int = 5000, progress: TextIO | None = None,
+           shard: tuple[int, int] | None = None) -> ReplaySummary:
+    """Replay ``tenants`` (None: all) over ``window`` with each config; write the dataset to ``out``.
+    With ``shard=(K, N)``, only the input partitions of shard K (:func:`shard_of`); the N shards'
+    files may share ``out``, each named after its shard."""
     choices = check_tags(choices)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MuseError(f"output {out} exists and is not an empty directory; choose another --out or remove it")
+    prefix = "part-" if shard is None else f"part-{shard[0]}-of-{shard[1]}-"
+    ours = out.iterdir() if shard is None else out.rglob(prefix + "*")  # a shard minds only its own files
+    if out.exists() and (not out.is_dir() or any(ours)):
+        raise MuseError(f"output {out} exists and is not an empty directory{'' if shard is None else f' (or holds shard {shard[0]}/{shard[1]})'}; "
+                        "choose another --out or remove it")
     admin = TopicAdmin(bootstrap)
     tenants = resolve_tenants(admin, names, tenants)
     resolved = [resolve_config(bootstrap, names, choice) for choice in choices]
@@ -86,8 +92,12 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
     if total == 0:
         raise WindowError(f"the window ({window.describe()}) holds no events on {', '.join(inputs)}; "
                           "widen --from/--to or the offsets, or check --tenant")
+    if shard is not None:
+        ranges = {key: ranges[key] for key in shard_of(list(ranges), shard)}
+        total = sum(stop - start for start, stop in ranges.values())
     labels, invalid = read_labels(bootstrap, names, tenants)
-    summary = ReplaySummary(out, window.describe(), [(c.tag, c.version) for c in resolved], invalid_labels=invalid)
+    where = window.describe() + ("" if shard is None else f", shard {shard[0]}/{shard[1]}: {len(ranges)} partition(s)")
+    summary = ReplaySummary(out, where, [(c.tag, c.version) for c in resolved], invalid_labels=invalid)
     collectors = [ConfigRows(config.tag, config.version) for config in resolved]
     # No shadow is skipped for time in a replay (a worker skips slow ones to protect live latency);
     # one that raises is retried on the next batch.
@@ -113,7 +123,7 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
             bar.update(len(records))
 
     ds.write_dataset(batches(), out, schema=REPLAY_SCHEMA, format="parquet", partitioning=PARTITIONING,
-                     existing_data_behavior="overwrite_or_ignore", basename_template="part-{i}.parquet")
+                     existing_data_behavior="overwrite_or_ignore", basename_template=prefix + "{i}.parquet")
     bar.close()
     for rows in collectors:
         summary.dead_letters[rows.tag] = rows.dead_letters

@@ -70,3 +70,18 @@ class Window:
         if self.from_offset is None and self.to_offset is None:
             return "everything"
         return f"offsets {self.from_offset or 0} to {'end' if self.to_offset is None else self.to_offset}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` -> (K, N), 1 <= K <= N."""
+    k, slash, n = text.partition("/")
+    if not slash or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
+        raise WindowError(f"--shard {text!r} is not K/N with 1 <= K <= N (e.g. 2/4: the second of four replays)")
+    return int(k), int(n)
+
+
+def shard_of(keys: list[tuple[str, int]], shard: tuple[int, int]) -> list[tuple[str, int]]:
+    """Shard K of N takes every Nth input partition (whole partitions, in topic and partition order),
+    so N replays with the same arguments read every event exactly once between them."""
+    k, n = shard
+    return [key for index, key in enumerate(sorted(keys)) if index % n == k - 1]

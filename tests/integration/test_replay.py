@@ -201,6 +201,11 @@ def test_windows_by_time_and_offsets_and_one_line_errors(kafka: BrokerHandle, to
     assert replay("before", "--to", middle.isoformat()) == set(ids[:100])
     offsets = replay("offsets", "--from-offset", "5", "--to-offset", "15")
     assert len(offsets) == 10 * PARTITIONS and offsets < set(ids)
+    # Shards: each takes whole partitions; together they read every event exactly once, into one directory.
+    seen = [replay("sharded", "--shard", f"{k}/3") for k in (1, 2, 3)]  # what the directory holds after each
+    assert set() < seen[0] < seen[1] == seen[2] == set(ids)  # 2 partitions: shard 3 gets none
+    rows = read_dataset(tmp_path / "sharded").to_table().to_pylist()
+    assert sorted(r["event_id"] for r in rows) == sorted(ids)
     capsys.readouterr()
 
     def error(*args: str) -> str:
@@ -213,6 +218,7 @@ def test_windows_by_time_and_offsets_and_one_line_errors(kafka: BrokerHandle, to
     assert "config version 7 is not in the history topic" in error("--tenant", "bank-a", "--config-version", "7")
     assert "holds no events" in error("--tenant", "bank-b", "--config", "live")
     assert "holds no events" in error("--tenant", "bank-a", "--config", "live", "--from", "2999-01-01")
+    assert "--shard '3/2' is not K/N" in error("--tenant", "bank-a", "--config", "live", "--shard", "3/2")
     assert "not an ISO 8601 time" in error("--tenant", "bank-a", "--config", "live", "--from", "soon")
     pq.write_table(pa.table({"event_id": ["e"]}), tmp_path / "bad.parquet")
     assert main(["labels", *ns, "load", str(tmp_path / "bad.parquet"), "--tenant", "bank-a"]) == 2

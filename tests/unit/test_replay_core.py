@@ -19,7 +19,7 @@ from muse_stream.predictors import Predictor
 from muse_stream.replay.configs import HISTORY_FORMAT, ConfigChoice, ReplayConfigError, check_tags, config_from_history
 from muse_stream.replay.progress import Progress
 from muse_stream.replay.rows import REPLAY_SCHEMA, ConfigRows, record_batch
-from muse_stream.replay.window import Window, WindowError, parse_time
+from muse_stream.replay.window import Window, WindowError, parse_shard, parse_time, shard_of
 from tests.support.poison import POISON, STRICT_INTENT
 from tests.support.predictors import small_predictor
 from tests.unit.test_batch_scoring import NAMES, StaticSnapshot, _events, _records
@@ -148,3 +148,13 @@ def test_progress_prints_plain_lines_off_a_terminal() -> None:
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("replay: 250/1,000 events  25%,") and "events/s, ETA" in lines[0]
     assert lines[-1].startswith("replay: 250/250 events 100%") and "\r" not in stream.getvalue()
+
+
+def test_shards_split_whole_partitions_so_every_event_is_read_once() -> None:
+    keys = [("t.b", 1), ("t.a", 0), ("t.b", 0), ("t.a", 1), ("t.a", 2)]
+    shards = [shard_of(keys, (k, 2)) for k in (1, 2)]
+    assert shards == [[("t.a", 0), ("t.a", 2), ("t.b", 1)], [("t.a", 1), ("t.b", 0)]]
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("0/2", "3/2", "2", "a/b", "-1/2"):
+        with pytest.raises(WindowError, match="is not K/N"):
+            parse_shard(bad)
