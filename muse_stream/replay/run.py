@@ -34,6 +34,9 @@ from muse_stream.replay.sources import (
 from muse_stream.replay.window import Window, WindowError, shard_of
 from muse_stream.topics import TopicNames
 
+# pyarrow refuses a batch spanning more than 1,024 tenant/day directories by default: 500 tenants
+# over three days is a normal replay.
+MAX_PARTITIONS = 1 << 20
 PARTITIONING = ds.partitioning(pa.schema([REPLAY_SCHEMA.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
 
 
@@ -123,7 +126,8 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
             bar.update(len(records))
 
     ds.write_dataset(batches(), out, schema=REPLAY_SCHEMA, format="parquet", partitioning=PARTITIONING,
-                     existing_data_behavior="overwrite_or_ignore", basename_template=prefix + "{i}.parquet")
+                     existing_data_behavior="overwrite_or_ignore", basename_template=prefix + "{i}.parquet",
+                     max_partitions=MAX_PARTITIONS)
     bar.close()
     for rows in collectors:
         summary.dead_letters[rows.tag] = rows.dead_letters

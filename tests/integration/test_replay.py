@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
 from muse_stream.clients.settings import consumer_config
+from muse_stream.config.state import read_config_log
 from muse_stream.events import ScoreResult, ShadowResult
 from muse_stream.predictors import Predictor
 from muse_stream.replay.run import read_dataset
@@ -125,6 +126,7 @@ def test_replay_reproduces_live_scores_and_joins_labels(kafka: BrokerHandle, top
     finally:
         worker.stop()
     assert after == before  # the replay neither committed for nor moved the workers' group
+    assert read_config_log(kafka.bootstrap, topic_names).version == 1  # the candidate was never published
 
     assert f"replayed {2 * N + len(poison):,} events" in printed.out
     assert "dead letters with live: malformed_json 1, unknown_intent 1" in printed.out

@@ -150,6 +150,20 @@ def test_progress_prints_plain_lines_off_a_terminal() -> None:
     assert lines[-1].startswith("replay: 250/250 events 100%") and "\r" not in stream.getvalue()
 
 
+def test_progress_draws_a_bar_in_place_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = Progress(1000, stream=stream, interval_s=0)
+    progress.update(500)
+    progress.close()
+    assert stream.getvalue().startswith("\rreplay [###############...............] 500/1,000 events  50%,")
+    last = stream.getvalue().rsplit("\r", 1)[1]
+    assert last.startswith("replay [" + "#" * 30 + "] 500/500 events 100%") and last.endswith("\n")
+
+
 def test_shards_split_whole_partitions_so_every_event_is_read_once() -> None:
     keys = [("t.b", 1), ("t.a", 0), ("t.b", 0), ("t.a", 1), ("t.a", 2)]
     shards = [shard_of(keys, (k, 2)) for k in (1, 2)]
