@@ -25,8 +25,7 @@ from muse_stream.events import (
     RejectReason,
     well_formed_event,
 )
-from muse_stream.predictors import Predictor
-from muse_stream.predictors.predictor import ScoreBatch
+from muse_stream.predictors import Predictor, ScoreBatch
 from muse_stream.routing import RoutingError, UnknownTenant
 from muse_stream.topics import TopicNames
 

@@ -12,8 +12,7 @@ import pyarrow as pa
 
 from muse_stream.events import LabelRecord
 from muse_stream.pipeline.scoring import BatchOutcome, SourceRecord
-from muse_stream.predictors import Predictor
-from muse_stream.predictors.predictor import ScoreBatch
+from muse_stream.predictors import Predictor, ScoreBatch
 
 PARTITION_COLUMNS = ("tenant", "day")
 REPLAY_SCHEMA = pa.schema([
