@@ -1,4 +1,4 @@
-"""What flows on the tenant topics: input events, score results, shadow results and DLQ records.
+"""What flows on the tenant topics: input events, score results, shadow results, DLQ records and labels.
 
 These pydantic models are the single source of truth for the wire format; `schemas/` holds the
 JSON Schemas generated from them. The tenant is never part of an input event's meaning: it comes
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -160,3 +161,15 @@ class DeadLetter(BaseModel):
     original_value_b64: str | None
     config_version: int
     failed_at_ms: int
+
+
+class LabelRecord(BaseModel):
+    """The outcome of one event on ``<ns>.tenant.<tenant>.labels``, keyed by event id: 1 = fraud,
+    0 = genuine. Labels arrive late (a chargeback weeks after the event) and may change; the latest
+    record of an event id is its label. Replays join labels to scores by event id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: EventId
+    label: Literal[0, 1] = Field(description="1: the event was fraud; 0: it was genuine")
+    labelled_at: datetime = Field(description="when the outcome became known (ISO 8601, with a time zone)")

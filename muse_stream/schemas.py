@@ -12,7 +12,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from muse_stream.config.deployment import DeploymentConfig, VersionMarker
-from muse_stream.events import DeadLetter, InputEvent, ScoreResult, ShadowResult
+from muse_stream.events import (
+    DeadLetter,
+    InputEvent,
+    LabelRecord,
+    ScoreResult,
+    ShadowResult,
+)
 from muse_stream.models.registry import ModelRecord
 from muse_stream.predictors import PredictorSpec
 
@@ -21,6 +27,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "score-result": ScoreResult,
     "shadow-result": ShadowResult,
     "dead-letter": DeadLetter,
+    "label-record": LabelRecord,
     "deployment-config": DeploymentConfig,
     "config-version-marker": VersionMarker,
     "predictor-spec": PredictorSpec,

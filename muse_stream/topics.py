@@ -17,7 +17,11 @@ from muse_stream.errors import MuseError
 DEFAULT_NAMESPACE = "muse"
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TENANT_TOPIC_KINDS = ("input", "output", "dlq")
+# What the scoring workers read and write; a worker ensures these topics of every tenant it is given.
+DATA_PATH_KINDS = ("input", "output", "dlq")
+# Every kind of tenant topic: the data path plus the analysts' labels (read by replays only, so a
+# deployment whose tenants predate labels keeps working without them).
+TENANT_TOPIC_KINDS = (*DATA_PATH_KINDS, "labels")
 # Input topics refuse larger records at the door. A dead letter carries the original bytes in
 # base64 (4/3 of them) plus its envelope, so DLQ topics and producers allow more than that.
 INPUT_RECORD_MAX_BYTES = 1024 * 1024
@@ -81,6 +85,9 @@ class TopicNames:
     def dlq_topic(self, tenant: str) -> str:
         return self.tenant_topic(tenant, "dlq")
 
+    def labels_topic(self, tenant: str) -> str:
+        return self.tenant_topic(tenant, "labels")
+
     @property
     def input_topic_regex(self) -> str:
         """A librdkafka subscription pattern matching every tenant's input topic, present and future."""
@@ -139,17 +146,29 @@ class TopicNames:
 
     # -- what each topic must look like ------------------------------------------------------
 
-    def tenant_topic_specs(self, tenant: str, partitions: int = 1) -> list[TopicSpec]:
+    def tenant_topic_specs(self, tenant: str, partitions: int = 1, *,
+                           kinds: Iterable[str] = DATA_PATH_KINDS) -> list[TopicSpec]:
+        """The specs of a tenant's topics of ``kinds``: by default the data path's, which is what a
+        worker ensures; ``muse tenants add`` asks for every kind (``TENANT_TOPIC_KINDS``)."""
         if partitions < 1:
             raise TopicError(f"tenant {tenant!r}: partitions must be at least 1, got {partitions}")
-        return [
+        kinds = tuple(kinds)
+        unknown = sorted(set(kinds) - set(TENANT_TOPIC_KINDS))
+        if unknown:
+            raise ValueError(f"unknown tenant topic kinds {unknown}; expected some of {TENANT_TOPIC_KINDS}")
+        specs = [
             TopicSpec(self.input_topic(tenant), partitions, {"max.message.bytes": str(INPUT_RECORD_MAX_BYTES)}),
             TopicSpec(self.output_topic(tenant), partitions),
             # A DLQ is evidence: keep it for a month, whatever the broker's default retention, and
             # take any input record whole (its bytes in base64 plus the reason).
             TopicSpec(self.dlq_topic(tenant), 1, {"retention.ms": str(30 * 24 * 3600 * 1000),
                                                   "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}),
+            # Labels keyed by event id (an event's relabelling lands on the same partition, after
+            # the first), partitioned and retained like the input: a label outliving its event is
+            # useless to a replay, and one expiring before it would drop it from backtests.
+            TopicSpec(self.labels_topic(tenant), partitions),
         ]
+        return [spec for spec in specs if spec.name.rpartition(".")[2] in kinds]
 
     def internal_topic_specs(self, shadow_partitions: int = 4) -> list[TopicSpec]:
         return [

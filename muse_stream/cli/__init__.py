@@ -28,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "muse_stream.cli.bench_commands",
     "muse_stream.cli.monitor_commands",
     "muse_stream.cli.config_commands",
+    "muse_stream.cli.label_commands",
+    "muse_stream.cli.replay_commands",
     "muse_stream.cli.promote_commands",
 )
 

@@ -1,4 +1,4 @@
-"""``muse tenants add|list``: per-tenant input, output and DLQ topics."""
+"""``muse tenants add|list``: per-tenant input, output, DLQ and labels topics."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tenants = subparsers.add_parser("tenants", help="create and list tenants' topics")
     add_namespace_option(tenants)
     actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="create a tenant's input, output and DLQ topics (idempotent)")
+    add = actions.add_parser("add", help="create a tenant's input, output, DLQ and labels topics (idempotent)")
     add.add_argument("name", help="tenant name: 1-48 lowercase letters, digits, - and _ (no dot), e.g. bank-a")
     add.add_argument("--partitions", type=int, default=1, help="input/output partitions (default: %(default)s)")
     add.set_defaults(handler=_add)

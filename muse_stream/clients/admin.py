@@ -14,7 +14,7 @@ from muse_stream.clients.settings import (
     client_settings,
 )
 from muse_stream.errors import MuseError
-from muse_stream.topics import TopicError, TopicNames, TopicSpec
+from muse_stream.topics import TENANT_TOPIC_KINDS, TopicError, TopicNames, TopicSpec
 
 ADMIN_TIMEOUT_S = 30.0
 # Topics per CreateTopics/DeleteTopics request: a single request for 1,500 topics (500 tenants)
@@ -147,13 +147,14 @@ def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:
     return {tenant: existing[names.input_topic(tenant)] for tenant in names.tenants_in(existing)}
 
 
-def ensure_tenant_topics(admin: TopicAdmin, names: TopicNames, tenants: Sequence[str],
-                         partitions: int = 1) -> list[tuple[TopicSpec, bool]]:
-    """Create (idempotently) a namespace's internal topics and each tenant's input, output and DLQ
-    topics; returns each spec ensured, internal ones first, with whether this call created it."""
+def ensure_tenant_topics(admin: TopicAdmin, names: TopicNames, tenants: Sequence[str], partitions: int = 1, *,
+                         kinds: Iterable[str] = TENANT_TOPIC_KINDS) -> list[tuple[TopicSpec, bool]]:
+    """Create (idempotently) a namespace's internal topics and each tenant's topics of ``kinds``
+    (all of them unless told); returns each spec ensured, internal ones first, with whether this
+    call created it."""
     specs = names.internal_topic_specs()
     for tenant in tenants:
-        specs += names.tenant_topic_specs(tenant, partitions)
+        specs += names.tenant_topic_specs(tenant, partitions, kinds=kinds)
     created = set(admin.ensure(specs))
     return [(spec, spec.name in created) for spec in specs]
 

@@ -25,7 +25,7 @@ from muse_stream.events import (
     RejectReason,
     well_formed_event,
 )
-from muse_stream.predictors import Predictor
+from muse_stream.predictors import Predictor, ScoreBatch
 from muse_stream.routing import RoutingError, UnknownTenant
 from muse_stream.topics import TopicNames
 
@@ -62,6 +62,15 @@ class OutgoingRecord(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes
+
+
+class ScoreListener(Protocol):
+    """Told every batch of scores a :class:`BatchScorer` computes, with all three stages: a replay
+    records raw and corrected scores with it, which the result records do not carry. ``role`` is
+    ``"live"`` or ``"shadow"``; ``records``, ``event_ids`` and ``intents`` are in the order of ``scores``."""
+
+    def __call__(self, role: str, predictor: Predictor, records: Sequence[SourceRecord], event_ids: Sequence[str],
+                 intents: Sequence[str], scores: ScoreBatch) -> None: ...
 
 
 @dataclass
@@ -116,10 +125,11 @@ class BatchScorer:
     """Turns input records into result, dead-letter and shadow records for one snapshot."""
 
     def __init__(self, names: TopicNames, *, shadow_guard: ShadowGuard | None = None,
-                 max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+                 max_event_bytes: int = MAX_EVENT_BYTES, listener: ScoreListener | None = None) -> None:
         self.names = names
         self.shadow_guard = shadow_guard or ShadowGuard()
         self.max_event_bytes = max_event_bytes
+        self.listener = listener  # None in workers: one attribute test per predictor and batch
 
     def score(self, records: Sequence[SourceRecord], snapshot: SnapshotLike) -> BatchOutcome:
         """Every step works on the whole batch: parse + a C-speed validity check per event (pydantic
@@ -270,7 +280,10 @@ class BatchScorer:
             if not kept.size:
                 return []
             matrix = matrix[kept]
-        return predictor.score_batch(matrix).mapped.tolist()
+        scores = predictor.score_batch(matrix)
+        if self.listener is not None:
+            self.listener("live", predictor, group.records, group.event_ids, [d.intent for d in group.decisions], scores)
+        return scores.mapped.tolist()
 
     def _score_shadows(self, groups: dict[str, _Group], config_version: int, outcome: BatchOutcome) -> None:
         # shadow id -> (shadow, [(group, index in group)]): only events with a live score
@@ -298,6 +311,10 @@ class BatchScorer:
                 logger.warning("shadow predictor %s exceeded its %.0f ms budget; skipping it for %.0f s",
                             shadow, guard.budget_ms, guard.cooldown_s)
                 guard.trip(shadow_id)
+            if self.listener is not None:
+                self.listener("shadow", shadow, [group.records[i] for group, i in members],
+                              [group.event_ids[i] for group, i in members], [group.decisions[i].intent for group, i in members],
+                              scores)
             for (group, i), raw, corrected, mapped in zip(members, scores.raw.tolist(), scores.corrected.tolist(),
                                                           scores.mapped.tolist(), strict=True):
                 decision = group.decisions[i]

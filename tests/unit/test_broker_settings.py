@@ -8,7 +8,7 @@ import pytest
 
 from muse_stream.broker.kafka_jars import _java_major_version
 from muse_stream.broker.local import new_cluster_id, server_properties
-from muse_stream.topics import TopicError, TopicNames
+from muse_stream.topics import TENANT_TOPIC_KINDS, TopicError, TopicNames
 
 
 def test_one_node_settings_make_transactions_and_groups_work() -> None:
@@ -39,7 +39,7 @@ def test_each_tenant_prefix_is_shared_by_no_other_tenant() -> None:
     for tenant in tenants:
         for other in tenants:
             if other != tenant:
-                for kind in ("input", "output", "dlq"):
+                for kind in TENANT_TOPIC_KINDS:
                     assert not names.tenant_topic(other, kind).startswith(names.tenant_prefix(tenant))
 
 

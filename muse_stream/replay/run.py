@@ -1,0 +1,139 @@
+"""One replay: resolve configs, tenants and window, read the labels, score every input batch with
+each config through its own :class:`BatchScorer`, and write the Parquet dataset (hive-partitioned
+by tenant and day) while reading. See the package docstring for the dataset's columns."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.config.artifact_topic import KafkaArtifactStore
+from muse_stream.config.snapshot import ConfigSnapshot
+from muse_stream.errors import MuseError
+from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard, SourceRecord
+from muse_stream.replay.configs import ConfigChoice, check_tags
+from muse_stream.replay.progress import Progress
+from muse_stream.replay.rows import (
+    PARTITION_COLUMNS,
+    REPLAY_SCHEMA,
+    ConfigRows,
+    record_batch,
+)
+from muse_stream.replay.sources import (
+    ReplayArtifactStore,
+    read_labels,
+    read_ranges,
+    resolve_config,
+    resolve_tenants,
+    window_ranges,
+)
+from muse_stream.replay.window import Window, WindowError, shard_of
+from muse_stream.topics import TopicNames
+
+# pyarrow refuses a batch spanning more than 1,024 tenant/day directories by default: 500 tenants
+# over three days is a normal replay.
+MAX_PARTITIONS = 1 << 20
+PARTITIONING = ds.partitioning(pa.schema([REPLAY_SCHEMA.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
+
+
+@dataclass
+class ReplaySummary:
+    out: Path
+    window: str
+    configs: list[tuple[str, int | None]]  # (tag, version)
+    events: Counter[str] = field(default_factory=Counter)  # tenant -> input records read
+    labelled: Counter[str] = field(default_factory=Counter)  # tenant -> events with a label
+    dead_letters: dict[str, Counter[str]] = field(default_factory=dict)  # config tag -> reason -> count
+    invalid_labels: int = 0
+
+    def lines(self) -> list[str]:
+        out = [f"replayed {sum(self.events.values()):,} events ({self.window}) with "
+               + ", ".join(tag if version is None else f"{tag} (version {version})" for tag, version in self.configs)]
+        for tenant in sorted(self.events):
+            out.append(f"  {tenant}: {self.events[tenant]:,} events, {self.labelled[tenant]:,} labelled")
+        for tag, reasons in self.dead_letters.items():
+            text = ", ".join(f"{reason} {count:,}" for reason, count in sorted(reasons.items())) or "none"
+            out.append(f"  dead letters with {tag}: {text}")
+        if self.invalid_labels:
+            out.append(f"  {self.invalid_labels:,} records on the labels topics were not valid labels and were skipped")
+        out.append(f"dataset: {self.out} (hive-partitioned tenant=/day=; read with pyarrow.dataset, partitioning='hive')")
+        return out
+
+
+def read_dataset(path: str | Path) -> ds.Dataset:
+    """A replay's dataset with its tenant and day columns typed as written (strings)."""
+    return ds.dataset(path, format="parquet", partitioning=PARTITIONING)
+
+
+def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, choices: Sequence[ConfigChoice],
+           window: Window, out: str | Path, *, batch_size: int = 5000, progress: TextIO | None = None,
+           shard: tuple[int, int] | None = None) -> ReplaySummary:
+    """Replay ``tenants`` (None: all) over ``window`` with each config; write the dataset to ``out``.
+    With ``shard=(K, N)``, only the input partitions of shard K (:func:`shard_of`); the N shards'
+    files may share ``out``, each named after its shard."""
+    choices = check_tags(choices)
+    out = Path(out)
+    prefix = "part-" if shard is None else f"part-{shard[0]}-of-{shard[1]}-"
+    ours = out.iterdir() if shard is None else out.rglob(prefix + "*")  # a shard minds only its own files
+    if out.exists() and (not out.is_dir() or any(ours)):
+        raise MuseError(f"output {out} exists and is not an empty directory{'' if shard is None else f' (or holds shard {shard[0]}/{shard[1]})'}; "
+                        "choose another --out or remove it")
+    admin = TopicAdmin(bootstrap)
+    tenants = resolve_tenants(admin, names, tenants)
+    resolved = [resolve_config(bootstrap, names, choice) for choice in choices]
+    topic_store = KafkaArtifactStore(bootstrap, names)
+    snapshots = [ConfigSnapshot.build(config.version or 0, config.config, ReplayArtifactStore(config.artifact_files, topic_store))
+                 for config in resolved]
+    existing = admin.existing_topics()
+    inputs = {names.input_topic(t): existing[names.input_topic(t)] for t in tenants}
+    ranges = window_ranges(bootstrap, inputs, window)
+    total = sum(stop - start for start, stop in ranges.values())
+    if total == 0:
+        raise WindowError(f"the window ({window.describe()}) holds no events on {', '.join(inputs)}; "
+                          "widen --from/--to or the offsets, or check --tenant")
+    if shard is not None:
+        ranges = {key: ranges[key] for key in shard_of(list(ranges), shard)}
+        total = sum(stop - start for start, stop in ranges.values())
+    labels, invalid = read_labels(bootstrap, names, tenants)
+    where = window.describe() + ("" if shard is None else f", shard {shard[0]}/{shard[1]}: {len(ranges)} partition(s)")
+    summary = ReplaySummary(out, where, [(c.tag, c.version) for c in resolved], invalid_labels=invalid)
+    collectors = [ConfigRows(config.tag, config.version) for config in resolved]
+    # No shadow is skipped for time in a replay (a worker skips slow ones to protect live latency);
+    # one that raises is retried on the next batch.
+    scorers = [BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=math.inf, cooldown_s=0.0), listener=rows)
+               for rows in collectors]
+    bar = Progress(total, stream=progress)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for messages in read_ranges(bootstrap, ranges, batch_size=batch_size):
+            records = [SourceRecord(names.tenant_of_topic(m.topic()), m.topic(), m.partition(), m.offset(),
+                                    m.timestamp()[1], m.key(), m.value()) for m in messages]
+            by_position = {(r.topic, r.partition, r.offset): r for r in records}
+            for scorer, snapshot, rows in zip(scorers, snapshots, collectors, strict=True):
+                rows.add_dead_letters(scorer.score(records, snapshot), by_position)
+            summary.events.update(r.tenant for r in records)
+            batch = record_batch(collectors, labels)
+            # Labelled events, counted once each: on the first config's live rows.
+            counted = pc.and_(pc.and_(pc.equal(batch["config"], collectors[0].tag), pc.equal(batch["role"], "live")),
+                              pc.is_valid(batch["label"]))
+            summary.labelled.update(pc.filter(batch["tenant"], counted).to_pylist())
+            if batch.num_rows:
+                yield batch
+            bar.update(len(records))
+
+    ds.write_dataset(batches(), out, schema=REPLAY_SCHEMA, format="parquet", partitioning=PARTITIONING,
+                     existing_data_behavior="overwrite_or_ignore", basename_template=prefix + "{i}.parquet",
+                     max_partitions=MAX_PARTITIONS)
+    bar.close()
+    for rows in collectors:
+        summary.dead_letters[rows.tag] = rows.dead_letters
+    return summary

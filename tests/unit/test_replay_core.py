@@ -1,0 +1,155 @@
+"""The replay's pure parts: the scorer's listener hook (no output byte changes), the dataset rows,
+configs rebuilt from history, windows and progress lines."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from muse_stream.events import LabelRecord, ScoreResult, ShadowResult
+from muse_stream.pipeline import scoring
+from muse_stream.pipeline.scoring import BatchScorer
+from muse_stream.predictors import Predictor
+from muse_stream.replay.configs import (
+    ConfigChoice,
+    ReplayConfigError,
+    check_tags,
+)
+from muse_stream.replay.progress import Progress
+from muse_stream.replay.rows import REPLAY_SCHEMA, ConfigRows, record_batch
+from muse_stream.replay.window import (
+    Window,
+    WindowError,
+    parse_shard,
+    parse_time,
+    shard_of,
+)
+from tests.support.poison import POISON, STRICT_INTENT
+from tests.support.predictors import small_predictor
+from tests.unit.test_batch_scoring import NAMES, StaticSnapshot, _events, _records
+
+
+@pytest.fixture(scope="module")
+def predictors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Predictor]:
+    store = tmp_path_factory.mktemp("store")
+    return {
+        "v1": small_predictor(store, version="1", seed=1),
+        "v2": small_predictor(store, version="2", seed=2, max_depth=4),
+        "strict": small_predictor(store, name="strict", version="1", seed=1, missing_policy="reject"),
+    }
+
+
+def _mixed(predictors: dict[str, Predictor]) -> tuple[StaticSnapshot, list]:
+    _, good = _events(200)
+    values = good[:100] + [value for _, value, _ in POISON] + good[100:]
+    snapshot = StaticSnapshot(3, {"card-fraud": (predictors["v1"], (predictors["v2"],)),
+                                  STRICT_INTENT: (predictors["strict"], ())})
+    return snapshot, _records("bank-a", values)
+
+
+def test_the_listener_changes_no_output_byte_and_sees_all_three_stages(
+        predictors: dict[str, Predictor], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scoring.time, "time", lambda: 1_800_000_000.0)  # same scored_at/failed_at in both runs
+    snapshot, records = _mixed(predictors)
+    plain = BatchScorer(NAMES).score(records, snapshot)
+    heard: list[tuple] = []
+    listened = BatchScorer(NAMES, listener=lambda *args: heard.append(args)).score(records, snapshot)
+    assert listened == plain  # every result, dead letter and shadow record, byte for byte
+    live = [h for h in heard if h[0] == "live" and h[1] is predictors["v1"]]
+    [(_, _, live_records, event_ids, intents, scores)] = live
+    results = [ScoreResult.model_validate_json(r.value) for r in plain.results if orjson.loads(r.value)["predictor_id"] == predictors["v1"].id]
+    assert [r.event_id for r in results] == list(event_ids) and set(intents) == {"card-fraud"}
+    assert [r.score for r in results] == scores.mapped.tolist()
+    expected = predictors["v1"].score_records([orjson.loads(r.value)["features"] for r in live_records])
+    assert np.array_equal(scores.raw, expected.raw) and np.array_equal(scores.corrected, expected.corrected)
+    [(_, shadow, _, shadow_ids, _, shadow_scores)] = [h for h in heard if h[0] == "shadow"]
+    shadows = [ShadowResult.model_validate_json(r.value) for r in plain.shadows]
+    assert shadow is predictors["v2"] and [s.event_id for s in shadows] == list(shadow_ids)
+    assert [s.raw_score for s in shadows] == shadow_scores.raw.tolist()
+
+
+def test_rows_hold_one_live_row_per_event_and_config_with_labels_joined(predictors: dict[str, Predictor]) -> None:
+    snapshot, records = _mixed(predictors)
+    candidate = StaticSnapshot(0, {"card-fraud": (predictors["v2"], ())})
+    collectors = [ConfigRows("live", 3), ConfigRows("cand", None)]
+    by_position = {(r.topic, r.partition, r.offset): r for r in records}
+    for rows, snap in zip(collectors, [snapshot, candidate], strict=True):
+        rows.add_dead_letters(BatchScorer(NAMES, listener=rows).score(records, snap), by_position)
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    labels = {"bank-a": {"e0": LabelRecord(event_id="e0", label=1, labelled_at=when)}}
+    table = record_batch(collectors, labels).to_pylist()
+    assert record_batch(collectors, labels).schema == REPLAY_SCHEMA and not collectors[0].rows  # taken
+    for tag in ("live", "cand"):
+        live_rows = [r for r in table if r["config"] == tag and r["role"] == "live"]
+        assert sorted(r["offset"] for r in live_rows) == list(range(len(records)))
+        scored = [r for r in live_rows if r["dead_letter_reason"] is None]
+        assert all(r["raw_score"] is not None and r["score"] is not None for r in scored)
+    live = {r["offset"]: r for r in table if r["config"] == "live" and r["role"] == "live"}
+    assert live[0]["event_id"] == "e0" and live[0]["label"] == 1 and live[0]["labelled_at"] == when
+    assert live[1]["label"] is None and live[0]["day"] == "2023-11-14"
+    assert live[0]["predictor_id"] == predictors["v1"].id and live[0]["config_version"] == 3
+    assert sum(collectors[0].dead_letters.values()) == sum(r["dead_letter_reason"] is not None for r in live.values())
+    assert len([r for r in table if r["role"] == "shadow"]) == 200  # the candidate has no shadow
+
+
+def test_config_tags_are_unique() -> None:
+    assert [c.tag for c in check_tags([ConfigChoice("live"), ConfigChoice("version", 3), ConfigChoice("file", path=Path("a/cand.toml"))])] == ["live", "v3", "cand"]
+    with pytest.raises(ReplayConfigError, match=r"\['cand'\] are asked for more than once"):
+        check_tags([ConfigChoice("file", path=Path("a/cand.toml")), ConfigChoice("file", path=Path("b/cand.toml"))])
+    with pytest.raises(ReplayConfigError, match="no config to replay with"):
+        check_tags([])
+
+
+def test_windows_resolve_to_half_open_offset_ranges() -> None:
+    assert Window().offsets(5, 100) == (5, 100)
+    assert Window(from_offset=10, to_offset=20).offsets(0, 100) == (10, 20)
+    assert Window(from_offset=10, to_offset=500).offsets(50, 100) == (50, 100)
+    assert Window(from_ms=1, to_ms=2).offsets(0, 100, 30, 60) == (30, 60)
+    assert Window(from_ms=1).offsets(0, 100, -1, None) == (100, 100)  # nothing at or after --from
+    assert Window(to_ms=2).offsets(0, 100, None, -1) == (0, 100)  # nothing at or after --to: up to the end
+    assert parse_time("2026-03-01T00:00:00Z", "--from") == parse_time("2026-03-01", "--from") == 1_772_323_200_000
+    with pytest.raises(WindowError, match="--from 'yesterday' is not an ISO 8601 time"):
+        parse_time("yesterday", "--from")
+    with pytest.raises(WindowError, match="not both"):
+        Window(from_ms=1, from_offset=1)
+    with pytest.raises(WindowError, match="--to must be later"):
+        Window(from_ms=2, to_ms=1)
+
+
+def test_progress_prints_plain_lines_off_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = Progress(1000, stream=stream, interval_s=0)
+    progress.update(250)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("replay: 250/1,000 events  25%,") and "events/s, ETA" in lines[0]
+    assert lines[-1].startswith("replay: 250/250 events 100%") and "\r" not in stream.getvalue()
+
+
+def test_progress_draws_a_bar_in_place_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = Progress(1000, stream=stream, interval_s=0)
+    progress.update(500)
+    progress.close()
+    assert stream.getvalue().startswith("\rreplay [###############...............] 500/1,000 events  50%,")
+    last = stream.getvalue().rsplit("\r", 1)[1]
+    assert last.startswith("replay [" + "#" * 30 + "] 500/500 events 100%") and last.endswith("\n")
+
+
+def test_shards_split_whole_partitions_so_every_event_is_read_once() -> None:
+    keys = [("t.b", 1), ("t.a", 0), ("t.b", 0), ("t.a", 1), ("t.a", 2)]
+    shards = [shard_of(keys, (k, 2)) for k in (1, 2)]
+    assert shards == [[("t.a", 0), ("t.a", 2), ("t.b", 1)], [("t.a", 1), ("t.b", 0)]]
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("0/2", "3/2", "2", "a/b", "-1/2"):
+        with pytest.raises(WindowError, match="is not K/N"):
+            parse_shard(bad)
