@@ -18,7 +18,7 @@ from muse_stream.events import ScoreResult, ShadowResult
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
-from tests.support.deploy import create_tenants, deployment, publish
+from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess, produce, read_committed
 from tests.support.predictors import small_predictor
 
@@ -100,7 +100,7 @@ def test_a_running_worker_scores_with_the_promoted_predictor_and_again_with_the_
         "fraud-v1": small_predictor(tmp_path, name="fraud", version="1", seed=1),
         "fraud-v2": small_predictor(tmp_path, name="fraud", version="2", seed=2, max_depth=4),
     }
-    create_tenants(kafka.bootstrap, topic_names, [TENANT])
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT])
     config = deployment([TENANT], predictors, {(TENANT, "card-fraud"): ("fraud-v1", ("fraud-v2",))})
     assert publish(kafka.bootstrap, topic_names, config, predictors, tmp_path) == 1
     worker = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w1", tmp_path).start()

@@ -23,8 +23,8 @@ from muse_stream.events import ScoreResult, ShadowResult
 from muse_stream.predictors import Predictor
 from muse_stream.replay.run import read_dataset
 from muse_stream.synthetic import events_as_dicts, generate_events
-from muse_stream.topics import TopicNames
-from tests.support.deploy import create_tenants, deployment, publish
+from muse_stream.topics import DATA_PATH_KINDS, TopicNames
+from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess, produce, read_committed
 from tests.support.predictors import artifact_bytes, small_predictor
 
@@ -89,7 +89,7 @@ def test_replay_reproduces_live_scores_and_joins_labels(kafka: BrokerHandle, top
     store = tmp_path / "store"
     predictors = {"fraud-v1": small_predictor(store, version="1", seed=1),
                   "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4)}
-    create_tenants(kafka.bootstrap, topic_names, TENANTS, partitions=PARTITIONS)  # data path only: no labels topic yet
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, PARTITIONS, kinds=DATA_PATH_KINDS)  # no labels topic yet
     live = deployment(TENANTS, predictors, {(t, "card-fraud"): ("fraud-v1", ("fraud-v2",)) for t in TENANTS})
     assert publish(kafka.bootstrap, topic_names, live, predictors, store) == 1
 
@@ -183,7 +183,7 @@ def test_windows_by_time_and_offsets_and_one_line_errors(kafka: BrokerHandle, to
     ns = ["--namespace", topic_names.namespace]
     store = tmp_path / "store"
     predictors = {"fraud-v1": small_predictor(store, version="1", seed=1)}
-    create_tenants(kafka.bootstrap, topic_names, TENANTS, partitions=PARTITIONS)
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, partitions=PARTITIONS)
     publish(kafka.bootstrap, topic_names, deployment(TENANTS, predictors, {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS}),
             predictors, store)
     first = events("bank-a", 21)
@@ -240,7 +240,7 @@ def test_each_config_version_from_history_reproduces_the_events_it_scored(
     store = tmp_path / "store"
     predictors = {"fraud-v1": small_predictor(store, version="1", seed=1),
                   "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4)}
-    create_tenants(kafka.bootstrap, topic_names, TENANTS, partitions=PARTITIONS)
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, partitions=PARTITIONS)
     routes = {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS}
     assert publish(kafka.bootstrap, topic_names, deployment(TENANTS, predictors, routes), predictors, store) == 1
     worker = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w1", tmp_path).start()

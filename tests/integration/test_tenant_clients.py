@@ -19,7 +19,7 @@ from muse_stream.broker import BrokerHandle
 from muse_stream.events import DeadLetter, RejectReason, ScoreResult
 from muse_stream.predictors import Predictor
 from muse_stream.topics import TopicNames
-from tests.support.deploy import create_tenants, deployment, publish
+from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess
 from tests.support.predictors import small_predictor
 
@@ -51,7 +51,7 @@ def deployed(kafka: BrokerHandle, topic_names: TopicNames, predictor: tuple[Pred
              tmp_path: Path) -> Iterator[WorkerProcess]:
     """One tenant routed to a real predictor, and a running worker."""
     model, store = predictor
-    create_tenants(kafka.bootstrap, topic_names, [TENANT])
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT])
     publish(kafka.bootstrap, topic_names, deployment([TENANT], {"fraud-v1": model},
                                                      {(TENANT, "card-fraud"): ("fraud-v1", ())}),
             {"fraud-v1": model}, store)
