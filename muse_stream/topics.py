@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from muse_stream.errors import MuseError
 
 DEFAULT_NAMESPACE = "muse"
+DEFAULT_TENANT_PARTITIONS = 1  # input/output partitions of a tenant created without a count
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TENANT_TOPIC_KINDS = ("input", "output", "dlq")
@@ -139,7 +140,7 @@ class TopicNames:
 
     # -- what each topic must look like ------------------------------------------------------
 
-    def tenant_topic_specs(self, tenant: str, partitions: int = 1) -> list[TopicSpec]:
+    def tenant_topic_specs(self, tenant: str, partitions: int = DEFAULT_TENANT_PARTITIONS) -> list[TopicSpec]:
         if partitions < 1:
             raise TopicError(f"tenant {tenant!r}: partitions must be at least 1, got {partitions}")
         return [

@@ -72,7 +72,11 @@ def _apply(args: argparse.Namespace) -> int:
     from muse_stream.config.files import load_deployment_file
 
     loaded = load_deployment_file(args.file)
-    result = _publisher(args).publish(loaded.config, loaded.artifact_bytes())
+    publisher = _publisher(args)
+    result = publisher.publish(loaded.config, loaded.artifact_bytes())
+    partitions = TopicAdmin(publisher.bootstrap).existing_topics() if result.created_topics else {}
+    for topic in result.created_topics:
+        print(f"created topic {topic}  partitions={partitions.get(topic, '?')}")
     for sha in result.uploaded:
         print(f"uploaded model {sha}")
     if result.diff.empty:

@@ -102,6 +102,10 @@ class TenantConfig(BaseModel):
 
     name: TenantName
     default_intent: IntentName
+    partitions: int | None = Field(
+        default=None, ge=1,
+        description="input/output partitions `muse config apply` creates the tenant's topics with (default 1); "
+                    "topics that exist keep theirs and must have at least this many (grow them with `muse tenants alter`)")
 
     @property
     def key(self) -> str:
