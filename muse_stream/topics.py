@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from muse_stream.errors import MuseError
 
 DEFAULT_NAMESPACE = "muse"
+DEFAULT_TENANT_PARTITIONS = 1  # input/output partitions of a tenant created without a count
 TENANT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # What the scoring workers read and write; a worker ensures these topics of every tenant it is given.
@@ -146,7 +147,7 @@ class TopicNames:
 
     # -- what each topic must look like ------------------------------------------------------
 
-    def tenant_topic_specs(self, tenant: str, partitions: int = 1, *,
+    def tenant_topic_specs(self, tenant: str, partitions: int = DEFAULT_TENANT_PARTITIONS, *,
                            kinds: Iterable[str] = DATA_PATH_KINDS) -> list[TopicSpec]:
         """The specs of a tenant's topics of ``kinds``: by default the data path's, which is what a
         worker ensures; ``muse tenants add`` asks for every kind (``TENANT_TOPIC_KINDS``)."""

@@ -37,7 +37,7 @@ from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenan
 from muse_stream.clients.producing import produce_records
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish
-from muse_stream.topics import DATA_PATH_KINDS, TopicNames
+from muse_stream.topics import TopicNames
 
 TARGET_THROUGHPUT_DROP = 0.20
 TARGET_MEMORY_RATIO = 1.5
@@ -81,7 +81,7 @@ def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, t
     tenant_list = tenant_names(tenants)
     try:
         started = time.monotonic()
-        ensure_tenant_topics(TopicAdmin(bootstrap), names, tenant_list, partitions=1, kinds=DATA_PATH_KINDS)
+        ensure_tenant_topics(TopicAdmin(bootstrap), names, tenant_list, partitions=1)
         create_s = time.monotonic() - started
         pool = sorted(predictors)
         config = deployment(tenant_list, predictors,

@@ -36,7 +36,7 @@ from muse_stream.clients.producing import produce_records
 from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish, train_predictor
-from muse_stream.topics import DATA_PATH_KINDS, TopicNames
+from muse_stream.topics import TopicNames
 
 TENANT = "bank-a"
 TARGET_EVENTS_PER_S = 25_000
@@ -60,7 +60,7 @@ def bench_predictor(store_dir: Path, *, trees: int, depth: int, seed: int = 0, n
 
 def deploy_single_tenant(bootstrap: str, names: TopicNames, partitions: int, predictor: Predictor | None,
                          store_dir: Path) -> None:
-    ensure_tenant_topics(TopicAdmin(bootstrap), names, [TENANT], partitions=partitions, kinds=DATA_PATH_KINDS)
+    ensure_tenant_topics(TopicAdmin(bootstrap), names, [TENANT], partitions=partitions)
     if predictor is not None:
         config = deployment([TENANT], {"live": predictor}, {(TENANT, "card-fraud"): ("live", ())})
         publish(bootstrap, names, config, {"live": predictor}, store_dir)

@@ -102,7 +102,11 @@ def _apply(args: argparse.Namespace) -> int:
     from muse_stream.config.operations import publish_with_plan
 
     loaded = load_deployment_file(args.file)
-    result = publish_with_plan(_publisher(args), loaded.config, loaded.artifact_bytes(), yes=args.yes, source=args.file)
+    publisher = _publisher(args)
+    result = publish_with_plan(publisher, loaded.config, loaded.artifact_bytes(), yes=args.yes, source=args.file)
+    partitions = TopicAdmin(publisher.bootstrap).existing_topics() if result.created_topics else {}
+    for topic in result.created_topics:
+        print(f"created topic {topic}  partitions={partitions.get(topic, '?')}")
     for sha in result.uploaded:
         print(f"uploaded model {sha}")
     if result.diff.empty and result.version == result.diff.live_version:

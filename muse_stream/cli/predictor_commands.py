@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,14 @@ import pyarrow.parquet as pq
 
 from muse_stream.errors import MuseError
 from muse_stream.models import ModelRecord, ModelRegistry, open_store
-from muse_stream.predictors.fitting import corrected_scores, predictor_spec
+from muse_stream.predictors.fitting import (
+    DEFAULT_RATE_TOLERANCE,
+    EdgeRate,
+    corrected_scores,
+    missed_rates,
+    predictor_spec,
+    reproduced_rates,
+)
 from muse_stream.predictors.predictor import MissingFeatureError
 from muse_stream.transforms import (
     DEFAULT_N_KNOTS,
@@ -49,15 +57,24 @@ def _column(table: pa.Table, name: str, dtype: pa.DataType) -> np.ndarray:
     return pc.cast(table.column(name), dtype).to_numpy(zero_copy_only=False)
 
 
+def _names(names: list[str] | tuple[str, ...], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def feature_matrix(path: str, feature_names: tuple[str, ...], policy: str) -> np.ndarray:
-    """Columns in the model's order; an absent column is all-missing (or refused under ``reject``)."""
+    """Columns in the model's order. Every feature needs a column: a fit on a file lacking some
+    would map a score distribution the live events never have (a column of nulls says "always missing")."""
     table = _read_table(path)
+    absent = [name for name in feature_names if name not in table.column_names]
+    if absent:
+        raise MissingFeatureError(
+            f"Parquet file {path} lacks {len(absent)} of the model's {len(feature_names)} feature columns: {_names(absent)}; "
+            f"it has: {_names(table.column_names) or 'no columns'}. Fit on features named as the model's "
+            "(a column of nulls for a feature that is always missing), or on scores with --score-column")
     matrix = np.full((table.num_rows, len(feature_names)), np.nan, dtype=np.float32)
     for index, name in enumerate(feature_names):
-        if name in table.column_names:
-            matrix[:, index] = _column(table, name, pa.float32())
-        elif policy == "reject":
-            raise MissingFeatureError(f"Parquet file {path} lacks feature {name!r} and the missing-feature policy is reject")
+        matrix[:, index] = _column(table, name, pa.float32())
     if policy == "reject" and np.isnan(matrix).any():
         column = int(np.nonzero(np.isnan(matrix))[1][0])
         raise MissingFeatureError(f"Parquet file {path}: feature {feature_names[column]!r} has missing values and the policy is reject")
@@ -83,19 +100,30 @@ def _model_record(args: argparse.Namespace, registry: ModelRegistry) -> ModelRec
     return registry.register(args.artifact, name=name, version=args.model_version, b=args.b)
 
 
-def _print_fit(qmap: QuantileMap, corrected: np.ndarray, reference: Reference) -> None:
+def _print_fit(qmap: QuantileMap, rates: list[EdgeRate]) -> None:
     print(f"quantile map: {qmap.x.size} knots fitted on {qmap.n_fit} scores, reference {qmap.reference['kind']}")
     pairs = [f"{x:.6g} -> {y:.6g}" for x, y in zip(qmap.x, qmap.y, strict=True)]
     width = max(len(p) for p in pairs) + 2
     for start in range(0, len(pairs), 4):
         print("  " + "".join(p.ljust(width) for p in pairs[start : start + 4]).rstrip())
-    mapped = qmap.transform(corrected)
-    edges = np.asarray(reference.edges, dtype=np.float64)
-    targets = reference.alert_rate_at(edges)
     print(f"{'edge':>8}{'target alert rate':>20}{'reproduced':>14}{'error':>10}")
-    for edge, target in zip(edges, targets, strict=True):
-        achieved = float(np.mean(mapped >= edge))
-        print(f"{edge:>8.4g}{target:>20.4f}{achieved:>14.4f}{achieved - target:>+10.4f}")
+    for rate in rates:
+        print(f"{rate.edge:>8.4g}{rate.target:>20.4f}{rate.achieved:>14.4f}{rate.error:>+10.4f}")
+
+
+def _check_rates(qmap: QuantileMap, rates: list[EdgeRate], args: argparse.Namespace) -> None:
+    """A map that misses its targets breaks every tenant threshold it serves: say so loudly, and
+    write nothing unless --force."""
+    missed = missed_rates(rates, args.tolerance)
+    if not missed:
+        return
+    figures = "; ".join(f"edge {r.edge:.4g} at {r.achieved:.4f} against {r.target:.4f}" for r in missed)
+    message = (f"the fitted map misses its target alert rates by more than {args.tolerance:.0%} "
+               f"({qmap.x.size} knots on {qmap.n_fit} scores): {figures}. Too few distinct scores (a model of few "
+               "trees, or a small or degenerate fit sample) cannot be mapped finely; use a larger model or sample")
+    if not args.force:
+        raise MuseError(f"{message}; nothing was written (--force writes it anyway, --tolerance widens the check)")
+    print(f"WARNING: {message}; writing it anyway (--force)", file=sys.stderr)
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -114,7 +142,9 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         raise MuseError("say what to fit on: --model NAME:VERSION or --artifact PATH for features, or --score-column COLUMN")
     qmap = QuantileMap.fit(corrected, reference, n_knots=args.n_knots)
-    _print_fit(qmap, corrected, reference)
+    rates = reproduced_rates(qmap, corrected, reference)
+    _print_fit(qmap, rates)
+    _check_rates(qmap, rates, args)
     if args.out:
         if record is None:
             text = qmap.to_json()
@@ -164,6 +194,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--version", help="predictor version (default: the model's version)")
     fit.add_argument("--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})")
     fit.add_argument("--out", metavar="FILE", help="write the predictor spec (or, for scores, the map) as JSON")
+    fit.add_argument("--tolerance", type=float, default=DEFAULT_RATE_TOLERANCE, metavar="RATE",
+                     help="largest error of a reproduced alert rate at a reference edge, relative to its target "
+                          "(default: %(default)s, i.e. within 10%%)")
+    fit.add_argument("--force", action="store_true", help="write the fit even when it misses its target alert rates")
     fit.set_defaults(handler=_fit)
 
     models = subparsers.add_parser("models", help="register and list model artifacts")

@@ -1,4 +1,4 @@
-"""``muse tenants add|list``: per-tenant input, output, DLQ and labels topics."""
+"""``muse tenants add|alter|list``: per-tenant input, output, DLQ and labels topics."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("name", help="tenant name: 1-48 lowercase letters, digits, - and _ (no dot), e.g. bank-a")
     add.add_argument("--partitions", type=int, default=1, help="input/output partitions (default: %(default)s)")
     add.set_defaults(handler=_add)
+    alter = actions.add_parser("alter", help="give a tenant's input and output topics more partitions (they only grow)")
+    alter.add_argument("name", help="the tenant whose topics to alter")
+    alter.add_argument("--partitions", type=int, required=True,
+                       help="new input/output partition count; Kafka only adds partitions, never removes them")
+    alter.set_defaults(handler=_alter)
     actions.add_parser("list", help="list tenants found on the broker").set_defaults(handler=_list)
 
 
@@ -32,6 +37,21 @@ def _add(args: argparse.Namespace) -> int:
     partitions = admin.existing_topics()
     for spec, created in ensured:
         print(f"{'created' if created else 'exists '}  {spec.name}  partitions={partitions[spec.name]}")
+    return 0
+
+
+def _alter(args: argparse.Namespace) -> int:
+    names = TopicNames(args.namespace)
+    admin = TopicAdmin(command_bootstrap())
+    names.tenant_topic_specs(args.name, args.partitions)  # checks the name and the count
+    topics = [names.input_topic(args.name), names.output_topic(args.name)]
+    before = admin.grow({topic: args.partitions for topic in topics})
+    for topic in topics:
+        change = "unchanged" if before[topic] == args.partitions else f"grew from {before[topic]}"
+        print(f"{change:<14} {topic}  partitions={args.partitions}")
+    if any(before[topic] != args.partitions for topic in topics):
+        print("note: keyed events now hash onto more partitions, so one key's later events may go to another partition "
+              "than its earlier ones")
     return 0
 
 

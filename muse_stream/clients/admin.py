@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from muse_stream.clients.settings import (
     CONNECT_TIMEOUT_ENV,
@@ -14,12 +15,28 @@ from muse_stream.clients.settings import (
     client_settings,
 )
 from muse_stream.errors import MuseError
-from muse_stream.topics import TENANT_TOPIC_KINDS, TopicError, TopicNames, TopicSpec
+from muse_stream.topics import (
+    DEFAULT_NAMESPACE,
+    TENANT_TOPIC_KINDS,
+    TopicError,
+    TopicNames,
+    TopicSpec,
+)
 
 ADMIN_TIMEOUT_S = 30.0
 # Topics per CreateTopics/DeleteTopics request: a single request for 1,500 topics (500 tenants)
 # can outlast the admin timeout on a small broker.
 ADMIN_REQUEST_TOPICS = 300
+_TENANT_TOPIC = re.compile(r"^(?P<namespace>[^.]+)\.tenant\.(?P<tenant>[^.]+)\.")
+
+
+def grow_hint(topic: str, partitions: int) -> str:
+    """What to run to give ``topic`` ``partitions`` partitions (Kafka only ever adds partitions)."""
+    match = _TENANT_TOPIC.match(topic)
+    if match is None:
+        return "Kafka topics only grow: delete the topic to recreate it with more partitions, or ask for fewer"
+    where = "" if match["namespace"] == DEFAULT_NAMESPACE else f" (namespace {match['namespace']})"
+    return f"grow it with `muse tenants alter {match['tenant']} --partitions {partitions}`{where}, or ask for fewer"
 
 
 class ClusterUnreachable(MuseError):
@@ -109,7 +126,7 @@ class TopicAdmin:
             if existing[spec.name] < spec.partitions:
                 raise TopicError(
                     f"topic {spec.name!r} has {existing[spec.name]} partitions, fewer than the {spec.partitions} asked for; "
-                    "add partitions with kafka-topics --alter, or ask for fewer."
+                    f"{grow_hint(spec.name, spec.partitions)}."
                 )
         actual = self.topic_configs([spec.name for spec in specs if spec.configs])
         for spec in specs:
@@ -120,6 +137,43 @@ class TopicAdmin:
                         f"topic {spec.name!r} has {key}={have!r}, but muse-stream needs {key}={wanted!r}; "
                         f"fix it with kafka-configs --alter --entity-type topics --entity-name {spec.name} --add-config {key}={wanted}"
                     )
+
+    def grow(self, topics: Mapping[str, int]) -> dict[str, int]:
+        """Raise each topic to the given partition count (CreatePartitions); return the counts before.
+        Kafka never removes partitions, so asking for fewer than a topic has is refused, and asking
+        for as many is a no-op."""
+        existing = self.existing_topics()
+        absent = sorted(set(topics) - set(existing))
+        if absent:
+            raise TopicError(f"topics {absent} do not exist on {self.bootstrap}; create them with `muse tenants add`.")
+        for name, partitions in topics.items():
+            if partitions < existing[name]:
+                raise TopicError(f"topic {name!r} has {existing[name]} partitions; it cannot shrink to {partitions}: "
+                                 "Kafka only adds partitions. Ask for at least its current count")
+        wanted = [NewPartitions(name, n) for name, n in topics.items() if n > existing[name]]
+        if wanted:
+            futures = self._admin.create_partitions(wanted, operation_timeout=ADMIN_TIMEOUT_S)
+            for name, future in futures.items():
+                try:
+                    future.result()
+                except KafkaException as error:
+                    raise TopicError(f"adding partitions to topic {name!r} on {self.bootstrap} failed: "
+                                     f"{error.args[0].str()}") from error
+            self._await_partitions({p.topic: p.new_total_count for p in wanted})
+        return {name: existing[name] for name in topics}
+
+    def _await_partitions(self, wanted: Mapping[str, int]) -> None:
+        """New partitions are acknowledged before the metadata shows them; wait for that."""
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while True:
+            existing = self.existing_topics()
+            short = {name: existing.get(name, 0) for name, n in wanted.items() if existing.get(name, 0) < n}
+            if not short:
+                return
+            if time.monotonic() > deadline:
+                raise TopicError(f"partitions were added to {sorted(short)} on {self.bootstrap} but its metadata still shows "
+                                 f"{short} after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`.")
+            time.sleep(0.1)
 
     def topic_configs(self, names: Iterable[str]) -> dict[str, dict[str, str]]:
         resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]

@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from muse_stream.errors import MuseError
+from muse_stream.errors import MuseError, validation_problems
 from muse_stream.predictors import ModelRef, PredictorSpec
 from muse_stream.topics import TopicError, validate_tenant_name
 
@@ -102,6 +102,10 @@ class TenantConfig(BaseModel):
 
     name: TenantName
     default_intent: IntentName
+    partitions: int | None = Field(
+        default=None, ge=1,
+        description="input/output partitions `muse config apply` creates the tenant's topics with (default 1); "
+                    "topics that exist keep theirs and must have at least this many (grow them with `muse tenants alter`)")
 
     @property
     def key(self) -> str:
@@ -194,9 +198,13 @@ ENTRY_TYPES: dict[str, type[BaseModel]] = {
 }
 
 
-def reference_problems(entries: Iterable[Entry]) -> list[Problem]:
-    """Duplicate keys and dangling references among ``entries``: every problem, not the first."""
+def reference_problems(entries: Iterable[Entry], declared_invalid: Iterable[str] = ()) -> list[Problem]:
+    """Duplicate keys and dangling references among ``entries``: every problem, not the first.
+
+    ``declared_invalid``: keys declared in a file but refused (their problem is reported already),
+    so a reference to one of them is no second, misleading problem."""
     entries = list(entries)
+    refused = set(declared_invalid)
     problems: list[Problem] = []
     counts = Counter(entry.key for entry in entries)
     problems += [Problem(key, f"declared {n} times; declare each key once") for key, n in counts.items() if n > 1]
@@ -208,16 +216,17 @@ def reference_problems(entries: Iterable[Entry]) -> list[Problem]:
     for entry in entries:
         if isinstance(entry, TenantConfig):
             if entry.default_intent not in intents:
-                problems.append(Problem(entry.key, f"default intent {entry.default_intent!r} is not declared; add intent/{entry.default_intent}"))
-            elif (entry.name, entry.default_intent) not in routes:
+                if f"intent/{entry.default_intent}" not in refused:
+                    problems.append(Problem(entry.key, f"default intent {entry.default_intent!r} is not declared; add intent/{entry.default_intent}"))
+            elif (entry.name, entry.default_intent) not in routes and f"route/{entry.name}/{entry.default_intent}" not in refused:
                 problems.append(Problem(entry.key, f"default intent {entry.default_intent!r} has no route: add route/{entry.name}/{entry.default_intent}"))
         elif isinstance(entry, RouteConfig):
-            if entry.tenant not in tenants:
+            if entry.tenant not in tenants and f"tenant/{entry.tenant}" not in refused:
                 problems.append(Problem(entry.key, f"tenant {entry.tenant!r} is not declared; declare it or remove the route"))
-            if entry.intent not in intents:
+            if entry.intent not in intents and f"intent/{entry.intent}" not in refused:
                 problems.append(Problem(entry.key, f"intent {entry.intent!r} is not declared; declare it or remove the route"))
             for role, name in [("live", entry.live)] + [("shadow", s) for s in entry.shadows]:
-                if name not in predictors:
+                if name not in predictors and f"predictor/{name}" not in refused:
                     problems.append(Problem(entry.key, f"{role} predictor {name!r} is not declared (a route to nowhere); declare predictor/{name} or route elsewhere"))
         elif isinstance(entry, PredictorConfig):
             ref = entry.spec.model
@@ -331,13 +340,10 @@ def decode_record(key: bytes | str | None, value: bytes | None) -> tuple[str, En
     try:
         entry = model.model_validate(envelope["body"])
     except ValidationError as error:
-        raise RecordError(f"invalid {kind}: {_first_error(error)}") from None
+        raise RecordError(f"invalid {kind}: {validation_problems(error, whole='(body)')}") from None
     if isinstance(entry, VersionMarker):
         return text, entry
     if entry.key != text:
         raise RecordError(f"body describes {entry.key!r}, not its key {text!r}")
     return text, entry
 
-
-def _first_error(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in error.errors())

@@ -15,7 +15,9 @@ file at once, each naming the key (``route/bank-a/card-fraud``) or table it come
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +36,14 @@ from muse_stream.config.deployment import (
     model_entries,
     reference_problems,
 )
-from muse_stream.models.store import sha256_hex
+from muse_stream.errors import validation_problems
+from muse_stream.models.registry import parse_booster
+from muse_stream.models.store import ArtifactError, sha256_hex
 from muse_stream.predictors import PredictorSpec, PredictorSpecError
 
 SECTIONS = ("intents", "tenants", "models", "predictors", "routes")
+MODEL_KEYS = ("name", "version", "path", "sha256")
+PREDICTOR_KEYS = ("name", "spec")
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,16 @@ class LoadedDeployment:
         return {sha: path.read_bytes() for sha, path in self.artifacts.items()}
 
 
-def _errors(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(table)'}: {e['msg']}" for e in error.errors())
+def unknown_keys(given: Iterable[str], known: Iterable[str], what: str = "key") -> list[str]:
+    """``unknown key 'shadow' (did you mean 'shadows'?)`` for each of ``given`` not in ``known``: a
+    typo is named as such, with its closest known key, instead of surfacing as a missing field."""
+    known = list(known)
+    messages = []
+    for key in sorted(set(given) - set(known)):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+        messages.append(f"unknown {what} {key!r} ({hint})")
+    return messages
 
 
 def _label(section: str, index: int, table: Any, fields: tuple[str, ...]) -> str:
@@ -68,24 +82,41 @@ class _Loader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = path.parent
+        self.typos: list[Problem] = []  # unknown keys and sections: reported first, they explain the rest
         self.problems: list[Problem] = []
         self.entries: list[Entry] = []
         self.artifacts: dict[str, Path] = {}
+        self.invalid: set[str] = set()  # keys of tables declared but refused: references to them are no problem of their own
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(Problem(key, message))
 
+    def refused(self, label: str, messages: list[str], unknown: list[str]) -> None:
+        self.invalid.add(label)
+        if unknown:
+            self.typos.append(Problem(label, "; ".join(unknown + messages)))
+        else:
+            self.problem(label, "; ".join(messages))
+
     def validated(self, model: type[BaseModel], section: str, index: int, table: Any, fields: tuple[str, ...]) -> Any:
         label = _label(section, index, table, fields)
+        unknown = unknown_keys(table, model.model_fields) if isinstance(table, dict) else []
+        if unknown:  # validate the rest too, so every problem of the table shows at once
+            table = {key: value for key, value in table.items() if key in model.model_fields}
         try:
-            return model.model_validate(table)
+            entry = model.model_validate(table)
         except ValidationError as error:
-            self.problem(label, _errors(error))
+            self.refused(label, [validation_problems(error, whole="(table)")], unknown)
             return None
+        if unknown:
+            self.refused(label, [], unknown)
+            return None
+        return entry
 
     def load(self, data: dict[str, Any]) -> None:
-        for unknown in sorted(set(data) - set(SECTIONS)):
-            self.problem(unknown, f"unknown section; expected {', '.join(f'[[{s}]]' for s in SECTIONS)}")
+        for section in sorted(set(data) - set(SECTIONS)):
+            [message] = unknown_keys([section], SECTIONS, "section")
+            self.typos.append(Problem(section, f"{message}; sections are {', '.join(f'[[{s}]]' for s in SECTIONS)}"))
         sections = {}
         for section in SECTIONS:
             tables = data.get(section, [])
@@ -103,16 +134,17 @@ class _Loader:
         predictors = [p for i, t in enumerate(sections["predictors"]) if (p := self.load_predictor(i, t)) is not None]
         self.entries += predictors
         self.entries += model_entries(predictors)
-        self.problems += reference_problems(self.entries)
+        self.problems += reference_problems(self.entries, declared_invalid=self.invalid)
+        self.problems = self.typos + self.problems
 
     def load_models(self, tables: list[dict[str, Any]]) -> None:
         seen: dict[str, str] = {}
         for index, table in enumerate(tables):
             label = f"model {table.get('name')}:{table.get('version')}" if "name" in table else f"[[models]] #{index + 1}"
-            unknown = sorted(set(table) - {"name", "version", "path", "sha256"})
+            unknown = unknown_keys(table, MODEL_KEYS)
             missing = [f for f in ("name", "version", "path") if not isinstance(table.get(f), str)]
             if unknown or missing:
-                self.problem(label, f"unknown fields {unknown}; " * bool(unknown) + f"missing fields {missing}" * bool(missing))
+                self.refused(label, [f"missing fields {missing}"] if missing else [], unknown)
                 continue
             if label in seen:
                 self.problem(label, f"declared more than once (paths {seen[label]} and {table['path']}); declare each model version once")
@@ -124,6 +156,11 @@ class _Loader:
             except OSError as error:
                 self.problem(label, f"artifact file {path} cannot be read ({error.strerror}); fix the path (relative to {self.path})")
                 continue
+            try:  # a corrupt file is named as such, not as a hash that matches nothing
+                parse_booster(data, source=str(path))
+            except ArtifactError as error:
+                self.refused(label, [f"{error}; replace the file with the model it should hold"], [])
+                continue
             digest = sha256_hex(data)
             if table.get("sha256") not in (None, digest):
                 self.problem(label, f"artifact file {path} hashes to {digest}, not the pinned sha256 {table['sha256']}; "
@@ -133,19 +170,19 @@ class _Loader:
 
     def load_predictor(self, index: int, table: dict[str, Any]) -> PredictorConfig | None:
         label = _label("predictors", index, table, ("name",))
-        unknown = sorted(set(table) - {"name", "spec"})
+        unknown = unknown_keys(table, PREDICTOR_KEYS)
         if unknown or not isinstance(table.get("spec"), str):
-            self.problem(label, f"a predictor table holds `name` and `spec` (a predictor spec file){f'; unknown fields {unknown}' if unknown else ''}")
+            self.refused(label, ["a predictor table holds `name` and `spec` (a predictor spec file)"], unknown)
             return None
         path = self.base / table["spec"]
         try:
             spec = PredictorSpec.load(path)
         except PredictorSpecError as error:
-            self.problem(label, str(error))
+            self.refused(label, [str(error)], [])
             return None
         config = self.validated(PredictorConfig, "predictors", index, {"name": table.get("name"), "spec": spec}, ("name",))
-        if config is not None and spec.model.sha256 not in self.artifacts:
-            ref = spec.model
+        ref = spec.model
+        if config is not None and spec.model.sha256 not in self.artifacts and f"model {ref.name}:{ref.version}" not in self.invalid:
             self.problem(label, f"its model {ref.name}:{ref.version} (sha256 {ref.sha256}) matches no readable [[models]] "
                                 f"artifact of this file; add [[models]] name = {ref.name!r}, version = {ref.version!r} with the file that hashes to it")
         return config

@@ -43,7 +43,7 @@ from muse_stream.config.history import encode_history_record, operator_identity
 from muse_stream.config.state import ConfigState, read_config_log
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, sha256_hex
-from muse_stream.topics import TopicNames
+from muse_stream.topics import DEFAULT_TENANT_PARTITIONS, TENANT_TOPIC_KINDS, TopicNames
 
 COMMIT_ATTEMPTS = 5
 VISIBLE_WAIT_S = 10.0
@@ -90,6 +90,7 @@ class PublishResult:
     version: int  # the live version after publishing (unchanged when there was nothing to do)
     diff: ConfigDiff
     uploaded: tuple[str, ...]  # sha256 of artifacts uploaded
+    created_topics: tuple[str, ...] = ()  # internal and declared tenants' topics that did not exist
 
 
 class ConfigPublisher:
@@ -99,8 +100,14 @@ class ConfigPublisher:
         self.transactional_id = f"muse-config.{names.namespace}"
         self.artifacts = artifact_store or KafkaArtifactStore(bootstrap, names)
 
-    def ensure_topics(self) -> list[str]:
-        return TopicAdmin(self.bootstrap).ensure(self.names.internal_topic_specs())
+    def ensure_topics(self, desired: DeploymentConfig | None = None) -> list[str]:
+        """The internal topics, and the topics of every tenant ``desired`` declares (existing ones are
+        checked, never changed); returns the names created."""
+        specs = self.names.internal_topic_specs()
+        for tenant in desired.tenants if desired is not None else ():
+            specs += self.names.tenant_topic_specs(tenant.name, tenant.partitions or DEFAULT_TENANT_PARTITIONS,
+                                                   kinds=TENANT_TOPIC_KINDS)
+        return TopicAdmin(self.bootstrap).ensure(specs)
 
     def live(self) -> ConfigState:
         return read_config_log(self.bootstrap, self.names)
@@ -165,7 +172,7 @@ class ConfigPublisher:
 
         ``expect_version``: the live version a plan was shown against; when another publication
         went live since, nothing is published (the plan shown is no longer what would happen)."""
-        self.ensure_topics()
+        created = tuple(self.ensure_topics(desired))
         uploaded = self.upload(desired, artifacts or {})
         producer = Producer(transactional_producer_config(self.bootstrap, self.transactional_id))
         try:
@@ -177,7 +184,7 @@ class ConfigPublisher:
                                    "look at the new plan and apply again")
             version = self.next_version(diff)
             if version is None:
-                return PublishResult(diff.live_version, diff, uploaded)
+                return PublishResult(diff.live_version, diff, uploaded, created)
             marker = VersionMarker(config_version=version, changed=diff.changed, applied_at=datetime.now(UTC))
             changes: dict[str, object] = {}
             producer.begin_transaction()
@@ -194,7 +201,7 @@ class ConfigPublisher:
             # A timeout may hide a commit that succeeded: retrying is how librdkafka tells the outcome.
             call_retrying(producer.commit_transaction, attempts=COMMIT_ATTEMPTS)
             self.wait_until_readable(version)
-            return PublishResult(version, diff, uploaded)
+            return PublishResult(version, diff, uploaded, created)
         except KafkaException as error:
             kafka_error = error.args[0]
             if kafka_error.txn_requires_abort():

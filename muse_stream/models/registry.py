@@ -182,7 +182,7 @@ class ModelRegistry:
                 feature_names=names, created_at=datetime.now(UTC),
             )
         except ValidationError as error:
-            raise ArtifactError(f"cannot register {source} as {name}:{version}: {error.errors()[0]['msg']} (b={b!r})") from error
+            raise ArtifactError(f"cannot register {source} as {name}:{version}: {error.errors()[0]['msg']} (b={b})") from error
         self.store.put(data)
         self._records.put_record(name, version, record.model_dump_json().encode())
         return record

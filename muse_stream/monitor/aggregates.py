@@ -68,12 +68,12 @@ def add_scores(
     """
     out = _copy(stats) if stats else empty(thresholds, bins)
     if out["thresholds"] != [float(t) for t in thresholds]:
-        raise ValueError(f"stats were kept for thresholds {out['thresholds']}, not {list(thresholds)}")
+        raise ValueError(f"stats were kept for thresholds {out['thresholds']}, not {[float(t) for t in thresholds]}")
     hist, above, versions = out["hist"], out["above"], out["versions"]
     n_bins = len(hist)
     for score, version in scores:
         if not 0.0 <= score <= 1.0:
-            raise ValueError(f"score {score!r} is outside [0, 1]")
+            raise ValueError(f"score {score} is outside [0, 1]")
         out["count"] += 1
         hist[min(int(score * n_bins), n_bins - 1)] += 1
         for i, threshold in enumerate(out["thresholds"]):

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
+from muse_stream.errors import validation_problems
 from muse_stream.events import (
     MAX_EVENT_BYTES,
     InputEvent,
@@ -199,10 +200,7 @@ class BatchScorer:
         try:
             event = InputEvent.model_validate(payload)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in problem['loc']) or '(top level)'}: {problem['msg']}"
-                for problem in error.errors()[:5]
-            )
+            problems = validation_problems(error, limit=5)
             dead_letters.append(self._dead_letter(
                 record, RejectReason.SCHEMA_VIOLATION, f"the event does not match the input schema: {problems}",
                 version, now_ms))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from muse_stream.errors import MuseError
+from muse_stream.errors import MuseError, validation_problems
 from muse_stream.transforms import QuantileMap
 
 FORMAT = "muse.predictor/1"
@@ -86,9 +86,7 @@ class PredictorSpec(BaseModel):
         except orjson.JSONDecodeError as error:
             raise PredictorSpecError(f"predictor spec {source} is not JSON: {error}") from error
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise PredictorSpecError(f"predictor spec {source}: {where}: {first['msg']}") from error
+            raise PredictorSpecError(f"predictor spec {source}: {validation_problems(error, limit=1)}") from error
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         from muse_stream.models.store import atomic_write

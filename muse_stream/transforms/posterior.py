@@ -25,7 +25,7 @@ def _check_b(b: float) -> float:
     value = float(b)
     if not (0.0 < value <= 1.0):  # also False for NaN
         raise TransformInputError(
-            f"b={b!r} is not a valid negative-keep fraction: it must be in (0, 1] "
+            f"b={value!r} is not a valid negative-keep fraction: it must be in (0, 1] "
             "(1 = no undersampling; 0.1 = one negative in ten kept)"
         )
     return value
@@ -34,7 +34,7 @@ def _check_b(b: float) -> float:
 def _check_prevalence(value: float, what: str) -> float:
     number = float(value)
     if not (0.0 < number < 1.0):
-        raise TransformInputError(f"{what}={value!r} must be a prevalence strictly between 0 and 1")
+        raise TransformInputError(f"{what}={number!r} must be a prevalence strictly between 0 and 1")
     return number
 
 
@@ -54,7 +54,7 @@ def as_probabilities(scores: npt.ArrayLike, *, what: str = "scores") -> np.ndarr
         first = int(bad[0])
         raise TransformInputError(
             f"{what} must be probabilities in [0, 1] without NaN; {bad.size} value(s) are not, "
-            f"first at flat index {first}: {flat[first]!r}"
+            f"first at flat index {first}: {float(flat[first])!r}"
         )
     return array
 

@@ -87,7 +87,7 @@ class QuantileMap:
         x = np.unique(np.concatenate([sample[index], sample[[0, -1]]]))
         if x.size < 2:
             raise TransformInputError(
-                f"quantile-map fit sample: all {n} scores equal {x[0]!r}; a constant score cannot be "
+                f"quantile-map fit sample: all {n} scores equal {float(x[0]):.6g}; a constant score cannot be "
                 "mapped onto a distribution (check the model and the fit window)"
             )
         midrank = (np.searchsorted(sample, x, side="left") + np.searchsorted(sample, x, side="right")) / (2.0 * n)

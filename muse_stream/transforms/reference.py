@@ -88,7 +88,7 @@ class AlertRateCurve:
         if not edges or len(edges) != len(rates):
             raise TransformInputError(
                 "an alert-rate curve needs at least one edge and exactly one rate per edge, "
-                f"got edges={self.edges!r} rates={self.rates!r}"
+                f"got edges={list(edges)} rates={list(rates)}"
             )
         for name, values, increasing in (("edges", edges, True), ("rates", rates, False)):
             if not all(0.0 < v < 1.0 for v in values):

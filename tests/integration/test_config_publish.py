@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException, Producer
 
 from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
+from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.reading import read_to_end
 from muse_stream.clients.settings import producer_config, transactional_producer_config
 from muse_stream.config.artifact_topic import KafkaArtifactStore
@@ -148,3 +149,39 @@ def test_a_lost_version_marker_never_makes_a_version_repeat_and_republishing_res
     assert live.version == 3 and live.deployment().bodies() == moved.bodies()
     assert repaired.publish(deployment()).version == 4
     assert [key for _, key, _ in read_topic(kafka.bootstrap, lost.config_history_topic)] == ["1", "2", "3", "4"]
+
+
+def test_apply_creates_the_declared_tenants_topics(kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`config apply` on a fresh namespace: every declared tenant gets its topics, with the partitions
+    declared (`partitions` in [[tenants]]) or the default; existing topics are kept; a second apply
+    creates nothing."""
+    monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
+    names = TopicNames(f"t{uuid.uuid4().hex[:12]}")
+    admin = TopicAdmin(kafka.bootstrap)
+    admin.ensure(names.tenant_topic_specs("bank-c", partitions=2))  # made earlier with `muse tenants add`
+    path = write_topology(tmp_path)
+    path.write_text(path.read_text().replace('name = "bank-a"\n', 'name = "bank-a"\npartitions = 3\n', 1))
+    cli = ["config", "--namespace", names.namespace]
+    assert main([*cli, "apply", str(path)]) == 0
+    out = capsys.readouterr().out
+    partitions = admin.existing_topics()
+    expected = {("bank-a", "input"): 3, ("bank-a", "output"): 3, ("bank-a", "dlq"): 1,
+                ("bank-b", "input"): 1, ("bank-b", "output"): 1, ("bank-b", "dlq"): 1,
+                ("bank-c", "input"): 2, ("bank-c", "output"): 2, ("bank-c", "dlq"): 1}
+    assert {key: partitions[names.tenant_topic(*key)] for key in expected} == expected
+    for (tenant, kind), count in expected.items():
+        assert (f"created topic {names.tenant_topic(tenant, kind)}  partitions={count}" in out) == (tenant != "bank-c")
+    assert out.strip().endswith("version 1 is live")
+    assert main(["tenants", "--namespace", names.namespace, "list"]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["bank-a", "bank-b", "bank-c"]
+
+    assert main([*cli, "apply", str(path)]) == 0
+    assert "created topic" not in capsys.readouterr().out
+
+    # Declaring more partitions than a tenant has is refused before anything is published.
+    path.write_text(path.read_text().replace("partitions = 3\n", "partitions = 4\n", 1))
+    assert main([*cli, "apply", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "has 3 partitions, fewer than the 4 asked for" in err and "muse tenants alter bank-a --partitions 4" in err
+    assert read_config_log(kafka.bootstrap, names).version == 1

@@ -1,4 +1,9 @@
-"""`muse monitor` against the real broker: per-tenant counts and alert rates, committed records only."""
+"""`muse monitor` against the real broker, reading what a real `muse worker` wrote: per-tenant
+counts and alert rates, committed records only.
+
+The worker writes lz4-compressed batches; the monitor (aiokafka under Faust) must decode them, so
+its input here comes from the worker itself, never from a test producer of our own making.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +17,29 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from muse_stream.bench.harness import event_payloads
 
 from muse_stream.broker import BrokerHandle
-from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.settings import transactional_producer_config
 from muse_stream.events import ScoreResult, Timings
 from muse_stream.topics import TopicNames
+from tests.support.deploy import create_tenants, deployment, publish
+from tests.support.kafka_io import WorkerProcess, produce, read_committed
+from tests.support.predictors import small_predictor
 
-pytestmark = [pytest.mark.kafka, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
 
-# Known scores: per tenant, how many events and which scores (thresholds 0.2, 0.5, 0.6, 0.8).
-SCORES = {
-    "bank-a": [0.1] * 10 + [0.55] * 6 + [0.9] * 4,  # 20 events: >=0.2: 10, >=0.5: 10, >=0.6: 4, >=0.8: 4
-    "bank-b": [0.3] * 3 + [0.7] * 1,  # 4 events: >=0.2: 4, >=0.5: 1, >=0.6: 1, >=0.8: 0
-}
-EXPECTED_RATES = {
-    "bank-a": {"0.2": 0.5, "0.5": 0.5, "0.6": 0.2, "0.8": 0.2},
-    "bank-b": {"0.2": 1.0, "0.5": 0.25, "0.6": 0.25, "0.8": 0.0},
-}
+THRESHOLDS = ("0.2", "0.5", "0.6", "0.8")
+EVENTS = {"bank-a": 300, "bank-b": 120, "bank-c": 60}  # bank-c arrives while the monitor runs
 
 
-def _result(tenant: str, score: float, version: str) -> bytes:
+def _fake_result(tenant: str, score: float, version: str) -> bytes:
     now_ms = int(time.time() * 1000)
     result = ScoreResult(
         event_id=str(uuid.uuid4()), tenant=tenant, intent="card-fraud", score=score,
@@ -45,6 +47,20 @@ def _result(tenant: str, score: float, version: str) -> bytes:
         config_version=1, timings=Timings(event_timestamp_ms=now_ms, scored_at_ms=now_ms, batch_size=1),
     )
     return result.model_dump_json().encode()
+
+
+def _scored(kafka: BrokerHandle, names: TopicNames, tenant: str, worker: WorkerProcess) -> list[ScoreResult]:
+    """Feed the tenant's events to the running worker and return its committed results."""
+    events = event_payloads(EVENTS[tenant], seed=list(EVENTS).index(tenant), prefix=f"{tenant}-")
+    produce(kafka.bootstrap, names.input_topic(tenant), [(None, value) for value in events])
+    records = read_committed(kafka.bootstrap, [names.output_topic(tenant)], expect=EVENTS[tenant], timeout=90)
+    results = [ScoreResult.model_validate_json(value) for _, _, value in records]
+    assert len(results) == EVENTS[tenant], worker.log_tail()
+    return results
+
+
+def _rates(scores: Sequence[float]) -> dict[str, float]:
+    return {t: sum(s >= float(t) for s in scores) / len(scores) for t in THRESHOLDS}
 
 
 def _free_port() -> int:
@@ -72,74 +88,89 @@ def _poll(port: int, path: str, done, timeout: float) -> Any:
     raise AssertionError(f"{path} did not reach the expected state in {timeout:.0f} s; last answer: {last}")
 
 
-def test_monitor_counts_committed_scores_per_tenant(
-    kafka: BrokerHandle, admin: TopicAdmin, topic_names: TopicNames, tmp_path: Path
-) -> None:
-    for tenant in SCORES:
-        admin.ensure(topic_names.tenant_topic_specs(tenant, partitions=2 if tenant == "bank-a" else 1))
-    producer = Producer(transactional_producer_config(kafka.bootstrap, f"test-monitor-{uuid.uuid4()}"))
+def test_monitor_counts_what_the_worker_committed_per_tenant(
+        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> None:
+    predictor = small_predictor(tmp_path / "models", seed=1)
+    one = {"fraud-v1": predictor}
+    routes = lambda tenants: {(t, "card-fraud"): ("fraud-v1", ()) for t in tenants}  # noqa: E731
+    create_tenants(kafka.bootstrap, topic_names, ["bank-a"], partitions=2)
+    create_tenants(kafka.bootstrap, topic_names, ["bank-b"])
+    publish(kafka.bootstrap, topic_names, deployment(["bank-a", "bank-b"], one, routes(["bank-a", "bank-b"])), one,
+            tmp_path / "models")
+
+    # An aborted transaction on an output topic, compressed as the worker compresses: never counted.
+    producer = Producer(transactional_producer_config(kafka.bootstrap, f"test-monitor-{uuid.uuid4()}",
+                                                      **{"compression.type": "lz4"}))
     producer.init_transactions()
-    # An aborted batch first: read_committed must never count it.
     producer.begin_transaction()
     for _ in range(7):
-        producer.produce(topic_names.output_topic("bank-a"), value=_result("bank-a", 0.99, "v9"))
+        producer.produce(topic_names.output_topic("bank-a"), value=_fake_result("bank-a", 0.99, "v9"))
     producer.flush()
     producer.abort_transaction()
-    producer.begin_transaction()
-    for tenant, scores in SCORES.items():
-        for i, score in enumerate(scores):
-            version = "v1" if i % 2 else "v2"
-            producer.produce(topic_names.output_topic(tenant), key=str(i).encode(), value=_result(tenant, score, version))
-    producer.produce(topic_names.output_topic("bank-b"), value=b"not json")  # counted as invalid, not as a score
-    producer.commit_transaction()
 
-    port = _free_port()
-    env = {**os.environ, "MUSE_BOOTSTRAP": kafka.bootstrap}
-    process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from muse_stream.cli import main; sys.exit(main())", "monitor", "--namespace", topic_names.namespace,
-         "--web-port", str(port), "--data-dir", str(tmp_path / "faust"), "--rescan", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    worker = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w1", tmp_path).start()
+    monitor: subprocess.Popen[bytes] | None = None
     try:
+        results = {tenant: _scored(kafka, topic_names, tenant, worker) for tenant in ("bank-a", "bank-b")}
+        # A record that is no score result: counted as invalid, not as a score.
+        producer.begin_transaction()
+        producer.produce(topic_names.output_topic("bank-b"), value=b"not json")
+        producer.commit_transaction()
+        del producer  # no client of ours outlives the test's broker
+
+        port = _free_port()
+        env = {**os.environ, "MUSE_BOOTSTRAP": kafka.bootstrap}
+        monitor = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from muse_stream.cli import main; sys.exit(main())", "monitor",
+             "--namespace", topic_names.namespace, "--web-port", str(port), "--data-dir", str(tmp_path / "faust"),
+             "--rescan", "1"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
         def counted(answer: Any) -> bool:
             totals = {row["tenant"]: row["retained"]["count"] + row["retained"]["invalid"] for row in answer["tenants"]}
-            return totals == {"bank-a": 20, "bank-b": 5}
+            return totals == {"bank-a": EVENTS["bank-a"], "bank-b": EVENTS["bank-b"] + 1}
 
-        overview = _poll(port, "/tenants/", counted, timeout=45)
+        overview = _poll(port, "/tenants/", counted, timeout=60)
         rows = {row["tenant"]: row for row in overview["tenants"]}
-        for tenant, scores in SCORES.items():
+        for tenant, scored in results.items():
             retained = rows[tenant]["retained"]
-            assert retained["count"] == len(scores)
-            assert retained["alert_rates"] == pytest.approx(EXPECTED_RATES[tenant])
+            assert retained["count"] == len(scored) == EVENTS[tenant]
+            assert retained["alert_rates"] == pytest.approx(_rates([r.score for r in scored]))
             assert retained["target_alert_rates"] == {"0.2": 0.7, "0.5": 0.35, "0.6": 0.1, "0.8": 0.05}
-            assert sum(retained["histogram"]) == len(scores)
-            assert retained["predictor_versions"] == {"v1": len(scores) // 2, "v2": len(scores) - len(scores) // 2}
+            assert sum(retained["histogram"]) == len(scored)
+            assert retained["predictor_versions"] == {predictor.spec.version: len(scored)}  # no aborted "v9"
         assert rows["bank-a"]["retained"]["invalid"] == 0  # the aborted 0.99s never arrived
         assert rows["bank-b"]["retained"]["invalid"] == 1
 
         detail = _get(port, "/tenants/bank-b/")
         assert detail["tenant"] == "bank-b"
-        assert sum(window["count"] for window in detail["windows"]) == 4
-        assert all(window["predictor_versions"].keys() <= {"v1", "v2"} for window in detail["windows"])
+        assert sum(window["count"] for window in detail["windows"]) == EVENTS["bank-b"]
         with pytest.raises(urllib.error.HTTPError) as missing:
             _get(port, "/tenants/bank-z/")
         assert missing.value.code == 404
 
         # A tenant added while the monitor runs is picked up (the monitor restarts itself to subscribe).
-        admin.ensure(topic_names.tenant_topic_specs("bank-c"))
-        producer.begin_transaction()
-        for score in (0.1, 0.85):
-            producer.produce(topic_names.output_topic("bank-c"), value=_result("bank-c", score, "v1"))
-        producer.commit_transaction()
-        later = _poll(port, "/tenants/bank-c/", lambda answer: answer.get("retained", {}).get("count") == 2, timeout=30)
-        assert later["retained"]["alert_rates"] == pytest.approx({"0.2": 0.5, "0.5": 0.5, "0.6": 0.5, "0.8": 0.5})
+        create_tenants(kafka.bootstrap, topic_names, ["bank-c"])
+        everyone = ["bank-a", "bank-b", "bank-c"]
+        publish(kafka.bootstrap, topic_names, deployment(everyone, one, routes(everyone)), one, tmp_path / "models")
+        later = _scored(kafka, topic_names, "bank-c", worker)
+        answer = _poll(port, "/tenants/bank-c/",
+                       lambda answer: answer.get("retained", {}).get("count") == EVENTS["bank-c"], timeout=90)
+        assert answer["retained"]["alert_rates"] == pytest.approx(_rates([r.score for r in later]))
         after = {row["tenant"]: row["retained"]["count"] for row in _get(port, "/tenants/")["tenants"]}
-        assert after == {"bank-a": 20, "bank-b": 4, "bank-c": 2}  # restored from the changelog, not recounted
+        assert after == EVENTS  # restored from the changelog, not recounted
+        assert worker.alive(), worker.log_tail()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
-    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+        worker.stop()
+        output = b""
+        if monitor is not None:
+            monitor.send_signal(signal.SIGTERM)
+            try:
+                output, _ = monitor.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(monitor.pid, signal.SIGKILL)
+                output, _ = monitor.communicate()
+            print(output.decode(errors="replace")[-5000:])  # shown by pytest when the test fails
+    assert monitor is not None and monitor.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert b"We experienced a crash" not in output, output.decode(errors="replace")[-3000:]

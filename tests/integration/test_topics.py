@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from muse_stream.broker import BrokerHandle
+from muse_stream.cli import main
 from muse_stream.clients.admin import TopicAdmin, tenants_on_broker
 from muse_stream.topics import TopicError, TopicNames, TopicSpec
 
@@ -40,5 +42,39 @@ def test_a_topic_with_the_wrong_config_is_refused_by_name(admin: TopicAdmin, top
 
 def test_fewer_partitions_than_asked_is_refused(admin: TopicAdmin, topic_names: TopicNames) -> None:
     admin.ensure(topic_names.tenant_topic_specs("bank-a", partitions=1))
-    with pytest.raises(TopicError, match="has 1 partitions, fewer than the 4"):
+    with pytest.raises(TopicError, match=r"has 1 partitions, fewer than the 4 asked for; grow it with `muse tenants alter bank-a --partitions 4` \(namespace t"):
         admin.ensure(topic_names.tenant_topic_specs("bank-a", partitions=4))
+
+
+def test_tenants_alter_grows_partitions_and_refuses_to_shrink(
+        kafka: BrokerHandle, topic_names: TopicNames, admin: TopicAdmin, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
+    cli = ["tenants", "--namespace", topic_names.namespace]
+    assert main([*cli, "add", "bank-a", "--partitions", "2"]) == 0
+    capsys.readouterr()
+    # Asking `add` for more partitions than the tenant has points to `alter`, not to a tool we do not ship.
+    assert main([*cli, "add", "bank-a", "--partitions", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "has 2 partitions, fewer than the 5 asked for" in err
+    assert "`muse tenants alter bank-a --partitions 5`" in err and "kafka-topics" not in err
+
+    assert main([*cli, "alter", "bank-a", "--partitions", "5"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["grew", "from", "2", topic_names.input_topic("bank-a"), "partitions=5"] in lines
+    assert ["grew", "from", "2", topic_names.output_topic("bank-a"), "partitions=5"] in lines
+    partitions = admin.existing_topics()
+    assert partitions[topic_names.input_topic("bank-a")] == 5 and partitions[topic_names.output_topic("bank-a")] == 5
+    assert partitions[topic_names.dlq_topic("bank-a")] == 1
+    assert main([*cli, "add", "bank-a", "--partitions", "5"]) == 0  # now satisfied
+
+    assert main([*cli, "alter", "bank-a", "--partitions", "5"]) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert main([*cli, "alter", "bank-a", "--partitions", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "has 5 partitions; it cannot shrink to 3: Kafka only adds partitions" in err and "\n" not in err.strip()
+    assert admin.existing_topics()[topic_names.input_topic("bank-a")] == 5
+    assert main([*cli, "alter", "bank-z", "--partitions", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "do not exist" in err and "muse tenants add" in err

@@ -128,3 +128,33 @@ def test_deployment_config_refuses_inconsistency_and_records_round_trip() -> Non
         with pytest.raises(RecordError, match=reason):
             decode_record(key, value)
     assert "[[routes]]" in EXAMPLE_TOML
+
+
+def test_a_misspelt_key_is_named_with_its_closest_key_first_and_nothing_follows_from_it(tmp_path: Path) -> None:
+    """`shadow =` for `shadows =`: the typo is the problem, not a route that seems to be missing."""
+    path = edited(tmp_path, 'shadows = ["fraud-v2"]', 'shadow = ["fraud-v2"]',
+                  extra='\n[[routes]]\ntenant = "bank-z"\nintent = "card-fraud"\nlive = "fraud-v1"\n')
+    problems = problems_of(path)
+    assert problems[0] == "route/bank-a/card-fraud: unknown key 'shadow' (did you mean 'shadows'?)"
+    assert not any("has no route" in p for p in problems)
+    assert problems[1:] == ["route/bank-z/card-fraud: tenant 'bank-z' is not declared; declare it or remove the route"]
+
+    path = edited(tmp_path, 'default_intent = "account-takeover"', 'default_intnet = "account-takeover"')
+    [problem] = problems_of(path)
+    assert problem.startswith("tenant/bank-c: unknown key 'default_intnet' (did you mean 'default_intent'?)")
+
+    path = edited(tmp_path, 'spec = "predictors/fraud-v2.json"', 'specs = "predictors/fraud-v2.json"')
+    [problem] = problems_of(path)  # and no route to a predictor that "is not declared"
+    assert problem.startswith("predictor/fraud-v2: unknown key 'specs' (did you mean 'spec'?)")
+
+    path = edited(tmp_path, "[[routes]]\ntenant = \"bank-b\"", "[[route]]\ntenant = \"bank-b\"")
+    problems = problems_of(path)
+    assert problems[0].startswith("route: unknown section 'route' (did you mean 'routes'?)")
+
+
+def test_a_corrupt_model_file_is_named_as_such_not_as_a_hash_mismatch(tmp_path: Path) -> None:
+    path = write_topology(tmp_path)
+    (tmp_path / "models" / "fraud-gbm-2.json").write_bytes(b'{"learner": {"truncated')
+    [problem] = problems_of(path)
+    assert problem.startswith("model fraud-gbm:2: model artifact ") and "fraud-gbm-2.json is not a loadable XGBoost model" in problem
+    assert "hash" not in problem and "sha256" not in problem

@@ -78,3 +78,56 @@ def test_fit_with_artifact_registers_it(workdir: Path) -> None:
 def test_clear_errors(workdir: Path, extra: list[str], message: str) -> None:
     with pytest.raises(MuseError, match=message):
         run(["predictors", "fit", str(workdir / "scores.parquet"), "--store", str(workdir / "s"), *extra])
+
+
+def test_features_missing_from_the_file_are_named_with_the_columns_found(workdir: Path) -> None:
+    store = str(workdir / "store")
+    assert run(["models", "register", str(workdir / "model.json"), "--name", "fraud", "--version", "1", "--b", "0.25", "--store", store]) == 0
+    other = workdir / "other.parquet"
+    pq.write_table(pa.table({"customer_id": np.arange(500), "amount": np.linspace(1, 500, 500)}), other)
+    with pytest.raises(MuseError) as caught:
+        run(["predictors", "fit", str(other), "--model", "fraud:1", "--store", store, "--out", str(workdir / "p.json")])
+    message = str(caught.value)
+    assert f"lacks {len(synthetic.FEATURE_NAMES)} of the model's {len(synthetic.FEATURE_NAMES)} feature columns" in message
+    assert synthetic.FEATURE_NAMES[0] in message and "it has: customer_id, amount" in message
+    assert "np." not in message and "constant score" not in message
+    assert not (workdir / "p.json").exists()
+
+
+def test_a_constant_score_is_reported_without_numpy_reprs(workdir: Path) -> None:
+    constant = workdir / "constant.parquet"
+    pq.write_table(pa.table({"score": np.full(2000, 0.0201, dtype=np.float64)}), constant)
+    with pytest.raises(MuseError, match=r"all 2000 scores equal 0\.0201;") as caught:
+        run(["predictors", "fit", str(constant), "--score-column", "score"])
+    assert "np." not in str(caught.value)
+
+
+@pytest.fixture
+def coarse_model(workdir: Path) -> Path:
+    """Two trees of depth 2: a handful of distinct scores, too few to reproduce the default curve."""
+    X, y = synthetic.generate_events(3000, seed=5)
+    booster = synthetic.train_model(X, y, n_trees=2, max_depth=2, negative_keep_fraction=0.25, seed=5)
+    booster.save_model(workdir / "coarse.json")
+    return workdir / "coarse.json"
+
+
+def test_a_fit_that_misses_its_targets_is_refused_unless_forced(
+        workdir: Path, coarse_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(workdir / "store")
+    out = workdir / "coarse-predictor.json"
+    fit = ["predictors", "fit", str(workdir / "features.parquet"), "--artifact", str(coarse_model), "--b", "0.25",
+           "--store", store, "--out", str(out)]
+    with pytest.raises(MuseError) as caught:
+        run(fit)
+    message = str(caught.value)
+    assert "misses its target alert rates by more than 10%" in message and "nothing was written" in message
+    assert "edge 0.2 at " in message and "against 0.7000" in message and "np." not in message
+    assert not out.exists()
+
+    assert run([*fit, "--force"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: the fitted map misses its target alert rates" in captured.err and "edge 0.2 at " in captured.err
+    assert Predictor.load(out, FileArtifactStore(store)).spec.model.name == "coarse"
+
+    out.unlink()
+    assert run([*fit, "--tolerance", "10"]) == 0 and out.exists()  # a tolerance wide enough passes
