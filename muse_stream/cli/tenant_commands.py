@@ -11,7 +11,7 @@ from muse_stream.clients.admin import (
     ensure_tenant_topics,
     tenants_on_broker,
 )
-from muse_stream.topics import TopicNames
+from muse_stream.topics import TENANT_TOPIC_KINDS, TopicNames
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,8 +43,12 @@ def _add(args: argparse.Namespace) -> int:
 def _alter(args: argparse.Namespace) -> int:
     names = TopicNames(args.namespace)
     admin = TopicAdmin(command_bootstrap())
-    names.tenant_topic_specs(args.name, args.partitions)  # checks the name and the count
-    topics = [names.input_topic(args.name), names.output_topic(args.name)]
+    specs = names.tenant_topic_specs(args.name, args.partitions, kinds=TENANT_TOPIC_KINDS)  # checks name and count
+    # The kinds that scale with the tenant (input, output, labels; the DLQ keeps one partition), of
+    # those that exist: a tenant made before labels existed has no labels topic to grow.
+    existing = admin.existing_topics()
+    topics = [spec.name for spec in specs
+              if spec.partitions == args.partitions and (spec.name in existing or spec.name == names.input_topic(args.name))]
     before = admin.grow({topic: args.partitions for topic in topics})
     for topic in topics:
         change = "unchanged" if before[topic] == args.partitions else f"grew from {before[topic]}"

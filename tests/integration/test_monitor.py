@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from muse_stream.bench.harness import event_payloads
 
+from muse_stream.bench.workload import event_payloads
 from muse_stream.broker import BrokerHandle
 from muse_stream.clients.settings import transactional_producer_config
 from muse_stream.events import ScoreResult, Timings
 from muse_stream.topics import TopicNames
-from tests.support.deploy import create_tenants, deployment, publish
+from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess, produce, read_committed
 from tests.support.predictors import small_predictor
 
@@ -93,8 +93,8 @@ def test_monitor_counts_what_the_worker_committed_per_tenant(
     predictor = small_predictor(tmp_path / "models", seed=1)
     one = {"fraud-v1": predictor}
     routes = lambda tenants: {(t, "card-fraud"): ("fraud-v1", ()) for t in tenants}  # noqa: E731
-    create_tenants(kafka.bootstrap, topic_names, ["bank-a"], partitions=2)
-    create_tenants(kafka.bootstrap, topic_names, ["bank-b"])
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-a"], partitions=2)
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-b"])
     publish(kafka.bootstrap, topic_names, deployment(["bank-a", "bank-b"], one, routes(["bank-a", "bank-b"])), one,
             tmp_path / "models")
 
@@ -151,7 +151,7 @@ def test_monitor_counts_what_the_worker_committed_per_tenant(
         assert missing.value.code == 404
 
         # A tenant added while the monitor runs is picked up (the monitor restarts itself to subscribe).
-        create_tenants(kafka.bootstrap, topic_names, ["bank-c"])
+        ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-c"])
         everyone = ["bank-a", "bank-b", "bank-c"]
         publish(kafka.bootstrap, topic_names, deployment(everyone, one, routes(everyone)), one, tmp_path / "models")
         later = _scored(kafka, topic_names, "bank-c", worker)
