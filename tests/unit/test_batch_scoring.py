@@ -16,7 +16,6 @@ from muse_stream.routing import UnknownIntent
 from muse_stream.synthetic import FEATURE_NAMES, events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
 from tests.support.poison import POISON, STRICT_INTENT
-from tests.support.predictors import small_predictor
 
 NAMES = TopicNames("unit")
 
@@ -43,16 +42,6 @@ class StaticSnapshot:
             raise UnknownIntent(f"tenant {tenant!r} has no route for intent {intent!r}")
         live, shadows = self.routes[intent]
         return Decision(intent, live, shadows, self.version)
-
-
-@pytest.fixture(scope="module")
-def predictors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Predictor]:
-    store = tmp_path_factory.mktemp("store")
-    return {
-        "v1": small_predictor(store, version="1", seed=1),
-        "v2": small_predictor(store, version="2", seed=2, max_depth=4),
-        "strict": small_predictor(store, name="strict", version="1", seed=1, missing_policy="reject"),
-    }
 
 
 def _records(tenant: str, values: list[bytes | None]) -> list[SourceRecord]:

@@ -30,18 +30,12 @@ from muse_stream.replay.window import (
     shard_of,
 )
 from tests.support.poison import POISON, STRICT_INTENT
-from tests.support.predictors import small_predictor
-from tests.unit.test_batch_scoring import NAMES, StaticSnapshot, _events, _records
-
-
-@pytest.fixture(scope="module")
-def predictors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Predictor]:
-    store = tmp_path_factory.mktemp("store")
-    return {
-        "v1": small_predictor(store, version="1", seed=1),
-        "v2": small_predictor(store, version="2", seed=2, max_depth=4),
-        "strict": small_predictor(store, name="strict", version="1", seed=1, missing_policy="reject"),
-    }
+from tests.unit.test_batch_scoring import (
+    NAMES,
+    StaticSnapshot,
+    _events,
+    _records,
+)
 
 
 def _mixed(predictors: dict[str, Predictor]) -> tuple[StaticSnapshot, list]:
