@@ -40,6 +40,7 @@ from muse_stream.config.deployment import (
     TenantConfig,
 )
 from muse_stream.config.publisher import ConfigPublisher
+from muse_stream.config.snapshot import ConfigSnapshot
 from muse_stream.errors import MuseError
 from muse_stream.models import FileArtifactStore, ModelRegistry
 from muse_stream.pipeline.scoring import (
@@ -354,6 +355,10 @@ class PassthroughScorer:
             results.append(OutgoingRecord(topic, record.key, record.value or b""))
         return BatchOutcome(results=results)
 
+    def counters(self) -> dict[str, int]:
+        """None: it has no shadows and nothing to skip."""
+        return {}
+
 
 def _passthrough_main(argv: Sequence[str]) -> int:
     from muse_stream.broker import command_bootstrap
@@ -370,7 +375,8 @@ def _passthrough_main(argv: Sequence[str]) -> int:
     names = TopicNames(args.namespace)
     settings = WorkerSettings(bootstrap=command_bootstrap(), names=names, worker_id=args.worker_id,
                               commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
-    worker = Worker(settings, lambda: None, PassthroughScorer(names))  # type: ignore[arg-type,return-value]
+    no_config = ConfigSnapshot.empty()  # the pass-through routes nothing
+    worker = Worker(settings, lambda: no_config, PassthroughScorer(names))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     logging.info("pass-through worker stopped: %s", worker.run().line())

@@ -6,6 +6,7 @@ benchmarks all queue records and retry transactional calls the same way.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -43,10 +44,12 @@ def produce_grouped(producer: Producer, records: Iterable[tuple[str, bytes | Non
     return count
 
 
-def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None) -> None:
+def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None,
+                  deadline: float | None = None) -> None:
     """Call ``call(*args)`` again while librdkafka says its error is retriable (at most ``attempts``
-    times; None: until it is not). For commit_transaction this is also the documented way to learn
-    the outcome of a commit that timed out."""
+    times, and no new attempt after ``deadline``, a ``time.monotonic()`` instant; both None: until
+    it is not). Past either limit the last retriable error is raised. For commit_transaction this is
+    also the documented way to learn the outcome of a commit that timed out."""
     attempt = 0
     while True:
         attempt += 1
@@ -54,5 +57,6 @@ def call_retrying(call: Callable[..., object], *args: object, attempts: int | No
             call(*args)
             return
         except KafkaException as exception:
-            if not exception.args[0].retriable() or (attempts is not None and attempt >= attempts):
+            if (not exception.args[0].retriable() or (attempts is not None and attempt >= attempts)
+                    or (deadline is not None and time.monotonic() >= deadline)):
                 raise
