@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from muse_stream.config.snapshot import ConfigSnapshot
 from muse_stream.pipeline.scoring import (
     BatchOutcome,
     OutgoingRecord,
@@ -39,6 +40,10 @@ class PassthroughScorer:
             results.append(OutgoingRecord(topic, record.key, record.value or b""))
         return BatchOutcome(results=results)
 
+    def counters(self) -> dict[str, int]:
+        """None: it has no shadows and nothing to skip."""
+        return {}
+
 
 def _passthrough_main(argv: Sequence[str]) -> int:
     from muse_stream.broker import command_bootstrap
@@ -55,7 +60,8 @@ def _passthrough_main(argv: Sequence[str]) -> int:
     names = TopicNames(args.namespace)
     settings = WorkerSettings(bootstrap=command_bootstrap(), names=names, worker_id=args.worker_id,
                               commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
-    worker = Worker(settings, lambda: None, PassthroughScorer(names))  # type: ignore[arg-type,return-value]
+    no_config = ConfigSnapshot.empty()  # the pass-through routes nothing
+    worker = Worker(settings, lambda: no_config, PassthroughScorer(names))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     logging.info("pass-through worker stopped: %s", worker.run().line())

@@ -7,6 +7,7 @@ demo and the benchmarks all queue records, check deliveries and retry transactio
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -76,10 +77,12 @@ def produce_records(bootstrap: str, records: Iterable[Record], *, what: str = "r
                                 what=f"{what} to {bootstrap}")
 
 
-def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None) -> None:
+def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None,
+                  deadline: float | None = None) -> None:
     """Call ``call(*args)`` again while librdkafka says its error is retriable (at most ``attempts``
-    times; None: until it is not). For commit_transaction this is also the documented way to learn
-    the outcome of a commit that timed out."""
+    times, and no new attempt after ``deadline``, a ``time.monotonic()`` instant; both None: until
+    it is not). Past either limit the last retriable error is raised. For commit_transaction this is
+    also the documented way to learn the outcome of a commit that timed out."""
     attempt = 0
     while True:
         attempt += 1
@@ -87,5 +90,6 @@ def call_retrying(call: Callable[..., object], *args: object, attempts: int | No
             call(*args)
             return
         except KafkaException as exception:
-            if not exception.args[0].retriable() or (attempts is not None and attempt >= attempts):
+            if (not exception.args[0].retriable() or (attempts is not None and attempt >= attempts)
+                    or (deadline is not None and time.monotonic() >= deadline)):
                 raise

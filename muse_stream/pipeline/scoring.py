@@ -11,7 +11,7 @@ import base64
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -34,10 +34,15 @@ logger = logging.getLogger(__name__)
 
 
 class RoutingDecisionLike(Protocol):
-    intent: str
-    live: Predictor
-    shadows: tuple[Predictor, ...]
-    config_version: int
+    # Read-only, so that frozen decisions (routing.RoutingDecision) meet it.
+    @property
+    def intent(self) -> str: ...
+    @property
+    def live(self) -> Predictor: ...
+    @property
+    def shadows(self) -> tuple[Predictor, ...]: ...
+    @property
+    def config_version(self) -> int: ...
 
 
 class SnapshotLike(Protocol):
@@ -79,6 +84,15 @@ class BatchOutcome:
     results: list[OutgoingRecord] = field(default_factory=list)
     dead_letters: list[OutgoingRecord] = field(default_factory=list)
     shadows: list[OutgoingRecord] = field(default_factory=list)
+
+
+class Scorer(Protocol):
+    """What the worker needs of a scorer: a batch scored against one snapshot, and named counters
+    for its periodic log line. BatchScorer is the real one; the benchmarks' pass-through is another."""
+
+    def score(self, records: Sequence[SourceRecord], snapshot: SnapshotLike) -> BatchOutcome: ...
+
+    def counters(self) -> Mapping[str, int]: ...
 
 
 @dataclass(slots=True)
@@ -131,6 +145,15 @@ class BatchScorer:
         self.shadow_guard = shadow_guard or ShadowGuard()
         self.max_event_bytes = max_event_bytes
         self.listener = listener  # None in workers: one attribute test per predictor and batch
+
+    def counters(self) -> dict[str, int]:
+        """Per shadow predictor (id shortened): times its guard tripped, and events it skipped."""
+        guard = self.shadow_guard
+        counts: dict[str, int] = {}
+        for shadow_id in sorted(set(guard.failures) | set(guard.skipped_events)):
+            counts[f"shadow.{shadow_id[:12]}.trips"] = guard.failures.get(shadow_id, 0)
+            counts[f"shadow.{shadow_id[:12]}.skipped"] = guard.skipped_events.get(shadow_id, 0)
+        return counts
 
     def score(self, records: Sequence[SourceRecord], snapshot: SnapshotLike) -> BatchOutcome:
         """Every step works on the whole batch: parse + a C-speed validity check per event (pydantic

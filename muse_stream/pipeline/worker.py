@@ -1,20 +1,11 @@
 """The exactly-once consume-score-produce loop (confluent-kafka, KIP-447).
 
-One transactional producer per worker serves every partition the worker owns. A batch is read,
-scored and written, and its input offsets are sent to the same transaction with the consumer's
-group metadata, so the broker fences a worker that lost its partitions in a rebalance.
-
-Commits overlap the next batch: while one transaction's offsets and commit travel to the broker (on
-a committer thread), the loop gathers and scores the next batch, and it begins the next transaction
-only once that commit has settled. Rebalance callbacks run only inside a poll, and the revoke
-callback first settles the commit in flight, so a transaction always lands under the generation its
-offsets were sent with; records of revoked partitions still waiting in the batch being gathered are
-dropped (their new owner reads them from the committed offset). A failed commit is aborted, and its
-batch and the batch read after it are both read again from the committed offsets.
-
-Error contract (librdkafka's): retriable -> retry; `txn_requires_abort()` -> abort, rewind the
-consumer to the committed offsets, go on; anything else is fatal -> raise, and the restarted worker
-(same worker id, so the same transactional.id) aborts whatever its previous life left open.
+One transactional producer per worker serves every partition the worker owns. The loop gathers a
+batch, scores it, produces its records and commits them with its input offsets and the consumer's
+group metadata in one transaction, so the broker fences a worker that lost its partitions in a
+rebalance. How the commit overlaps the next batch, and what a failure aborts and rewinds, is
+`pipeline/transaction.py`'s job. Records of revoked partitions still waiting in the batch being
+gathered are dropped (their new owner reads them from the committed offset).
 """
 
 from __future__ import annotations
@@ -23,39 +14,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from muse_stream.clients.admin import TopicAdmin
-from muse_stream.clients.producing import call_retrying, produce_grouped
+from muse_stream.clients.producing import produce_grouped
 from muse_stream.clients.settings import consumer_config, transactional_producer_config
-from muse_stream.errors import MuseError
 from muse_stream.pipeline.scoring import (
     BatchScorer,
     OutgoingRecord,
+    Scorer,
     SnapshotLike,
     SourceRecord,
 )
+from muse_stream.pipeline.transaction import (
+    ABORT_BACKOFF_S,
+    MAX_CONSECUTIVE_ABORTS,
+    NextOffsets,
+    TransactionLifecycle,
+    WorkerError,
+    WorkerStats,
+)
 from muse_stream.topics import TopicError, TopicNames
 
+__all__ = ["MAX_CONSECUTIVE_ABORTS", "Worker", "WorkerError", "WorkerSettings", "WorkerStats"]
+
 logger = logging.getLogger(__name__)
-
-MAX_CONSECUTIVE_ABORTS = 8
-ABORT_BACKOFF_S = 0.1
-
-
-class WorkerError(MuseError):
-    """The worker cannot go on safely; its message says where and what to check."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +57,11 @@ class WorkerSettings:
     # unless it restarts first with the same worker id (which aborts the transaction at once).
     transaction_timeout_ms: int = 10_000
     session_timeout_ms: int = 10_000
+    # How long a transaction's offsets, commit or abort are retried on errors librdkafka calls
+    # retriable before the worker stops and says so (a restart settles the transaction).
+    transaction_retry_timeout_ms: int = 30_000
+    # How often the worker logs its counters and its scorer's.
+    report_interval_ms: int = 10_000
 
     @property
     def group_id(self) -> str:
@@ -82,46 +72,15 @@ class WorkerSettings:
         return f"{self.group_id}.{self.worker_id}"
 
 
-@dataclass
-class WorkerStats:
-    batches: int = 0
-    records_in: int = 0
-    results: int = 0
-    dead_letters: int = 0
-    shadows: int = 0
-    aborts: int = 0
-    started_at: float = field(default_factory=time.monotonic)
-
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started_at, 1e-9)
-        return (f"in={self.records_in} results={self.results} dlq={self.dead_letters} shadow={self.shadows} "
-                f"batches={self.batches} aborts={self.aborts} rate={self.records_in / elapsed:.0f}/s")
-
-
-@dataclass
-class _CommitInFlight:
-    """A transaction whose records are queued and whose offsets and commit are on their way."""
-
-    future: Future[None]
-    next_offsets: dict[tuple[str, int], int]
-    records_in: int
-    results: int
-    dead_letters: int
-    shadows: int
-
-
 class Worker:
     def __init__(self, settings: WorkerSettings, current_config: Callable[[], SnapshotLike],
-                 scorer: BatchScorer | None = None) -> None:
+                 scorer: Scorer | None = None) -> None:
         self.settings = settings
         self.current_config = current_config
-        self.scorer = scorer or BatchScorer(settings.names)
+        self.scorer: Scorer = scorer or BatchScorer(settings.names)
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._pending: list[Message] = []
-        self._in_flight: _CommitInFlight | None = None
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muse-committer")
-        self._consecutive_aborts = 0
         self._known_tenants: set[str] = set()
         self._admin = TopicAdmin(settings.bootstrap)
         names = settings.names
@@ -148,6 +107,11 @@ class Worker:
                 "compression.type": "lz4",
             }))
         self._input_pattern = names.input_topic_regex
+        self.transactions = TransactionLifecycle(
+            self.producer, self.consumer, self.stats, worker_id=settings.worker_id,
+            retry_timeout_s=settings.transaction_retry_timeout_ms / 1000,
+            abort_backoff_s=ABORT_BACKOFF_S,  # this module's, read now, so tests can shorten it
+            finish=self._finish_transaction, drop_gathered=self._drop_gathered)
 
     def stop(self) -> None:
         self._stop.set()
@@ -171,7 +135,7 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The commit in flight carries offsets of these partitions under the current generation:
         # it must land (or be aborted) before they change hands.
-        self._settle_in_flight()
+        self.transactions.settle()
         revoked = {(p.topic, p.partition) for p in partitions}
         before = len(self._pending)
         self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in revoked]
@@ -193,16 +157,13 @@ class Worker:
                 if batch:
                     self._process(batch)
                 else:
-                    self._settle_in_flight()  # idle: let the last commit land and count it
-                if time.monotonic() - last_report > 10:
-                    guard = self.scorer.shadow_guard
-                    shadows = "".join(f" shadow {sid[:12]}: {guard.failures[sid]} trips, {guard.skipped_events[sid]} skipped"
-                                      for sid in sorted(set(guard.failures) | set(guard.skipped_events)))
-                    logger.info("worker %s: %s%s", settings.worker_id, self.stats.line(), shadows)
+                    self.transactions.settle()  # idle: let the last commit land and count it
+                if time.monotonic() - last_report > settings.report_interval_ms / 1000:
+                    self._report()
                     last_report = time.monotonic()
-            self._settle_in_flight()
+            self.transactions.settle()
         finally:
-            self._committer.shutdown(wait=True)  # a commit still in flight lands or fails before we close
+            self.transactions.close()  # a commit still in flight lands or fails before we close
             self.consumer.close()
             self.producer.flush(5)
         return self.stats
@@ -239,108 +200,42 @@ class Worker:
         return batch
 
     def _process(self, batch: list[Message]) -> None:
+        """One transaction: score the batch, produce what the scorer returned, commit it with the offsets."""
         tenant_of = self.settings.names.tenant_of_topic
         records: list[SourceRecord] = []
         append = records.append
-        next_offsets: dict[tuple[str, int], int] = {}
+        next_offsets: NextOffsets = {}
         for m in batch:
             topic, partition, offset = m.topic(), m.partition(), m.offset()
             append(SourceRecord(tenant_of(topic), topic, partition, offset, m.timestamp()[1], m.key(), m.value()))
             next_offsets[(topic, partition)] = offset + 1
         outcome = self.scorer.score(records, self.current_config())
-        if not self._settle_in_flight():
-            # The previous transaction was aborted and its input rewound; this batch was read after
-            # it, so it goes back too.
-            self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
+        transactions = self.transactions
+        if not transactions.begin(next_offsets, len(batch)):
             return
-        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
         try:
-            self.producer.begin_transaction()
             self._produce_all(outcome.results)
             self._produce_all(outcome.dead_letters)
             self._produce_all(outcome.shadows)
         except KafkaException as exception:
-            self._on_failed_transaction(exception, len(batch), next_offsets)
+            transactions.fail(exception)
             return
-        group_metadata = self.consumer.consumer_group_metadata()
-        in_flight = self._in_flight = _CommitInFlight(
-            Future(), next_offsets, len(batch), len(outcome.results), len(outcome.dead_letters), len(outcome.shadows))
-        if len(batch) >= self.settings.max_batch:
-            # A full batch means a backlog: read and score the next batch while this one commits.
-            in_flight.future = self._committer.submit(self._finish_transaction, offsets, group_metadata)
-            return
-        # Below the cap there is little to overlap, and the hop to the committer thread cost latency
-        # (muse bench latency: p50 10 -> 19 ms at 1,000 events/s), so commit right here.
-        try:
-            self._finish_transaction(offsets, group_metadata)
-            in_flight.future.set_result(None)
-        except KafkaException as exception:
-            in_flight.future.set_exception(exception)
-        self._settle_in_flight()
-
-    def _finish_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
-        """On the committer thread: the input offsets into the transaction, then the commit."""
-        call_retrying(self.producer.send_offsets_to_transaction, offsets, group_metadata)
-        call_retrying(self.producer.commit_transaction)
-
-    def _settle_in_flight(self) -> bool:
-        """Wait for the commit in flight, if any: count it if it landed, abort and rewind it if not.
-        False if it failed (its input is rewound)."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
-            return True
-        try:
-            in_flight.future.result()
-        except KafkaException as exception:
-            self._on_failed_transaction(exception, in_flight.records_in, in_flight.next_offsets)
-            return False
-        self._consecutive_aborts = 0
-        stats = self.stats
-        stats.batches += 1
-        stats.records_in += in_flight.records_in
-        stats.results += in_flight.results
-        stats.dead_letters += in_flight.dead_letters
-        stats.shadows += in_flight.shadows
-        return True
-
-    def _on_failed_transaction(self, exception: KafkaException, records_in: int,
-                               next_offsets: dict[tuple[str, int], int]) -> None:
-        error: KafkaError = exception.args[0]
-        if error.fatal():  # fenced or broken: only a new producer (a restart) can go on
-            raise exception
-        # Anything else inside a transaction leaves it unusable: abort it, read the batch again.
-        self._abort_and_rewind(error, records_in, next_offsets)
-
-    def _abort_and_rewind(self, error: KafkaError, records_in: int, next_offsets: dict[tuple[str, int], int]) -> None:
-        self._consecutive_aborts += 1
-        self.stats.aborts += 1
-        span = ", ".join(f"{topic}[{partition}] up to offset {offset - 1}" for (topic, partition), offset in next_offsets.items())
-        logger.warning("transaction of %d records aborted (%s): %s; rewinding to the committed offsets",
-                    records_in, error.str(), span)
-        call_retrying(self.producer.abort_transaction)
-        self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
-        if self._consecutive_aborts >= MAX_CONSECUTIVE_ABORTS:
-            raise WorkerError(
-                f"worker {self.settings.worker_id}: {self._consecutive_aborts} transactions in a row aborted, the last "
-                f"on {error.str()} ({span}); nothing was committed for them and the input is intact. Check the output "
-                "and DLQ topics of these tenants (deleted? size or ACL limits?) and `muse broker logs`, then restart."
-            )
-        time.sleep(min(ABORT_BACKOFF_S * 2 ** (self._consecutive_aborts - 1), 5.0))
+        transactions.commit(outcome, overlap=len(batch) >= self.settings.max_batch)
 
     def _produce_all(self, records: list[OutgoingRecord]) -> None:
         produce_grouped(self.producer, records)
 
-    def _rewind(self, partitions: list[TopicPartition]) -> None:
-        """Back to the last committed offsets, so the aborted batch is read and scored again."""
+    def _finish_transaction(self, offsets: list[TopicPartition], group_metadata: object) -> None:
+        """Offsets into the transaction, then the commit (TransactionLifecycle.finish); a method of
+        the worker so that a test's worker can make a commit fail."""
+        self.transactions.finish(offsets, group_metadata)
+
+    def _drop_gathered(self) -> set[tuple[str, int]]:
+        """Drop the records gathered for the next batch (a rewind goes back before them); their partitions."""
+        dropped = {(m.topic(), m.partition()) for m in self._pending}
         self._pending = []
-        try:
-            committed_offsets = self.consumer.committed(partitions, timeout=30)
-        except KafkaException as error:  # without them the consumer's positions are past uncommitted input
-            raise WorkerError(f"worker {self.settings.worker_id}: cannot read the committed offsets of "
-                              f"{[f'{p.topic}[{p.partition}]' for p in partitions]} to rewind: {error}; restart it") from error
-        for committed in committed_offsets:
-            target = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
-            try:
-                self.consumer.seek(TopicPartition(committed.topic, committed.partition, target))
-            except KafkaException as error:  # revoked meanwhile: its new owner reads it
-                logger.info("not rewinding %s[%d]: %s", committed.topic, committed.partition, error)
+        return dropped
+
+    def _report(self) -> None:
+        counters = "".join(f" {name}={value}" for name, value in self.scorer.counters().items())
+        logger.info("worker %s: %s%s", self.settings.worker_id, self.stats.line(), counters)
