@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup kcat demo test test-unit broker-start broker-stop clean
+.PHONY: setup kcat demo test test-unit lint format broker-start broker-stop clean
 
 setup: $(STAMP) kcat
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "muse-stream needs Python 3.11 or newer; set PYTHON=python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +31,16 @@ test: $(STAMP) kcat
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# Lint and type-check as CI does (.ci/run runs this before the tests); `make format` fixes formatting.
+lint: $(STAMP)
+	$(BIN)/ruff check muse_stream tests examples
+	$(BIN)/ruff format --check muse_stream tests examples
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix muse_stream tests examples
+	$(BIN)/ruff format muse_stream tests examples
 
 broker-start: $(STAMP)
 	$(BIN)/muse broker start

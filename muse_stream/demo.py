@@ -132,7 +132,7 @@ def _read(bootstrap: str, topics: list[str], expect: int, timeout: float = 120.0
     records = read_topics(bootstrap, topics, expect=expect, timeout=timeout, settle=0.5)
     if len(records) < expect:
         raise MuseError(f"only {len(records)} of {expect} results arrived on {topics} within {timeout:.0f} s")
-    return [(topic, orjson.loads(value)) for topic, _, value in records]
+    return [(topic, orjson.loads(value)) for topic, _, value in records if value is not None]
 
 
 def run_demo(bootstrap: str, topology_dir: Path | None = None, *, events_per_tenant: int = 4000,
@@ -242,21 +242,22 @@ def _summarize(outputs: list[tuple[str, dict]], shadows: list[tuple[str, dict]],
               + "  ".join(f"alerts>={t:<4}" for t in THRESHOLDS) + "   " + "  ".join(f"raw>={t:<4}" for t in THRESHOLDS))
     say("")
     say("Alert rate per tenant at fixed thresholds (the tenants' thresholds never change):")
-    say("reference curve target: " + ", ".join(f"{target:.0%} of events >= {t}" for t, target in zip(THRESHOLDS, targets)))
+    say("reference curve target: " + ", ".join(f"{target:.0%} of events >= {t}" for t, target in zip(THRESHOLDS, targets, strict=True)))
     say(header)
     rows = []
     for (tenant, intent, version, predictor_id), scored in sorted(groups.items()):
         predictor = predictors[predictor_id]
         mapped = np.array([score for _, score in scored])
         raw = predictor.score_batch(np.stack([features[event_id] for event_id, _ in scored])).raw
+        alert_rate = {str(t): float(np.mean(mapped >= t)) for t in THRESHOLDS}
+        raw_alert_rate = {str(t): float(np.mean(raw >= t)) for t in THRESHOLDS}
         row = {"tenant": tenant, "intent": intent, "config_version": version, "phase": phase_of_version.get(version, ""),
                "predictor": f"{predictor.name}:{predictor.version}", "events": len(scored),
-               "alert_rate": {str(t): float(np.mean(mapped >= t)) for t in THRESHOLDS},
-               "raw_alert_rate": {str(t): float(np.mean(raw >= t)) for t in THRESHOLDS}}
+               "alert_rate": alert_rate, "raw_alert_rate": raw_alert_rate}
         rows.append(row)
         say(f"{tenant:8} {intent:17} {version:>6} {row['predictor']:10} {len(scored):>6}  "
-            + "  ".join(f"{row['alert_rate'][str(t)]:>10.1%}" for t in THRESHOLDS) + "   "
-            + "  ".join(f"{row['raw_alert_rate'][str(t)]:>8.1%}" for t in THRESHOLDS))
+            + "  ".join(f"{alert_rate[str(t)]:>10.1%}" for t in THRESHOLDS) + "   "
+            + "  ".join(f"{raw_alert_rate[str(t)]:>8.1%}" for t in THRESHOLDS))
     shadow_scores = np.array([s["score"] for _, s in shadows])
     live_scores = np.array([s["live_score"] for _, s in shadows])
     if shadow_scores.size:

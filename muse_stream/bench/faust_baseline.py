@@ -59,7 +59,7 @@ def main(argv: Sequence[str]) -> int:
                        key_serializer="raw", value_serializer="raw")
 
     @app.agent(inputs)
-    async def score(stream):  # type: ignore[no-untyped-def]
+    async def score(stream):
         async for events in stream.take_events(args.max_batch, within=args.within_ms / 1000):
             records = []
             for event in events:

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 import xgboost
 
+from muse_stream import synthetic
 from muse_stream.models import FileArtifactStore, ModelRegistry
 from muse_stream.predictors import Predictor
 from muse_stream.predictors.fitting import fit_predictor_spec
@@ -47,20 +48,9 @@ class CostResult:
 
 
 def train_bench_model(*, trees: int, depth: int, b: float, seed: int) -> tuple[xgboost.Booster, np.ndarray]:
-    """A model of the requested size and a pool of events to score (synthetic data when available)."""
-    try:
-        from muse_stream import synthetic
-    except ImportError:  # pragma: no cover - synthetic.py is part of the package
-        synthetic = None
-    if synthetic is not None:
-        X, y = synthetic.generate_events(40_000, seed=seed)
-        return synthetic.train_model(X, y, n_trees=trees, max_depth=depth, negative_keep_fraction=b, seed=seed), X
-    rng = np.random.default_rng(seed)  # pragma: no cover
-    X = rng.normal(size=(40_000, 30)).astype(np.float32)
-    y = (X[:, :5].sum(axis=1) + rng.normal(size=40_000) > 3).astype(np.int8)
-    dtrain = xgboost.DMatrix(X, label=y, feature_names=[f"f{i}" for i in range(30)])
-    params = {"objective": "binary:logistic", "max_depth": depth, "tree_method": "hist", "seed": seed, "verbosity": 0}
-    return xgboost.train(params, dtrain, num_boost_round=trees), X
+    """A model of the requested size and a pool of events to score, from the seeded synthetic data."""
+    X, y = synthetic.generate_events(40_000, seed=seed)
+    return synthetic.train_model(X, y, n_trees=trees, max_depth=depth, negative_keep_fraction=b, seed=seed), X
 
 
 def build_predictor(booster: xgboost.Booster, X: np.ndarray, *, b: float, store_dir: str) -> Predictor:

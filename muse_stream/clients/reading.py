@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Protocol, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -23,14 +24,38 @@ READ_TIMEOUT_S = 30.0
 LEADER_WAIT_S = 10.0
 
 
+
+class Record(Protocol):
+    """A consumed message that is a record, not an error event. confluent-kafka types topic(),
+    partition() and offset() as optional because an error event may lack them; a message whose
+    error() is None has all three, and this type says so once instead of at every use."""
+
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
+
+
+def good(message: Message) -> Record:
+    """``message`` as a :class:`Record`; call it only once ``message.error()`` is None."""
+    return cast(Record, message)
+
+
+def good_batch(messages: list[Message]) -> list[Record]:
+    """A batch as records, without a per-message cost: for batches whose error events were taken out."""
+    return cast(list[Record], messages)
+
 def read_topics(bootstrap: str, topics: list[str], *, expect: int, timeout: float = 60.0, settle: float = 1.0,
-                isolation: str = "read_committed") -> list[tuple[str, bytes | None, bytes]]:
+                isolation: str = "read_committed") -> list[tuple[str, bytes | None, bytes | None]]:
     """(topic, key, value) of every record, read until at least `expect` arrived and then `settle`
     seconds passed with nothing new (so records beyond `expect`, e.g. duplicates, are seen too),
     or until `timeout`. Uses a fresh group id, so it always starts at the beginning."""
     consumer = Consumer(consumer_config(bootstrap, f"muse-reader-{uuid.uuid4()}", **{"isolation.level": isolation}))
     consumer.subscribe(topics)
-    records: list[tuple[str, bytes | None, bytes]] = []
+    records: list[tuple[str, bytes | None, bytes | None]] = []
     deadline = time.monotonic() + timeout
     last = time.monotonic()
     try:
@@ -38,7 +63,8 @@ def read_topics(bootstrap: str, topics: list[str], *, expect: int, timeout: floa
             batch = consumer.consume(10_000, timeout=0.2)
             for message in batch:
                 if message.error() is None:
-                    records.append((message.topic(), message.key(), message.value()))
+                    record = good(message)
+                    records.append((record.topic(), record.key(), record.value()))
             if batch:
                 last = time.monotonic()
             elif len(records) >= expect and time.monotonic() - last >= settle:
@@ -71,7 +97,7 @@ def reader_from_start(bootstrap: str, topic: str, **overrides: object) -> Consum
     return consumer
 
 
-def read_to_end(bootstrap: str, topic: str, *, timeout: float = READ_TIMEOUT_S, **overrides: object) -> Iterator[Message]:
+def read_to_end(bootstrap: str, topic: str, *, timeout: float = READ_TIMEOUT_S, **overrides: object) -> Iterator[Record]:
     """Every committed record of partition 0 of ``topic``, from its start to its end as of now."""
     consumer = reader_from_start(bootstrap, topic, **overrides)
     try:
@@ -83,12 +109,13 @@ def read_to_end(bootstrap: str, topic: str, *, timeout: float = READ_TIMEOUT_S, 
             message = consumer.poll(0.2)
             if message is None:
                 continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     return
-                if message.error().fatal() or message.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise MuseError(f"cannot read topic {topic} on {bootstrap}: {message.error().str()}")
+                if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise MuseError(f"cannot read topic {topic} on {bootstrap}: {error.str()}")
                 continue
-            yield message
+            yield good(message)
     finally:
         consumer.close()

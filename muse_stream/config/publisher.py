@@ -39,7 +39,7 @@ from muse_stream.config.deployment import (
     VersionMarker,
     encode_value,
 )
-from muse_stream.config.history import encode_history_record, operator_identity
+from muse_stream.config.history import Body, encode_history_record, operator_identity
 from muse_stream.config.state import ConfigState, read_config_log
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, sha256_hex
@@ -186,7 +186,7 @@ class ConfigPublisher:
             if version is None:
                 return PublishResult(diff.live_version, diff, uploaded, created)
             marker = VersionMarker(config_version=version, changed=diff.changed, applied_at=datetime.now(UTC))
-            changes: dict[str, object] = {}
+            changes: dict[str, Body | None] = {}
             producer.begin_transaction()
             for key, body in sorted(diff.upserts.items()):
                 value = encode_value(orjson.loads(body), version)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from muse_stream.errors import MuseError, validation_problems
 from muse_stream.transforms import QuantileMap
 
-FORMAT = "muse.predictor/1"
+FORMAT: Literal["muse.predictor/1"] = "muse.predictor/1"
 MissingPolicy = Literal["xgboost_missing", "reject"]
 
 

@@ -69,7 +69,7 @@ def test_scores_each_stage_of_the_dag(predictor: Predictor, data) -> None:
     mapped = predictor.score_batch(X).mapped
     curve = AlertRateCurve.default()
     ties = np.unique(mapped, return_counts=True)[1].max() / mapped.size
-    for edge, rate in zip(curve.edges, curve.rates):
+    for edge, rate in zip(curve.edges, curve.rates, strict=True):
         assert abs(np.mean(mapped >= edge) - rate) <= 0.01 + ties / 2
 
 
@@ -102,14 +102,14 @@ def test_deterministic(predictor: Predictor, data) -> None:
 
 def test_vectorize_follows_model_order(predictor: Predictor, data) -> None:
     X, _ = data
-    records = [dict(reversed(list(zip(synthetic.FEATURE_NAMES, row.tolist())))) for row in X[:50]]
+    records = [dict(reversed(list(zip(synthetic.FEATURE_NAMES, row.tolist(), strict=True)))) for row in X[:50]]
     assert np.array_equal(predictor.vectorize(records), X[:50])
     assert np.array_equal(predictor.score_records(records).mapped, predictor.score_batch(X[:50]).mapped)
 
 
 def test_missing_features_passed_to_xgboost(predictor: Predictor, data) -> None:
     X, _ = data
-    records = [dict(zip(synthetic.FEATURE_NAMES, row.tolist())) for row in X[:20]]
+    records = [dict(zip(synthetic.FEATURE_NAMES, row.tolist(), strict=True)) for row in X[:20]]
     lacking = synthetic.FEATURE_NAMES[5]
     del records[3][lacking]
     matrix = predictor.vectorize(records)
@@ -125,7 +125,7 @@ def test_missing_features_rejected_with_the_feature_named(registry: ModelRegistr
     record = registry.register(bytes(booster.save_raw("json")), name="fraud", version="1", b=B)
     strict = Predictor.from_spec(make_spec(record, X, booster, policy="reject"), registry.store)
     lacking = synthetic.FEATURE_NAMES[7]
-    records = [dict(zip(synthetic.FEATURE_NAMES, row.tolist())) for row in X[:5]]
+    records = [dict(zip(synthetic.FEATURE_NAMES, row.tolist(), strict=True)) for row in X[:5]]
     del records[2][lacking]
     with pytest.raises(MissingFeatureError, match=f"event 2 lacks '{lacking}'"):
         strict.score_records(records)
