@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import enum
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -107,8 +108,13 @@ def port_is_free(port: int) -> bool:
 
 
 def free_port_pair(first: int = 29300, last: int = 29900) -> int:
-    """A port p with p and p+1 free on 127.0.0.1: a broker's client and controller listeners."""
-    for port in range(first, last, 2):
+    """A port p with p and p+1 free on 127.0.0.1: a broker's client and controller listeners.
+
+    The search starts at a random pair: test sessions started side by side would otherwise all
+    pick the first free pair, and all but one broker would fail to bind it."""
+    pairs = list(range(first, last, 2))
+    start = random.randrange(len(pairs))
+    for port in pairs[start:] + pairs[:start]:
         if port_is_free(port) and port_is_free(port + 1):
             return port
     raise BrokerSetupError(f"no two adjacent free ports between {first} and {last} on 127.0.0.1; free some or set MUSE_BOOTSTRAP")
