@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from muse_stream.events import LabelRecord
 from muse_stream.pipeline.scoring import BatchOutcome, SourceRecord
@@ -37,6 +39,12 @@ REPLAY_SCHEMA = pa.schema([
     ("labelled_at", pa.timestamp("ms", tz="UTC")),
 ])
 _DAY_MS = 86_400_000
+PARTITIONING = ds.partitioning(pa.schema([REPLAY_SCHEMA.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
+
+
+def read_dataset(path: str | Path) -> ds.Dataset:
+    """A replay's dataset with its tenant and day columns typed as written (strings)."""
+    return ds.dataset(path, format="parquet", partitioning=PARTITIONING)
 
 
 def _event_fields(value: bytes | None) -> tuple[str | None, str | None]:

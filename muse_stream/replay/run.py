@@ -23,9 +23,10 @@ from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard, SourceRecord
 from muse_stream.replay.configs import ConfigChoice, check_tags
 from muse_stream.replay.progress import Progress
 from muse_stream.replay.rows import (
-    PARTITION_COLUMNS,
+    PARTITIONING,
     REPLAY_SCHEMA,
     ConfigRows,
+    read_dataset,  # noqa: F401  (re-exported: `muse_stream.replay.run.read_dataset` is the documented reader)
     record_batch,
 )
 from muse_stream.replay.sources import (
@@ -42,7 +43,6 @@ from muse_stream.topics import TopicNames
 # pyarrow refuses a batch spanning more than 1,024 tenant/day directories by default: 500 tenants
 # over three days is a normal replay.
 MAX_PARTITIONS = 1 << 20
-PARTITIONING = ds.partitioning(pa.schema([REPLAY_SCHEMA.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
 
 
 @dataclass
@@ -67,11 +67,6 @@ class ReplaySummary:
             out.append(f"  {self.invalid_labels:,} records on the labels topics were not valid labels and were skipped")
         out.append(f"dataset: {self.out} (hive-partitioned tenant=/day=; read with pyarrow.dataset, partitioning='hive')")
         return out
-
-
-def read_dataset(path: str | Path) -> ds.Dataset:
-    """A replay's dataset with its tenant and day columns typed as written (strings)."""
-    return ds.dataset(path, format="parquet", partitioning=PARTITIONING)
 
 
 def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, choices: Sequence[ConfigChoice],

@@ -21,6 +21,8 @@ PURE_MODULES = [
     "muse_stream.replay.window",
     "muse_stream.replay.rows",
     "muse_stream.replay.progress",
+    "muse_stream.backtest.aggregate",
+    "muse_stream.backtest.report",
     "muse_stream.config",
     "muse_stream.config.deployment",
     "muse_stream.config.files",
