@@ -16,7 +16,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, PercentFormatter
 
 from muse_stream.backtest.aggregate import HISTOGRAM_BINS, Backtest, GroupFigures, RateFigure
 
@@ -120,6 +122,12 @@ def alert_rate_plot(tenant: str, config: str, groups: list[GroupFigures]) -> str
         ax.plot(times, [g.edges[i].alert_rate for g in groups], marker="o", color=color, label=f">= {edge.threshold:g}")
         ax.axhline(edge.target, color=color, linestyle="--", linewidth=1)
     ax.set_yscale("log")
+    ax.set_yticks([edge.target for edge in groups[0].edges])  # the targets: where the lines should be
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    if len(times) <= 12:
+        ax.set_xticks(times)
+    ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d" if len(groups[0].period) == 10 else "%m-%d %H:00"))
     ax.set_ylabel("alert rate (dashed: target)")
     ax.set_title(f"{tenant} / {config}: alert rate over time")
     ax.legend(fontsize="small", loc="best")
@@ -152,6 +160,7 @@ def recall_plot(tenant: str, totals: list[GroupFigures]) -> str:
             rates, recalls = zip(*group.recall_curve, strict=True)
             ax.plot(rates, recalls, marker=".", label=f"{group.config} (AUC {_num(group.auc)})")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_xlabel("alert rate (top share of labelled events by score)")
     ax.set_ylabel("recall")
     ax.set_ylim(0, 1.02)
