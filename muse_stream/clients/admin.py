@@ -14,7 +14,13 @@ from muse_stream.clients.settings import (
     client_settings,
 )
 from muse_stream.errors import MuseError
-from muse_stream.topics import TENANT_TOPIC_KINDS, TopicError, TopicNames, TopicSpec
+from muse_stream.topics import (
+    TENANT_TOPIC_KINDS,
+    TopicError,
+    TopicNames,
+    TopicSpec,
+    describe_retention,
+)
 
 ADMIN_TIMEOUT_S = 30.0
 # Topics per CreateTopics/DeleteTopics request: a single request for 1,500 topics (500 tenants)
@@ -68,7 +74,7 @@ class TopicAdmin:
         for start in range(0, len(missing), ADMIN_REQUEST_TOPICS):
             chunk = missing[start:start + ADMIN_REQUEST_TOPICS]
             futures = self._admin.create_topics(
-                [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=dict(s.configs))
+                [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config={**s.defaults, **s.configs})
                  for s in chunk],
                 operation_timeout=ADMIN_TIMEOUT_S,
             )
@@ -145,6 +151,13 @@ def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:
     """Tenant -> input partitions, read from the topics that exist."""
     existing = admin.existing_topics()
     return {tenant: existing[names.input_topic(tenant)] for tenant in names.tenants_in(existing)}
+
+
+def tenant_retention(admin: TopicAdmin, names: TopicNames, tenants: Iterable[str]) -> dict[str, str]:
+    """Tenant -> its input topic's retention, e.g. ``7d`` (the labels topic is created alike)."""
+    tenants = list(tenants)
+    configs = admin.topic_configs([names.input_topic(t) for t in tenants])
+    return {t: describe_retention(configs[names.input_topic(t)].get("retention.ms")) for t in tenants}
 
 
 def ensure_tenant_topics(admin: TopicAdmin, names: TopicNames, tenants: Sequence[str], partitions: int = 1, *,
