@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from muse_stream.bench.metrics import roc_auc
 from muse_stream.errors import MuseError
@@ -83,13 +84,17 @@ class LiveScores:
         )
 
 
-def load_live_scores(path: str | Path) -> LiveScores:
-    """The live rows of the replay dataset at ``path``."""
+def open_replay(path: str | Path) -> ds.Dataset:
+    """The replay dataset at ``path``, or a one-line error where there is none."""
     path = Path(path)
     if not path.is_dir() or not any(path.rglob("*.parquet")):
         raise BacktestError(f"{path} holds no replay dataset (no Parquet files); write one with `muse replay --out {path}`")
-    dataset = read_dataset(path)
-    table = dataset.to_table(columns=["tenant", "config", "role", "event_timestamp", "score", "label"],
+    return read_dataset(path)
+
+
+def load_live_scores(path: str | Path) -> LiveScores:
+    """The live rows of the replay dataset at ``path``."""
+    table = open_replay(path).to_table(columns=["tenant", "config", "role", "event_timestamp", "score", "label"],
                              filter=pc.field("role") == "live")
     if table.num_rows == 0:
         raise BacktestError(f"the replay dataset {path} has no live rows")

@@ -32,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="alert rates to give recall at (default: 0.01,0.05,0.1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for summary.json and report.html (default: REPLAY_DIR/_backtest, which dataset readers skip)")
+    parser.add_argument("--walk-forward", action="store_true",
+                        help="instead: the quantile-mapping study's walk-forward (p1, p1_5, p2, custom, default, raw) on the "
+                             "replay's windows (--period), the first the fit window; needs --old and --new")
+    parser.add_argument("--old", metavar="CONFIG", help="with --walk-forward: the replay's config of the old model, e.g. v3")
+    parser.add_argument("--new", metavar="CONFIG", help="with --walk-forward: the replay's config of the new model, e.g. live or a candidate's stem")
     parser.set_defaults(handler=_backtest)
 
 
@@ -41,13 +46,33 @@ def _backtest(args: argparse.Namespace) -> int:
     from muse_stream.backtest.aggregate import DEFAULT_ALERT_RATES, BacktestSpec, backtest, load_live_scores
     from muse_stream.backtest.report import format_table, html_report, summary
 
+    out = args.out or args.replay_dir / "_backtest"  # "_" prefix: pyarrow.dataset skips it
+    if args.walk_forward:
+        return _walk_forward(args, out)
     spec = BacktestSpec(period=args.period, thresholds=args.thresholds, alert_rates=args.alert_rates or DEFAULT_ALERT_RATES)
     result = backtest(load_live_scores(args.replay_dir), spec)
-    out = args.out or args.replay_dir / "_backtest"  # "_" prefix: pyarrow.dataset skips it
     out.mkdir(parents=True, exist_ok=True)
     source = str(args.replay_dir)
     (out / "summary.json").write_bytes(orjson.dumps(summary(result, source), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     (out / "report.html").write_text(html_report(result, source), encoding="utf-8")
     print(format_table(result))
     print(f"\nwrote {out / 'summary.json'} and {out / 'report.html'}")
+    return 0
+
+
+def _walk_forward(args: argparse.Namespace, out: Path) -> int:
+    import orjson
+
+    from muse_stream.backtest.aggregate import BacktestError
+    from muse_stream.backtest.walk_forward import format_walk_forward, load_walk_forward, walk_forward_summary
+
+    if not args.old or not args.new:
+        raise BacktestError("--walk-forward compares two of the replay's configs: give --old CONFIG and --new CONFIG "
+                            "(e.g. --old v3 --new live)")
+    results = load_walk_forward(args.replay_dir, args.old, args.new, args.period)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "walk_forward.json").write_bytes(orjson.dumps(walk_forward_summary(results, args.old, args.new),
+                                                         option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    print(format_walk_forward(results, args.old, args.new))
+    print(f"\nwrote {out / 'walk_forward.json'}")
     return 0

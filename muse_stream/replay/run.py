@@ -112,9 +112,11 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
         for messages in read_ranges(bootstrap, ranges, batch_size=batch_size):
             records = [SourceRecord(names.tenant_of_topic(m.topic()), m.topic(), m.partition(), m.offset(),
                                     m.timestamp()[1], m.key(), m.value()) for m in messages]
-            by_position = {(r.topic, r.partition, r.offset): r for r in records}
-            for scorer, snapshot, rows in zip(scorers, snapshots, collectors, strict=True):
-                rows.add_dead_letters(scorer.score(records, snapshot), by_position)
+            outcomes = [scorer.score(records, snapshot) for scorer, snapshot in zip(scorers, snapshots, strict=True)]
+            if any(outcome.dead_letters for outcome in outcomes):  # the lookup only where a letter needs it
+                by_position = {(r.topic, r.partition, r.offset): r for r in records}
+                for rows, outcome in zip(collectors, outcomes, strict=True):
+                    rows.add_dead_letters(outcome, by_position)
             summary.events.update(r.tenant for r in records)
             batch = record_batch(collectors, labels)
             # Labelled events, counted once each: on the first config's live rows.

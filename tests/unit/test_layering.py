@@ -23,6 +23,7 @@ PURE_MODULES = [
     "muse_stream.replay.progress",
     "muse_stream.backtest.aggregate",
     "muse_stream.backtest.report",
+    "muse_stream.backtest.walk_forward",
     "muse_stream.config",
     "muse_stream.config.deployment",
     "muse_stream.config.files",
