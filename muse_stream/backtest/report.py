@@ -57,7 +57,8 @@ def _table(header: list[str], rows: Iterable[list[str]], left: int) -> list[str]
 
 
 def _same_thresholds(backtest: Backtest) -> bool:
-    return tuple(backtest.spec.tenant_thresholds) == tuple(backtest.spec.curve.edges)
+    """The tenant's thresholds are all reference edges: their alert rates are already shown."""
+    return set(backtest.spec.tenant_thresholds) <= set(backtest.spec.curve.edges)
 
 
 def format_table(backtest: Backtest) -> str:
@@ -171,7 +172,7 @@ def recall_plot(tenant: str, totals: list[GroupFigures]) -> str:
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}
 th{background:#f3f3f3}.over{color:#b00}.plots{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}
 figcaption{font-size:12px;color:#555}h2{border-bottom:1px solid #ddd;padding-bottom:4px}"""
 
