@@ -4,8 +4,9 @@ process, next to the live exactly-once worker and bare ``Booster.inplace_predict
 A backlog of ``--events`` input events (one tenant, the throughput benchmark's model and events,
 produced in chunks so the benchmark itself stays small) is replayed with the live config by a fresh
 process (spawned, so its peak RSS is the replay's own: ``ru_maxrss`` of that process, imports
-included); the replay is timed from its call to its return (config, labels and offset look-ups
-included, interpreter start-up not). Then a worker drains the same backlog (its group is its own,
+included); the replay is timed from its first read to its last write, as the worker is timed
+from its first to its last event (the whole call, with config, model and labels loading, is
+printed beside it). Then a worker drains the same backlog (its group is its own,
 so the replay did not move it) and bare XGBoost scores the first 200,000 events' matrix.
 """
 
@@ -14,15 +15,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import orjson
 
 from muse_stream.bench.progress import committed_counter
+from muse_stream.bench.replay_process import replay_live
 from muse_stream.bench.throughput import (
     TENANT,
     Run,
@@ -45,32 +45,21 @@ PRODUCE_CHUNK = 200_000
 BARE_EVENTS = 200_000
 
 
-def _replay_child(bootstrap: str, namespace: str, out: str, batch_size: int, reply: Connection) -> None:
-    """In a fresh process: one replay with the live config; sends (seconds, events, peak RSS KiB)."""
-    from muse_stream.replay.configs import ConfigChoice
-    from muse_stream.replay.run import replay
-    from muse_stream.replay.window import Window
-
-    started = time.perf_counter()
-    summary = replay(bootstrap, TopicNames(namespace), [TENANT], [ConfigChoice("live")], Window(), out, batch_size=batch_size)
-    seconds = time.perf_counter() - started
-    reply.send((seconds, sum(summary.events.values()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-
-
-def time_replay(bootstrap: str, names: TopicNames, out: Path, batch_size: int) -> tuple[Run, int]:
-    """Run one replay in a spawned process; its Run (with peak RSS) and the events it read."""
+def time_replay(bootstrap: str, names: TopicNames, out: Path, batch_size: int) -> tuple[Run, int, float]:
+    """Run one replay in a spawned process: its Run (reading, scoring and writing; peak RSS of the
+    process), the events it read and the seconds of the whole call (configs, models, labels too)."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_replay_child, args=(bootstrap, names.namespace, str(out), batch_size, send))
+    child = context.Process(target=replay_live, args=(bootstrap, names.namespace, TENANT, str(out), batch_size, send))
     child.start()
     send.close()
     try:
-        seconds, events, peak_kib = receive.recv()
+        total, seconds, events, peak_kib = receive.recv()
     except EOFError:
         child.join()
         raise RuntimeError(f"the replay process exited with code {child.exitcode} before reporting") from None
     child.join()
-    return Run("muse replay (Kafka -> Parquet, 1 config, 1 process)", events / seconds, seconds, peak_kib / 1024), events
+    return Run("muse replay (Kafka -> Parquet, 1 config, 1 process)", events / seconds, seconds, peak_kib / 1024), events, total
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
@@ -90,7 +79,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                 produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), chunk)
             print(f"backlog produced: {args.events:,} events in {produce_s:.1f} s")
             out = tmp_path / "replay"
-            replay_run, replayed = time_replay(bootstrap, names, out, args.batch_size)
+            replay_run, replayed, replay_call_s = time_replay(bootstrap, names, out, args.batch_size)
             if replayed != args.events:
                 raise RuntimeError(f"the replay read {replayed:,} events, not the {args.events:,} produced")
             runs.append(replay_run)
@@ -107,7 +96,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         finally:
             delete_namespace(TopicAdmin(bootstrap), names)
     return {"events": args.events, "partitions": args.partitions, "trees": args.trees, "depth": args.depth,
-            "batch_size": args.batch_size, "cpus": os.cpu_count(), "dataset_mib": round(dataset_mib, 1), "runs": runs}
+            "batch_size": args.batch_size, "cpus": os.cpu_count(), "dataset_mib": round(dataset_mib, 1),
+            "replay_call_s": round(replay_call_s, 2), "runs": runs}
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -116,7 +106,8 @@ def _handle(args: argparse.Namespace) -> int:
     replay = runs[0]
     print(f"replay: {result['events']:,} events, 1 tenant x {result['partitions']} partitions, {result['trees']} trees "
           f"depth {result['depth']}, replay batches of {result['batch_size']:,}, {result['cpus']} CPUs; "
-          f"dataset {result['dataset_mib']} MiB")
+          f"dataset {result['dataset_mib']} MiB; the whole replay call (configs, model loading, labels too) "
+          f"took {result['replay_call_s']} s")
     print(f"{'path':<55}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'replay / this':>15}")
     for run in runs:
         rss = f"{run.peak_rss_mib:.0f}" if run.peak_rss_mib else "-"

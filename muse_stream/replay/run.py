@@ -5,6 +5,7 @@ by tenant and day) while reading. See the package docstring for the dataset's co
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,12 +55,15 @@ class ReplaySummary:
     labelled: Counter[str] = field(default_factory=Counter)  # tenant -> events with a label
     dead_letters: dict[str, Counter[str]] = field(default_factory=dict)  # config tag -> reason -> count
     invalid_labels: int = 0
+    seconds: float = 0.0  # reading, scoring and writing the window (configs, models and labels already loaded)
 
     def lines(self) -> list[str]:
         out = [f"replayed {sum(self.events.values()):,} events ({self.window}) with "
                + ", ".join(tag if version is None else f"{tag} (version {version})" for tag, version in self.configs)]
         for tenant in sorted(self.events):
             out.append(f"  {tenant}: {self.events[tenant]:,} events, {self.labelled[tenant]:,} labelled")
+        if self.seconds > 0:
+            out.append(f"  read, scored and written in {self.seconds:.1f} s: {sum(self.events.values()) / self.seconds:,.0f} events/s")
         for tag, reasons in self.dead_letters.items():
             text = ", ".join(f"{reason} {count:,}" for reason, count in sorted(reasons.items())) or "none"
             out.append(f"  dead letters with {tag}: {text}")
@@ -127,9 +131,11 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
                 yield batch
             bar.update(len(records))
 
+    started = time.perf_counter()
     ds.write_dataset(batches(), out, schema=REPLAY_SCHEMA, format="parquet", partitioning=PARTITIONING,
                      existing_data_behavior="overwrite_or_ignore", basename_template=prefix + "{i}.parquet",
                      max_partitions=MAX_PARTITIONS)
+    summary.seconds = time.perf_counter() - started
     bar.close()
     for rows in collectors:
         summary.dead_letters[rows.tag] = rows.dead_letters
