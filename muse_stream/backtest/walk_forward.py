@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from muse_stream.backtest.aggregate import PERIOD_MS, BacktestError, open_replay, period_label
 from muse_stream.bench.stability import PredictorFigures, format_table, walk_forward
+from muse_stream.transforms import TransformInputError
 
 COLUMNS = ["tenant", "event_id", "config", "role", "event_timestamp", "raw_score", "corrected_score", "label"]
 
@@ -70,8 +71,12 @@ def walk_forward_tenants(table: pa.Table, old: str, new: str, period: str, fpr: 
         labels = pc.fill_null(rows["label"].cast(pa.int8()), -1).to_numpy()
         raw = {side: [column(f"{side}_raw")[w] for w in windows] for side in ("old", "new")}
         corrected = {side: [column(f"{side}_corrected")[w] for w in windows] for side in ("old", "new")}
-        figures = walk_forward(raw, corrected, [labels[w] for w in windows], fit_window=0, fpr=fpr)
         names = [period_label(int(stamps[w[0]] // PERIOD_MS[period]), period) for w in windows]
+        try:
+            figures = walk_forward(raw, corrected, [labels[w] for w in windows], fit_window=0, fpr=fpr)
+        except TransformInputError as error:
+            raise BacktestError(f"tenant {tenant}: cannot fit a mapping on its windows ({len(windows[0]):,} events on {names[0]}, "
+                                f"the fit window): {error}; walk forward with a longer --period") from None
         out.append(TenantWalkForward(tenant, names, [len(w) for w in windows], [int((labels[w] >= 0).sum()) for w in windows],
                                      figures))
     return out

@@ -93,3 +93,14 @@ def test_backtest_of_a_real_replay(kafka: BrokerHandle, topic_names: TopicNames,
     assert page.count("data-plot='recall'") == 1  # only bank-a has labels
     # A second backtest of the same directory still reads only the replay's files.
     assert main(["backtest", str(out)]) == 0
+
+    # Walk-forward on the same replay: 200 events a day are too few to fit a mapping on; one line says so.
+    capsys.readouterr()
+    assert main(["backtest", str(out), "--walk-forward", "--old", "v1", "--new", "live"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"muse: error: tenant bank-a: cannot fit a mapping on its windows "
+                                                    f"(200 events on {days[0]}, the fit window): ")
+    assert err.endswith("walk forward with a longer --period\n")
+    assert main(["backtest", str(out), "--walk-forward", "--old", "v7", "--new", "live"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config(s) v7 are not in the replay (it has live, v1)" in err
