@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="alert rates to give recall at (default: 0.01,0.05,0.1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for summary.json and report.html (default: REPLAY_DIR/_backtest, which dataset readers skip)")
+    parser.add_argument("--plot-tenants", type=int, default=50, metavar="N",
+                        help="plot only the N tenants whose alert rates deviate most (default: %(default)s; 0: all)")
     parser.add_argument("--walk-forward", action="store_true",
                         help="instead: the quantile-mapping study's walk-forward (p1, p1_5, p2, custom, default, raw) on the "
                              "replay's windows (--period), the first the fit window; needs --old and --new")
@@ -54,7 +56,7 @@ def _backtest(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     source = str(args.replay_dir)
     (out / "summary.json").write_bytes(orjson.dumps(summary(result, source), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    (out / "report.html").write_text(html_report(result, source), encoding="utf-8")
+    (out / "report.html").write_text(html_report(result, source, args.plot_tenants or None), encoding="utf-8")
     print(format_table(result))
     print(f"\nwrote {out / 'summary.json'} and {out / 'report.html'}")
     return 0

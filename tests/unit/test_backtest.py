@@ -120,3 +120,14 @@ def test_reports_table_json_and_self_contained_html_with_one_plot_per_tenant_and
     plots = re.findall(r"data-plot='alert-rate' data-tenant='(\w+)' data-config='(\w+)'", page)
     assert sorted(plots) == [("a", "live"), ("a", "v1"), ("b", "live"), ("b", "v1")]
     assert page.count("src='data:image/png;base64,") == 4 + 2 + 2  # + a histogram and a recall curve per tenant
+
+
+def test_the_report_plots_only_the_tenants_that_deviate_most_when_asked() -> None:
+    # Tenant "far" alerts on everything at every edge; "near" on 70%/35%/10%/5%-ish shares.
+    near = [("near", "live", T0, 0.1 + 0.9 * i / 100, 0) for i in range(100)]
+    far = [("far", "live", T0, 0.99, 0) for _ in range(100)]
+    result = backtest(scores(near + far), BacktestSpec())
+    page = html_report(result, "r/", plotted_tenants=1)
+    assert re.findall(r"data-plot='alert-rate' data-tenant='(\w+)'", page) == ["far"]
+    assert "<h2>near</h2>" in page and "Plots for the 1 of 2 tenants" in page
+    assert len(re.findall(r"data-plot='alert-rate'", html_report(result, "r/", plotted_tenants=None))) == 2
