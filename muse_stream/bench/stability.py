@@ -16,6 +16,9 @@ For each it prints the median absolute relative alert-rate error ``|observed - t
 at the curve's edges and at a dense grid of other thresholds; AUC and recall at a fixed FPR of the
 model's raw score and of the mapped score (transforms are monotone, so they must not move); and the
 ECE of the raw and of the posterior-corrected scores against the labels.
+
+The evaluation itself (:func:`walk_forward`) takes per-window scores and labels from anywhere:
+``muse backtest --walk-forward`` runs it on a replay's windows of real topic data.
 """
 
 from __future__ import annotations
