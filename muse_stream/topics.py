@@ -29,6 +29,9 @@ INPUT_RECORD_MAX_BYTES = 1024 * 1024
 DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 # The models topic allows records this large; a model artifact travels as one record.
 ARTIFACT_MAX_BYTES = 64 * 1024 * 1024
+# How long input and labels topics keep records unless a tenant's are changed: how far back a
+# replay (and so a backtest) can go.
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
 class TopicError(MuseError):
@@ -48,7 +51,23 @@ def validate_tenant_name(tenant: str) -> str:
 class TopicSpec:
     name: str
     partitions: int
-    configs: Mapping[str, str] = field(default_factory=dict)
+    configs: Mapping[str, str] = field(default_factory=dict)  # set on creation and checked exactly
+    # Set on creation only, never checked: an operator may change them per tenant (retention) and
+    # the workers' checks of existing topics, made before this default existed, must not fail.
+    defaults: Mapping[str, str] = field(default_factory=dict)
+
+
+def describe_retention(retention_ms: str | None) -> str:
+    """``604800000`` -> ``7d``; ``-1`` -> ``forever``; None (unknown) -> ``?``."""
+    if retention_ms is None:
+        return "?"
+    ms = int(retention_ms)
+    if ms < 0:
+        return "forever"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 @dataclass(frozen=True)
@@ -158,7 +177,9 @@ class TopicNames:
         if unknown:
             raise ValueError(f"unknown tenant topic kinds {unknown}; expected some of {TENANT_TOPIC_KINDS}")
         specs = [
-            TopicSpec(self.input_topic(tenant), partitions, {"max.message.bytes": str(INPUT_RECORD_MAX_BYTES)}),
+            # Input and labels are what a replay reads: kept DEFAULT_RETENTION_MS unless changed per tenant.
+            TopicSpec(self.input_topic(tenant), partitions, {"max.message.bytes": str(INPUT_RECORD_MAX_BYTES)},
+                      defaults={"retention.ms": str(DEFAULT_RETENTION_MS)}),
             TopicSpec(self.output_topic(tenant), partitions),
             # A DLQ is evidence: keep it for a month, whatever the broker's default retention, and
             # take any input record whole (its bytes in base64 plus the reason).
@@ -167,7 +188,7 @@ class TopicNames:
             # Labels keyed by event id (an event's relabelling lands on the same partition, after
             # the first), partitioned and retained like the input: a label outliving its event is
             # useless to a replay, and one expiring before it would drop it from backtests.
-            TopicSpec(self.labels_topic(tenant), partitions),
+            TopicSpec(self.labels_topic(tenant), partitions, defaults={"retention.ms": str(DEFAULT_RETENTION_MS)}),
         ]
         return [spec for spec in specs if spec.name.rpartition(".")[2] in kinds]
 

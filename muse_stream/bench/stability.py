@@ -16,6 +16,9 @@ For each it prints the median absolute relative alert-rate error ``|observed - t
 at the curve's edges and at a dense grid of other thresholds; AUC and recall at a fixed FPR of the
 model's raw score and of the mapped score (transforms are monotone, so they must not move); and the
 ECE of the raw and of the posterior-corrected scores against the labels.
+
+The evaluation itself (:func:`walk_forward`) takes per-window scores and labels from anywhere:
+``muse backtest --walk-forward`` runs it on a replay's windows of real topic data.
 """
 
 from __future__ import annotations
@@ -138,26 +141,50 @@ def run_stability(config: StabilityConfig) -> list[PredictorFigures]:
         drift_per_window=config.drift_per_window,
     )
     raw, corrected = _score_stream(config, stream)
+    return walk_forward(raw, corrected, [y for _, y in stream], fit_window=FIT_WINDOW, fpr=config.fpr,
+                        grid=config.grid, grid_floor=config.grid_floor)
 
-    curve = AlertRateCurve.default()
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _max_abs_change(a: list[float], b: list[float]) -> float:
+    return float(np.max(np.abs(np.subtract(a, b)))) if a else float("nan")
+
+
+def walk_forward(raw: dict[str, list[np.ndarray]], corrected: dict[str, list[np.ndarray]], labels: list[np.ndarray], *,
+                 fit_window: int, fpr: float = StabilityConfig.fpr, grid: tuple[float, ...] = StabilityConfig.grid,
+                 grid_floor: float = StabilityConfig.grid_floor, curve: AlertRateCurve | None = None) -> list[PredictorFigures]:
+    """The study's predictors evaluated on windows ``fit_window + 1 ..``, the mappings fit on
+    ``fit_window`` (and, for ``p2``/``custom``, refit on the previous/expanding windows).
+
+    ``raw``/``corrected``: model (``old``, ``new``) -> per-window scores of the same events;
+    ``labels``: per window, 0/1, or -1 where unknown (real data: label metrics then use the labelled
+    events only, and skip a window without both classes; alert rates always use every event)."""
+    if len(labels) < fit_window + 2:
+        raise ValueError(f"{len(labels)} windows: need the fit window ({fit_window}) and at least one after it")
+    curve = curve or AlertRateCurve.default()
     edges = np.asarray(curve.edges, dtype=np.float64)
     edge_targets = curve.alert_rate_at(edges)
-    grid = np.asarray([t for t in config.grid if t not in curve.edges], dtype=np.float64)
-    grid_targets = curve.alert_rate_at(grid)
-    keep = grid_targets >= config.grid_floor
-    grid, grid_targets = grid[keep], grid_targets[keep]
+    grid_array = np.asarray([t for t in grid if t not in curve.edges], dtype=np.float64)
+    grid_targets = curve.alert_rate_at(grid_array)
+    keep = grid_targets >= grid_floor
+    grid_array, grid_targets = grid_array[keep], grid_targets[keep]
 
-    map_old_once = QuantileMap.fit(corrected["old"][FIT_WINDOW], curve)
-    map_new_once = QuantileMap.fit(corrected["new"][FIT_WINDOW], curve)
+    map_old_once = QuantileMap.fit(corrected["old"][fit_window], curve)
+    map_new_once = QuantileMap.fit(corrected["new"][fit_window], curve)
     model_of = {"p1": "old", "p1_5": "new", "p2": "new", "custom": "new", "default": "new", "raw": "new"}
     acc = {name: _Accumulator() for name in PREDICTORS}
-    for w in range(FIRST_EVAL_WINDOW, config.windows):
-        labels = stream[w][1]
+    for w in range(fit_window + 1, len(labels)):
+        known = labels[w] >= 0
+        y = labels[w][known]
+        both = 0 < y.sum() < y.size
         maps = {
             "p1": map_old_once,
             "p1_5": map_old_once,
             "p2": QuantileMap.fit(corrected["new"][w - 1], curve),
-            "custom": QuantileMap.fit(np.concatenate(corrected["new"][FIT_WINDOW:w]), curve),
+            "custom": QuantileMap.fit(np.concatenate(corrected["new"][fit_window:w]), curve),
             "default": map_new_once,
             "raw": None,
         }
@@ -167,19 +194,21 @@ def run_stability(config: StabilityConfig) -> list[PredictorFigures]:
             mapped = corrected[model][w] if qmap is None else qmap.transform(corrected[model][w])
             a = acc[name]
             a.edge_errors.append(_relative_errors(mapped, edges, edge_targets))
-            a.grid_errors.append(_relative_errors(mapped, grid, grid_targets))
-            a.auc_raw.append(roc_auc(score, labels))
-            a.auc_mapped.append(roc_auc(mapped, labels))
-            a.recall_raw.append(recall_at_fpr(score, labels, config.fpr))
-            a.recall_mapped.append(recall_at_fpr(mapped, labels, config.fpr))
-            a.tie_bound.append(_auc_tie_bound(score, mapped, labels))
+            a.grid_errors.append(_relative_errors(mapped, grid_array, grid_targets))
+            if both:
+                a.auc_raw.append(roc_auc(score[known], y))
+                a.auc_mapped.append(roc_auc(mapped[known], y))
+                a.recall_raw.append(recall_at_fpr(score[known], y, fpr))
+                a.recall_mapped.append(recall_at_fpr(mapped[known], y, fpr))
+                a.tie_bound.append(_auc_tie_bound(score[known], mapped[known], y))
 
-    eval_labels = np.concatenate([y for _, y in stream[FIRST_EVAL_WINDOW:]])
+    eval_labels = np.concatenate(labels[fit_window + 1:])
+    known = eval_labels >= 0
     ece = {
         model: (
-            expected_calibration_error(np.concatenate(raw[model][FIRST_EVAL_WINDOW:]), eval_labels),
-            expected_calibration_error(np.concatenate(corrected[model][FIRST_EVAL_WINDOW:]), eval_labels),
-        )
+            expected_calibration_error(np.concatenate(raw[model][fit_window + 1:])[known], eval_labels[known]),
+            expected_calibration_error(np.concatenate(corrected[model][fit_window + 1:])[known], eval_labels[known]),
+        ) if known.any() else (float("nan"), float("nan"))
         for model in ("old", "new")
     }
     figures = []
@@ -192,13 +221,13 @@ def run_stability(config: StabilityConfig) -> list[PredictorFigures]:
                 model=model,
                 edge_error=float(np.median(edge_errors)),
                 grid_error=float(np.median(np.stack(a.grid_errors))),
-                auc_raw=float(np.mean(a.auc_raw)),
-                auc_mapped=float(np.mean(a.auc_mapped)),
-                recall_raw=float(np.mean(a.recall_raw)),
-                recall_mapped=float(np.mean(a.recall_mapped)),
-                max_abs_auc_change=float(np.max(np.abs(np.subtract(a.auc_mapped, a.auc_raw)))),
-                auc_tie_bound=float(np.max(a.tie_bound)),
-                max_abs_recall_change=float(np.max(np.abs(np.subtract(a.recall_mapped, a.recall_raw)))),
+                auc_raw=_mean(a.auc_raw),
+                auc_mapped=_mean(a.auc_mapped),
+                recall_raw=_mean(a.recall_raw),
+                recall_mapped=_mean(a.recall_mapped),
+                max_abs_auc_change=_max_abs_change(a.auc_mapped, a.auc_raw),
+                auc_tie_bound=float(np.max(a.tie_bound)) if a.tie_bound else float("nan"),
+                max_abs_recall_change=_max_abs_change(a.recall_mapped, a.recall_raw),
                 ece_raw=ece[model][0],
                 ece_corrected=ece[model][1],
                 edge_errors_by_edge={

@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "muse_stream.cli.config_commands",
     "muse_stream.cli.label_commands",
     "muse_stream.cli.replay_commands",
+    "muse_stream.cli.backtest_commands",
     "muse_stream.cli.promote_commands",
 )
 

@@ -9,6 +9,7 @@ from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import (
     TopicAdmin,
     ensure_tenant_topics,
+    tenant_retention,
     tenants_on_broker,
 )
 from muse_stream.topics import TENANT_TOPIC_KINDS, TopicNames
@@ -61,9 +62,11 @@ def _alter(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     names = TopicNames(args.namespace)
-    tenants = tenants_on_broker(TopicAdmin(command_bootstrap()), names)
+    admin = TopicAdmin(command_bootstrap())
+    tenants = tenants_on_broker(admin, names)
     if not tenants:
         print(f"no tenants in namespace {names.namespace!r}; add one with `muse tenants add NAME`")
+    retention = tenant_retention(admin, names, tenants)  # of the input topic: how far back a replay can go
     for tenant, partitions in tenants.items():
-        print(f"{tenant}\tpartitions={partitions}\tprefix={names.tenant_prefix(tenant)}")
+        print(f"{tenant}\tpartitions={partitions}\tretention={retention[tenant]}\tprefix={names.tenant_prefix(tenant)}")
     return 0

@@ -21,6 +21,7 @@ from muse_stream.topics import (
     TopicError,
     TopicNames,
     TopicSpec,
+    describe_retention,
 )
 
 ADMIN_TIMEOUT_S = 30.0
@@ -85,7 +86,7 @@ class TopicAdmin:
         for start in range(0, len(missing), ADMIN_REQUEST_TOPICS):
             chunk = missing[start:start + ADMIN_REQUEST_TOPICS]
             futures = self._admin.create_topics(
-                [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=dict(s.configs))
+                [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config={**s.defaults, **s.configs})
                  for s in chunk],
                 operation_timeout=ADMIN_TIMEOUT_S,
             )
@@ -199,6 +200,13 @@ def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:
     """Tenant -> input partitions, read from the topics that exist."""
     existing = admin.existing_topics()
     return {tenant: existing[names.input_topic(tenant)] for tenant in names.tenants_in(existing)}
+
+
+def tenant_retention(admin: TopicAdmin, names: TopicNames, tenants: Iterable[str]) -> dict[str, str]:
+    """Tenant -> its input topic's retention, e.g. ``7d`` (the labels topic is created alike)."""
+    tenants = list(tenants)
+    configs = admin.topic_configs([names.input_topic(t) for t in tenants])
+    return {t: describe_retention(configs[names.input_topic(t)].get("retention.ms")) for t in tenants}
 
 
 def ensure_tenant_topics(admin: TopicAdmin, names: TopicNames, tenants: Sequence[str], partitions: int = 1, *,

@@ -5,6 +5,7 @@ by tenant and day) while reading. See the package docstring for the dataset's co
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +24,10 @@ from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard, SourceRecord
 from muse_stream.replay.configs import ConfigChoice, check_tags
 from muse_stream.replay.progress import Progress
 from muse_stream.replay.rows import (
-    PARTITION_COLUMNS,
+    PARTITIONING,
     REPLAY_SCHEMA,
     ConfigRows,
+    read_dataset,  # noqa: F401  (re-exported: `muse_stream.replay.run.read_dataset` is the documented reader)
     record_batch,
 )
 from muse_stream.replay.sources import (
@@ -42,7 +44,6 @@ from muse_stream.topics import TopicNames
 # pyarrow refuses a batch spanning more than 1,024 tenant/day directories by default: 500 tenants
 # over three days is a normal replay.
 MAX_PARTITIONS = 1 << 20
-PARTITIONING = ds.partitioning(pa.schema([REPLAY_SCHEMA.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
 
 
 @dataclass
@@ -54,12 +55,15 @@ class ReplaySummary:
     labelled: Counter[str] = field(default_factory=Counter)  # tenant -> events with a label
     dead_letters: dict[str, Counter[str]] = field(default_factory=dict)  # config tag -> reason -> count
     invalid_labels: int = 0
+    seconds: float = 0.0  # reading, scoring and writing the window (configs, models and labels already loaded)
 
     def lines(self) -> list[str]:
         out = [f"replayed {sum(self.events.values()):,} events ({self.window}) with "
                + ", ".join(tag if version is None else f"{tag} (version {version})" for tag, version in self.configs)]
         for tenant in sorted(self.events):
             out.append(f"  {tenant}: {self.events[tenant]:,} events, {self.labelled[tenant]:,} labelled")
+        if self.seconds > 0:
+            out.append(f"  read, scored and written in {self.seconds:.1f} s: {sum(self.events.values()) / self.seconds:,.0f} events/s")
         for tag, reasons in self.dead_letters.items():
             text = ", ".join(f"{reason} {count:,}" for reason, count in sorted(reasons.items())) or "none"
             out.append(f"  dead letters with {tag}: {text}")
@@ -67,11 +71,6 @@ class ReplaySummary:
             out.append(f"  {self.invalid_labels:,} records on the labels topics were not valid labels and were skipped")
         out.append(f"dataset: {self.out} (hive-partitioned tenant=/day=; read with pyarrow.dataset, partitioning='hive')")
         return out
-
-
-def read_dataset(path: str | Path) -> ds.Dataset:
-    """A replay's dataset with its tenant and day columns typed as written (strings)."""
-    return ds.dataset(path, format="parquet", partitioning=PARTITIONING)
 
 
 def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, choices: Sequence[ConfigChoice],
@@ -117,9 +116,11 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
         for messages in read_ranges(bootstrap, ranges, batch_size=batch_size):
             records = [SourceRecord(names.tenant_of_topic(m.topic()), m.topic(), m.partition(), m.offset(),
                                     m.timestamp()[1], m.key(), m.value()) for m in messages]
-            by_position = {(r.topic, r.partition, r.offset): r for r in records}
-            for scorer, snapshot, rows in zip(scorers, snapshots, collectors, strict=True):
-                rows.add_dead_letters(scorer.score(records, snapshot), by_position)
+            outcomes = [scorer.score(records, snapshot) for scorer, snapshot in zip(scorers, snapshots, strict=True)]
+            if any(outcome.dead_letters for outcome in outcomes):  # the lookup only where a letter needs it
+                by_position = {(r.topic, r.partition, r.offset): r for r in records}
+                for rows, outcome in zip(collectors, outcomes, strict=True):
+                    rows.add_dead_letters(outcome, by_position)
             summary.events.update(r.tenant for r in records)
             batch = record_batch(collectors, labels)
             # Labelled events, counted once each: on the first config's live rows.
@@ -130,9 +131,11 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
                 yield batch
             bar.update(len(records))
 
+    started = time.perf_counter()
     ds.write_dataset(batches(), out, schema=REPLAY_SCHEMA, format="parquet", partitioning=PARTITIONING,
                      existing_data_behavior="overwrite_or_ignore", basename_template=prefix + "{i}.parquet",
                      max_partitions=MAX_PARTITIONS)
+    summary.seconds = time.perf_counter() - started
     bar.close()
     for rows in collectors:
         summary.dead_letters[rows.tag] = rows.dead_letters

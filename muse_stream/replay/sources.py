@@ -110,6 +110,7 @@ def window_ranges(bootstrap: str, topics: Mapping[str, int], window: Window) -> 
     consumer = _reader(bootstrap)
     try:
         ranges: Ranges = {}
+        truncated: Ranges = {}  # partitions that lost their first records: (low, high)
         for topic, count in topics.items():
             partitions = [TopicPartition(topic, p) for p in range(count)]
             at_from = at_to = [None] * count
@@ -122,12 +123,46 @@ def window_ranges(bootstrap: str, topics: Mapping[str, int], window: Window) -> 
             for tp, start_at, stop_at in zip(partitions, at_from, at_to, strict=True):
                 low, high = consumer.get_watermark_offsets(tp, timeout=READ_TIMEOUT_S)
                 ranges[(topic, tp.partition)] = window.offsets(low, high, start_at, stop_at)
+                if low > 0 and window.from_ms is not None:
+                    truncated[(topic, tp.partition)] = (low, high)
+                else:
+                    window.check_retained(topic, tp.partition, low, None)
+        oldest = _first_timestamps(consumer, truncated)
+        for (topic, partition), (low, _) in truncated.items():
+            window.check_retained(topic, partition, low, oldest.get((topic, partition)))
         return ranges
     except KafkaException as error:
         raise MuseError(f"looking up offsets of {', '.join(topics)} on {bootstrap} failed: {error.args[0].str()}; "
                         "check the broker with `muse broker status`") from error
     finally:
         consumer.close()
+
+
+def _first_timestamps(consumer: Consumer, partitions: Ranges) -> dict[tuple[str, int], int]:
+    """The timestamp of the first readable record at or after each partition's ``low`` offset
+    (partitions with none left are missing from the result)."""
+    pending = {key: high for key, (low, high) in partitions.items() if low < high}
+    if not pending:
+        return {}
+    consumer.assign([TopicPartition(topic, partition, partitions[(topic, partition)][0]) for topic, partition in pending])
+    found: dict[tuple[str, int], int] = {}
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    try:
+        while pending and time.monotonic() < deadline:
+            for message in consumer.consume(len(pending) * 10, timeout=0.5):
+                key = (message.topic(), message.partition())
+                if key not in pending:
+                    continue
+                if message.error() is None:
+                    found[key] = message.timestamp()[1]
+                    pending.pop(key)
+                elif message.error().code() == KafkaError._PARTITION_EOF:
+                    pending.pop(key)
+                if key not in pending:
+                    consumer.pause([TopicPartition(*key)])
+    finally:
+        consumer.unassign()
+    return found
 
 
 def read_ranges(bootstrap: str, ranges: Ranges, *, batch_size: int = 5000) -> Iterator[list[Message]]:

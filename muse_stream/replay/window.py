@@ -63,6 +63,26 @@ class Window:
         start = min(max(start, low), high)  # type: ignore[arg-type]
         return start, max(start, min(stop, high))  # type: ignore[arg-type]
 
+    def check_retained(self, topic: str, partition: int, low: int, oldest_ms: int | None) -> None:
+        """Raise when the window starts before the oldest record still on a partition whose records
+        from offset 0 to ``low`` are gone (retention or deleted records); ``oldest_ms`` is the
+        timestamp of the record at ``low`` (None: the partition is empty now). A partition that
+        still starts at offset 0 lost nothing, so a window opening before its first record is fine."""
+        if low <= 0:
+            return
+        where = f"{topic} partition {partition}"
+        if self.from_offset is not None and self.from_offset < low:
+            raise WindowError(f"--from-offset {self.from_offset} is before the oldest offset still on {where} ({low}): "
+                              f"older records are gone (retention); replay from --from-offset {low} or later")
+        if self.from_ms is not None and (oldest_ms is None or oldest_ms > self.from_ms):
+            oldest = "nothing (every record is gone)" if oldest_ms is None else \
+                f"from {datetime.fromtimestamp(oldest_ms / 1000, UTC).isoformat()} (offset {low})"
+            advice = "" if oldest_ms is None else \
+                f"; replay from --from {datetime.fromtimestamp(oldest_ms / 1000, UTC).isoformat()} or later"
+            raise WindowError(f"the window starts at {datetime.fromtimestamp(self.from_ms / 1000, UTC).isoformat()}, before "
+                              f"the oldest record still on {where}, which is {oldest}: older records are gone "
+                              f"(retention){advice}")
+
     def describe(self) -> str:
         if self.by_time:
             show = lambda ms: "start" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()  # noqa: E731

@@ -29,6 +29,7 @@ from muse_stream.replay.window import (
     parse_time,
     shard_of,
 )
+from muse_stream.topics import DEFAULT_RETENTION_MS, TopicNames, describe_retention
 from tests.support.poison import POISON, STRICT_INTENT
 from tests.unit.test_batch_scoring import (
     NAMES,
@@ -147,3 +148,29 @@ def test_shards_split_whole_partitions_so_every_event_is_read_once() -> None:
     for bad in ("0/2", "3/2", "2", "a/b", "-1/2"):
         with pytest.raises(WindowError, match="is not K/N"):
             parse_shard(bad)
+
+
+def test_a_window_before_the_oldest_retained_record_is_a_one_line_error() -> None:
+    march = 1_772_323_200_000  # 2026-03-01T00:00Z
+    Window(from_ms=march).check_retained("ns.tenant.a.input", 0, 0, None)  # nothing was ever removed
+    Window(from_ms=march).check_retained("ns.tenant.a.input", 0, 50, march - 1)  # older than the window: kept
+    Window().check_retained("ns.tenant.a.input", 0, 50, march)  # no start asked for: from the oldest
+    Window(from_offset=50).check_retained("ns.tenant.a.input", 0, 50, None)
+    with pytest.raises(WindowError) as caught:
+        Window(from_ms=march).check_retained("ns.tenant.a.input", 1, 50, march + 86_400_000)
+    assert str(caught.value) == (
+        "the window starts at 2026-03-01T00:00:00+00:00, before the oldest record still on ns.tenant.a.input "
+        "partition 1, which is from 2026-03-02T00:00:00+00:00 (offset 50): older records are gone (retention); "
+        "replay from --from 2026-03-02T00:00:00+00:00 or later")
+    with pytest.raises(WindowError, match="which is nothing"):
+        Window(from_ms=march).check_retained("ns.tenant.a.input", 0, 50, None)
+    with pytest.raises(WindowError, match=r"--from-offset 10 is before the oldest offset still on ns.tenant.a.input partition 0 \(50\)"):
+        Window(from_offset=10).check_retained("ns.tenant.a.input", 0, 50, None)
+
+
+def test_input_and_labels_topics_get_a_default_retention_that_is_not_checked_afterwards() -> None:
+    specs = {spec.name.rpartition(".")[2]: spec for spec in TopicNames("ns").tenant_topic_specs("a", kinds=("input", "output", "dlq", "labels"))}
+    assert specs["input"].defaults == specs["labels"].defaults == {"retention.ms": str(DEFAULT_RETENTION_MS)}
+    assert "retention.ms" not in specs["input"].configs and not specs["output"].defaults
+    assert [describe_retention(v) for v in (str(DEFAULT_RETENTION_MS), "-1", "3600000", "1500", None)] == \
+        ["7d", "forever", "1h", "1500ms", "?"]

@@ -1,0 +1,30 @@
+"""`muse bench replay` end to end on the real broker: a replay in its own process, the worker and
+bare XGBoost on the same backlog, one JSON line of figures, and no topics left behind."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from muse_stream.broker import BrokerHandle
+from muse_stream.cli import main
+from muse_stream.clients.admin import TopicAdmin
+
+pytestmark = pytest.mark.kafka
+
+
+def test_bench_replay_prints_the_three_rates_and_the_replays_peak_rss(
+        kafka: BrokerHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
+    before = set(TopicAdmin(kafka.bootstrap).existing_topics())
+    assert main(["bench", "replay", "--events", "20000", "--partitions", "2", "--trees", "10", "--depth", "3"]) == 0
+    out = capsys.readouterr().out
+    figures = orjson.loads(out.strip().splitlines()[-1])
+    assert figures["bench"] == "replay" and figures["events"] == 20000
+    assert set(figures["events_per_s"]) == {"muse replay", "muse worker", "bare xgboost inplace_predict"}
+    assert all(rate > 0 for rate in figures["events_per_s"].values())
+    assert 50 < figures["peak_rss_mib"]["muse replay"] < 2000 and figures["dataset_mib"] > 0
+    assert "replay peak RSS < 600 MiB" in figures["goals"] and "replay >= 2x worker" in figures["goals"]
+    assert "muse replay (Kafka -> Parquet, 1 config, 1 process)" in out
+    left = set(TopicAdmin(kafka.bootstrap).existing_topics()) - before - {"__consumer_offsets", "__transaction_state"}
+    assert not left  # the namespace is deleted
