@@ -117,11 +117,9 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from muse_stream.config.history import config_at
-    from muse_stream.config.operations import publish_with_plan
+    from muse_stream.config.operations import rollback_to
 
-    target = config_at(_history_of(args), args.version)
-    result = publish_with_plan(_publisher(args), target, yes=args.yes, source=f"rolling back to version {args.version}")
+    result = rollback_to(_publisher(args), args.version, yes=args.yes, source=f"rolling back to version {args.version}")
     if result.version == result.diff.live_version:
         print(f"no changes: version {result.version} is live and already has version {args.version}'s config")
     else:

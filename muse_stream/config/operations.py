@@ -1,5 +1,6 @@
 """Plan, guard, publish: the one path by which ``config apply``, ``config rollback`` and ``promote``
-change the live config, so all three show the same plan and refuse the same destructive changes."""
+(and its ``--guard``'s automatic rollback) change the live config, so all show the same plan and
+refuse the same destructive changes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pydantic import ValidationError
 
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.config.deployment import KINDS, DeploymentConfig
+from muse_stream.config.history import config_at
 from muse_stream.config.plan import Plan
 from muse_stream.config.publisher import ConfigPublisher, PublishResult
+from muse_stream.config.state import read_history
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,12 @@ def publish_with_plan(publisher: ConfigPublisher, desired: DeploymentConfig, art
         echo(line)
     plan.check(source, yes=yes)
     return publisher.publish(desired, artifacts, expect_version=live.version)
+
+
+def rollback_to(publisher: ConfigPublisher, version: int, *, yes: bool, source: str,
+                echo: Callable[[str], None] = print) -> PublishResult:
+    """Version ``version``'s config, rebuilt from the history topic, published again as a new version."""
+    history = []
+    if publisher.names.config_history_topic in TopicAdmin(publisher.bootstrap).existing_topics():
+        history = read_history(publisher.bootstrap, publisher.names)
+    return publish_with_plan(publisher, config_at(history, version), yes=yes, source=source, echo=echo)
