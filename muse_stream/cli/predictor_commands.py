@@ -190,7 +190,7 @@ def _shadow_reference(args: argparse.Namespace, config, routes) -> Reference:  #
 def _fit_from_shadow(args: argparse.Namespace) -> int:
     """Fit the shadow's map on its corrected scores from live traffic, onto its routes' reference."""
     from muse_stream.broker import command_bootstrap
-    from muse_stream.clients.shadow_scores import read_shadow_scores
+    from muse_stream.clients.recent_scores import read_shadow_scores
     from muse_stream.config.operations import live_config
     from muse_stream.config.publisher import ConfigPublisher
     from muse_stream.predictors.refit import refit_spec

@@ -31,12 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("route", nargs="?", metavar="TENANT/INTENT", help="the route to promote on, e.g. bank-a/card-fraud")
     which.add_argument("--all-tenants", metavar="INTENT", help="promote on every tenant's route of INTENT")
     promote.add_argument("--to", required=True, metavar="PREDICTOR", help="the shadow predictor to make live")
-    promote.add_argument("--yes", action="store_true", help="apply even when the plan removes a tenant, intent or route")
+    promote.add_argument("--yes", action="store_true",
+                         help="apply even when the plan removes a tenant, intent or route, or the predictor is expected "
+                              "to miss its target alert rates on recent shadow traffic (by --tolerance)")
     promote.add_argument("--guard", type=duration, metavar="DURATION",
                          help="watch the promoted routes' alert rates for DURATION (e.g. 10m) and roll back when one drifts")
     promote.add_argument("--tolerance", type=float, default=DEFAULT_GUARD_TOLERANCE, metavar="RATE",
-                         help="with --guard: largest drift of an observed alert rate from its target, relative "
-                              "(default: %(default)s, i.e. within 20%%)")
+                         help="largest drift of an expected (plan) or observed (--guard) alert rate from its target, "
+                              "relative (default: %(default)s, i.e. within 20%%)")
     promote.add_argument("--guard-min-events", type=int, default=DEFAULT_GUARD_MIN_EVENTS, metavar="N",
                          help="with --guard: results a route needs before it is judged (default: %(default)s)")
     promote.set_defaults(handler=_promote)
@@ -65,7 +67,7 @@ def _promote(args: argparse.Namespace) -> int:
     if args.guard:
         targets = _guard_targets(desired, args.to)
         start = output_ends(publisher.bootstrap, publisher.names, [tenant for tenant, _ in routes])
-    result = publish_with_plan(publisher, desired, yes=args.yes, source=f"promoting {args.to}")
+    result = publish_with_plan(publisher, desired, yes=args.yes, source=f"promoting {args.to}", tolerance=args.tolerance)
     if result.version == result.diff.live_version:
         print(f"no changes: {args.to} is already live there (version {result.version})")
         return 0
@@ -114,7 +116,8 @@ def _guard(args: argparse.Namespace, publisher, routes, predictor_id: str, versi
         return
     drift = "; ".join(f"{j.route} at >={e.threshold}: {e.observed:.4f} against {e.target:.4f} ({e.relative_error:+.0%})"
                       for j in failed for e in j.drifted(args.tolerance))
-    result = rollback_to(publisher, previous, yes=args.yes, source=f"the guard's rollback to version {previous}")
+    # The step back restores what was live a moment ago: never held up by the plan's guard.
+    result = rollback_to(publisher, previous, yes=True, source=f"the guard's rollback to version {previous}")
     raise GuardRolledBack(f"guard: {args.to} drifted beyond {args.tolerance:.0%}: {drift}; rolled back: version "
                           f"{result.version} is live, with version {previous}'s config. Refit its map "
                           f"(`muse predictors fit --from-shadow {args.to}`) before promoting it again")

@@ -5,6 +5,10 @@ and refuse a destructive one (a tenant, intent or route removed) unless told ``-
 truncated file would otherwise remove every route without a question, and every later event of
 the tenants it dropped would go to the DLQ as ``unknown_tenant``. Terraform's plan and
 ``kubectl diff`` are the models: ``+`` added, ``~`` changed, ``-`` removed, and a count at the end.
+
+A plan that changes a route's live predictor also carries the alert rates to expect
+(config/expected_rates.py); a new live predictor expected to miss its reference targets by more
+than the tolerance is refused like a removal, without ``--yes``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel
 
 from muse_stream.config.deployment import DeploymentConfig, PredictorConfig, RouteConfig
+from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE, RouteExpectation
 from muse_stream.errors import MuseError
 
 Action = Literal["+", "~", "-"]
@@ -100,6 +105,8 @@ class Plan:
     intents: tuple[Change, ...]
     predictors: tuple[Change, ...]
     models: tuple[Change, ...]
+    expectations: tuple[RouteExpectation, ...] = ()
+    tolerance: float = DEFAULT_EXPECTATION_TOLERANCE
 
     @classmethod
     def between(cls, old: DeploymentConfig, new: DeploymentConfig) -> Plan:
@@ -148,6 +155,11 @@ class Plan:
         removed = [c.key for c in self.changes() if c.action == "-" and c.key.split("/")[0] in kinds]
         return tuple(sorted(removed, key=lambda key: (kinds.index(key.split("/")[0]), key)))
 
+    @property
+    def miscalibrated(self) -> tuple[str, ...]:
+        """The routes whose new live predictor is expected to miss its reference targets."""
+        return tuple(e.route for e in self.expectations if e.off_target(self.tolerance))
+
     def counts(self) -> dict[Action, int]:
         found = self.changes()
         return {action: sum(c.action == action for c in found) for action in ("+", "~", "-")}  # type: ignore[misc]
@@ -161,17 +173,30 @@ class Plan:
         for title, changes in (("intents", self.intents), ("predictors", self.predictors), ("models", self.models)):
             if changes:
                 lines += [f"  {title}", *(c.render("    ") for c in changes)]
+        if self.expectations:
+            lines.append("  alert rates")
+            for expectation in self.expectations:
+                lines += expectation.render(self.tolerance)
         counts = self.counts()
         lines.append(f"Plan: {counts['+']} to add, {counts['~']} to change, {counts['-']} to remove.")
         return lines
 
     def refusal(self, source: str) -> str:
         """The one-line error for a destructive plan without ``--yes``."""
-        removed = ", ".join(key.replace("/", " ", 1) for key in self.destructive)
-        return (f"{source} would remove {removed}; nothing was published. "
+        harms = []
+        if self.destructive:
+            harms.append("remove " + ", ".join(key.replace("/", " ", 1) for key in self.destructive))
+        for expectation in self.expectations:
+            missed = expectation.off_target(self.tolerance)
+            if missed:
+                figures = ", ".join(f"{rate:.4f} at {edge:g} against {target:.4f}" for edge, rate, target in missed)
+                harms.append(f"make {expectation.new} live on {expectation.route}, expected to alert {figures} "
+                             f"(off by more than {self.tolerance:.0%})")
+        return (f"{source} would {'; and '.join(harms)}; nothing was published. "
                 "Check the plan above and add --yes to apply it anyway")
 
     def check(self, source: str, *, yes: bool) -> None:
-        """Raise :class:`PlanRefused` when the plan removes a tenant, intent or route and ``yes`` is not given."""
-        if self.destructive and not yes:
+        """Raise :class:`PlanRefused` when the plan removes a tenant, intent or route, or makes live a
+        predictor expected to miss its targets, and ``yes`` is not given."""
+        if (self.destructive or self.miscalibrated) and not yes:
             raise PlanRefused(self.refusal(source))

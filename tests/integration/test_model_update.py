@@ -196,7 +196,7 @@ def test_the_guard_rolls_back_a_miscalibrated_promotion_and_every_event_is_score
         try:
             code, printed, err = run(capsys, "promote", "--namespace", topic_names.namespace, "--all-tenants", INTENT,
                                      "--to", "fraud-v2", "--guard", "20s", "--tolerance", "0.2",
-                                     "--guard-min-events", "300")
+                                     "--guard-min-events", "300", "--yes")  # past the plan's own warning, if any
             took = time.monotonic() - started
             time.sleep(1.0)  # a little traffic after the rollback, too
         finally:
@@ -217,3 +217,57 @@ def test_the_guard_rolls_back_a_miscalibrated_promotion_and_every_event_is_score
     by_version = Counter((r.config_version, r.predictor_id) for r in everything)
     assert by_version[(2, predictors["fraud-v2"].id)] >= 300
     assert by_version[(3, predictors["fraud-v1"].id)] > 0
+
+
+def write_deployment_file(directory: Path, store: FileArtifactStore, predictors: dict[str, Predictor], live: str,
+                          shadow: str) -> Path:
+    """A deployment TOML with its model and spec files, as an operator keeps them; bank-a declares thresholds."""
+    lines = ['[[intents]]\nname = "card-fraud"\n']
+    for tenant in TENANTS:
+        thresholds = "\nthresholds = [0.3, 0.9]" if tenant == "bank-a" else ""
+        lines.append(f'[[tenants]]\nname = "{tenant}"\ndefault_intent = "card-fraud"{thresholds}\n')
+    for name, p in predictors.items():
+        model = p.spec.model
+        (directory / f"{name}.model.json").write_bytes(store.get(model.sha256))
+        p.spec.save(directory / f"{name}.json")
+        lines.append(f'[[models]]\nname = "{model.name}"\nversion = "{model.version}"\npath = "{name}.model.json"\n')
+        lines.append(f'[[predictors]]\nname = "{name}"\nspec = "{name}.json"\n')
+    for tenant in TENANTS:
+        lines.append(f'[[routes]]\ntenant = "{tenant}"\nintent = "card-fraud"\nlive = "{live}"\nshadows = ["{shadow}"]\n')
+    path = directory / f"live-{live}.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def test_a_plan_expects_a_miscalibrated_predictors_alert_rates_from_shadow_traffic_and_needs_yes(
+        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
+    ns = ("--namespace", topic_names.namespace)
+    worker = start_deployment(kafka, topic_names, predictors, tmp_path)
+    try:
+        Traffic(kafka.bootstrap, topic_names, seed=41).send("recent-", 4000)
+        assert len(results(kafka.bootstrap, topic_names, 4000)) == 4000, worker.log_tail()
+        read_committed(kafka.bootstrap, [topic_names.shadow_topic], expect=4000, timeout=60, settle=0.5)
+    finally:
+        worker.stop()
+    code, printed, err = run(capsys, "promote", *ns, "--all-tenants", INTENT, "--to", "fraud-v2")
+    assert code == 2, printed
+    assert "expected alert rates of bank-a/card-fraud on recent traffic: now fraud-v1:1: 2000 live results; " \
+           "after fraud-v2:2: 2000 shadow scores" in printed
+    assert err.startswith("muse: error: promoting fraud-v2 would make fraud-v2:2 live on bank-a/card-fraud, expected to alert ")
+    assert "nothing was published" in err
+    assert read_config_log(kafka.bootstrap, topic_names).version == 1
+
+    (tmp_path / "deploy").mkdir()
+    topology = write_deployment_file(tmp_path / "deploy", FileArtifactStore(tmp_path), predictors, live="fraud-v2", shadow="fraud-v1")
+    code, printed, _ = run(capsys, "config", *ns, "plan", str(topology), "--since", "10m")
+    assert code == 0
+    rows = {tuple(line.split()[:2]) for line in printed.splitlines()}
+    assert ("0.9", "tenant") in rows and ("0.3", "tenant") in rows and ("0.8", "0.0500") in rows
+    assert "will refuse this plan without --yes: its new live predictor is expected to miss the target alert rates " \
+           "on bank-a/card-fraud, bank-b/card-fraud" in printed
+    code, _, err = run(capsys, "config", *ns, "apply", str(topology))
+    assert code == 2 and "would make fraud-v2:2 live on bank-a/card-fraud" in err
+    code, printed, _ = run(capsys, "config", *ns, "apply", str(topology), "--yes")
+    assert code == 0 and printed.strip().endswith("version 2 is live")
