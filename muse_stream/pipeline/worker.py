@@ -40,7 +40,9 @@ from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.producing import call_retrying, produce_grouped
 from muse_stream.clients.settings import consumer_config, transactional_producer_config
 from muse_stream.errors import MuseError
+from muse_stream.pipeline.metrics import BatchReport
 from muse_stream.pipeline.scoring import (
+    BatchOutcome,
     BatchScorer,
     OutgoingRecord,
     SnapshotLike,
@@ -108,6 +110,8 @@ class _CommitInFlight:
     results: int
     dead_letters: int
     shadows: int
+    outcome: BatchOutcome | None = None  # for the metrics
+    began_at: float = 0.0
 
 
 class Worker:
@@ -148,6 +152,7 @@ class Worker:
                 "compression.type": "lz4",
             }))
         self._input_pattern = names.input_topic_regex
+        self.on_batch: Callable[[BatchReport], None] | None = None  # told of each settled batch (metrics.py)
 
     def stop(self) -> None:
         self._stop.set()
@@ -254,6 +259,7 @@ class Worker:
             self._rewind([TopicPartition(t, p) for (t, p) in next_offsets])
             return
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
+        began_at = time.monotonic()
         try:
             self.producer.begin_transaction()
             self._produce_all(outcome.results)
@@ -264,7 +270,7 @@ class Worker:
             return
         group_metadata = self.consumer.consumer_group_metadata()
         in_flight = self._in_flight = _CommitInFlight(
-            Future(), next_offsets, len(batch), len(outcome.results), len(outcome.dead_letters), len(outcome.shadows))
+            Future(), next_offsets, len(batch), len(outcome.results), len(outcome.dead_letters), len(outcome.shadows), outcome, began_at)
         if len(batch) >= self.settings.max_batch:
             # A full batch means a backlog: read and score the next batch while this one commits.
             in_flight.future = self._committer.submit(self._finish_transaction, offsets, group_metadata)
@@ -294,6 +300,8 @@ class Worker:
         except KafkaException as exception:
             self._on_failed_transaction(exception, in_flight.records_in, in_flight.next_offsets)
             return False
+        if self.on_batch is not None and in_flight.outcome is not None:
+            self.on_batch(BatchReport(in_flight.outcome, in_flight.records_in, True, time.monotonic() - in_flight.began_at))
         self._consecutive_aborts = 0
         stats = self.stats
         stats.batches += 1
