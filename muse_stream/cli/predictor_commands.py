@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -39,6 +40,9 @@ from muse_stream.transforms import (
     Reference,
     posterior_correction,
 )
+
+if TYPE_CHECKING:
+    from muse_stream.config.deployment import DeploymentConfig, RouteConfig
 
 DEFAULT_STORE = os.environ.get("MUSE_STORE", ".muse/artifacts")
 # A map's upper tail (5% at the default curve's 0.8 edge) needs a few hundred events above it.
@@ -171,7 +175,7 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shadow_reference(args: argparse.Namespace, config, routes) -> Reference:  # type: ignore[no-untyped-def]
+def _shadow_reference(args: argparse.Namespace, config: DeploymentConfig, routes: list[RouteConfig]) -> Reference:
     """--curve/--reference-parquet when given, else the reference of the live predictors the shadow
     stands beside (one and the same for all its routes), so its scores can replace theirs."""
     from muse_stream.predictors.refit import reference_of

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option, duration
 from muse_stream.errors import MuseError
-from muse_stream.monitor.guard import DEFAULT_GUARD_MIN_EVENTS, DEFAULT_GUARD_TOLERANCE
+from muse_stream.monitor.guard import DEFAULT_GUARD_MIN_EVENTS, DEFAULT_GUARD_TOLERANCE, RouteJudgement
 from muse_stream.topics import TopicNames
+from muse_stream.transforms import AlertRateCurve
+
+if TYPE_CHECKING:
+    from muse_stream.config.deployment import DeploymentConfig
+    from muse_stream.config.publisher import ConfigPublisher
+    from muse_stream.monitor.output_watch import Offsets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,21 +84,22 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard_targets(config, predictor: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _guard_targets(config: DeploymentConfig, predictor: str) -> dict[str, float]:
     """Threshold -> target alert rate: the reference curve the promoted predictor maps onto."""
     from muse_stream.monitor.aggregates import reference_targets
     from muse_stream.predictors.refit import reference_of
 
     curve = reference_of(config.predictor(predictor).spec.quantile_map, owner=f"predictor {predictor}")
-    return reference_targets(curve)  # type: ignore[arg-type]
+    assert isinstance(curve, AlertRateCurve)  # reference_of rebuilds curves only
+    return reference_targets(curve)
 
 
-def _guard(args: argparse.Namespace, publisher, routes, predictor_id: str, version: int,  # type: ignore[no-untyped-def]
-           previous: int, targets: dict[str, float], start) -> None:
+def _guard(args: argparse.Namespace, publisher: ConfigPublisher, routes: list[tuple[str, str]], predictor_id: str,
+           version: int, previous: int, targets: dict[str, float], start: Offsets) -> None:
     from muse_stream.config.operations import rollback_to
     from muse_stream.monitor.output_watch import watch_routes
 
-    def show(judgements, title: str) -> None:  # type: ignore[no-untyped-def]
+    def show(judgements: list[RouteJudgement], title: str) -> None:
         print(title)
         for judgement in judgements:
             print(judgement.render())

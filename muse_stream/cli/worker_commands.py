@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option
@@ -14,6 +15,9 @@ from muse_stream.pipeline.metrics import PartitionLag, WorkerMetrics
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
 from muse_stream.pipeline.worker import Worker, WorkerSettings
 from muse_stream.topics import TopicNames
+
+if TYPE_CHECKING:
+    from muse_stream.config.watcher import ConfigWatcher
 
 CONFIG_WAIT_S = 60.0
 
@@ -70,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_metrics(args: argparse.Namespace, worker: Worker, watcher) -> WorkerMetrics:  # type: ignore[no-untyped-def]
+def _serve_metrics(args: argparse.Namespace, worker: Worker, watcher: ConfigWatcher) -> WorkerMetrics:
     settings = worker.settings
     lag = PartitionLag(settings.bootstrap, settings.group_id, settings.names.input_topic_regex)
     metrics = WorkerMetrics(settings.names, aborts=lambda: worker.stats.aborts,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from config_support import deployment, predictor
 
-from muse_stream.config.deployment import TenantConfig
+from muse_stream.config.deployment import DeploymentConfig, TenantConfig
 from muse_stream.config.expected_rates import RecentScores, expectations
 from muse_stream.config.plan import Plan, PlanRefused
 from muse_stream.predictors import PredictorSpec
@@ -23,8 +23,9 @@ def on_curve(n: int) -> np.ndarray:
     return QuantileMap.fit(rng.random(50_000), AlertRateCurve.default()).transform(rng.random(n))
 
 
-def promoted(v1=None):  # type: ignore[no-untyped-def]
-    old = v1 or deployment()
+def promoted() -> tuple[DeploymentConfig, DeploymentConfig]:
+    """Today's deployment, and it with fraud-v2 promoted on bank-a/card-fraud, whose tenant declares thresholds."""
+    old = deployment()
     routes = {(r.tenant, r.intent): (r.live, r.shadows) for r in old.routes}
     routes[ROUTE] = ("fraud-v2", ("fraud-v1",))
     new = deployment(routes, predictors=old.predictors)
