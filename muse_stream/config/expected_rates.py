@@ -119,7 +119,8 @@ def _scores_of(spec: PredictorSpec, tenant: str, intent: str, recent: RecentScor
 
 
 def expectations(old: DeploymentConfig, new: DeploymentConfig, recent: RecentScores) -> tuple[RouteExpectation, ...]:
-    """One expectation per route of ``new`` whose live predictor differs (by id) from ``old``'s."""
+    """One expectation per route of ``new`` whose live predictor differs (by id) from ``old``'s (a new
+    route only when there are recent scores of its predictor)."""
     old_routes = {r.key: r for r in old.routes}
     old_predictors = {p.name: p for p in old.predictors}
     new_predictors = {p.name: p for p in new.predictors}
@@ -137,6 +138,8 @@ def expectations(old: DeploymentConfig, new: DeploymentConfig, recent: RecentSco
         thresholds = sorted(set(targets) | set(tenant.thresholds if tenant else ()))
         now_scores = _scores_of(now_p.spec, route.tenant, route.intent, recent, specs_by_id) if now_p else None
         after_scores = _scores_of(after_p.spec, route.tenant, route.intent, recent, specs_by_id)
+        if now_p is None and after_scores is None:
+            continue  # a new route with nothing to go by (a first apply): no table of dashes
         found.append(RouteExpectation(
             f"{route.tenant}/{route.intent}", _label(now_p) if now_p else None, _label(after_p), targets,
             tenant.thresholds if tenant else (),

@@ -89,6 +89,7 @@ def test_a_refitted_map_is_judged_on_the_corrected_scores_of_a_shadow_of_the_sam
 
 def test_unchanged_live_predictors_expect_nothing_and_tenant_thresholds_must_be_scores() -> None:
     assert expectations(deployment(), deployment(), RecentScores()) == ()
+    assert expectations(DeploymentConfig(), deployment(), RecentScores()) == ()  # a first apply: nothing to go by
     with pytest.raises(ValueError, match=r"thresholds \[1.5\] are not scores strictly between 0 and 1"):
         TenantConfig(name="bank-a", default_intent="card-fraud", thresholds=(0.5, 1.5))
     assert TenantConfig(name="bank-a", default_intent="card-fraud", thresholds=(0.8, 0.5, 0.8)).thresholds == (0.5, 0.8)
