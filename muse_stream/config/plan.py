@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-from muse_stream.config.deployment import DeploymentConfig, PredictorConfig, RouteConfig
+from muse_stream.config.deployment import DeploymentConfig, PredictorConfig, RouteConfig, TenantConfig
 from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE, RouteExpectation
 from muse_stream.errors import MuseError
 
@@ -51,6 +51,14 @@ def _route_text(route: RouteConfig) -> str:
 
 def _predictor_text(p: PredictorConfig) -> str:
     return f"{p.spec.name}:{p.version} on model {p.spec.model.name}:{p.spec.model.version}, id {p.id[:12]}"
+
+
+def _tenant_change(old: TenantConfig, new: TenantConfig) -> str:
+    parts = [f"{field.replace('_', ' ')} {getattr(old, field)} -> {getattr(new, field)}"
+             for field in ("default_intent", "partitions") if getattr(old, field) != getattr(new, field)]
+    if old.thresholds != new.thresholds:
+        parts.append(f"thresholds [{', '.join(map(str, old.thresholds))}] -> [{', '.join(map(str, new.thresholds))}]")
+    return "; ".join(parts)
 
 
 def _route_change(old: RouteConfig | None, new: RouteConfig | None, changed_predictors: Mapping[str, Change]) -> Change | None:
@@ -121,8 +129,7 @@ class Plan:
         old_tenants, new_tenants = keyed(old.tenants), keyed(new.tenants)
         tenant_changes = {c.key: c for c in _entry_changes(
             old_tenants, new_tenants, lambda t: t.name,
-            lambda a, b: f"default intent {b.default_intent}" if a is None else "" if b is None else
-            f"default intent {a.default_intent} -> {b.default_intent}")}
+            lambda a, b: f"default intent {b.default_intent}" if a is None else "" if b is None else _tenant_change(a, b))}
         old_routes, new_routes = keyed(old.routes), keyed(new.routes)
         names = sorted({t.name for t in (*old.tenants, *new.tenants)} | {r.tenant for r in (*old.routes, *new.routes)})
         tenants = []

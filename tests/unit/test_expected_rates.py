@@ -44,6 +44,7 @@ def test_a_promotion_shows_the_rates_now_and_after_at_edges_and_tenant_threshold
     assert found.after is not None and found.after.source == "shadow scores" and found.off_target(0.2) == []
     plan = replace(Plan.between(old, new), expectations=(found,))
     lines = plan.render()
+    assert lines[0] == "~ tenant bank-a  thresholds [] -> [0.3, 0.9]"
     assert "  alert rates" in lines
     assert any(line.startswith("    expected alert rates of bank-a/card-fraud on recent traffic: now fraud-v1:1: "
                                "4000 live results; after fraud-v2:1: 4000 shadow scores") for line in lines)
