@@ -7,7 +7,7 @@ import argparse
 import orjson
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.cli.options import add_namespace_option
+from muse_stream.cli.options import add_namespace_option, duration
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.topics import TopicNames
 
@@ -25,11 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("file", help="a deployment TOML file (see topologies/example.toml)")
         action.set_defaults(handler=handler)
+        if name in ("plan", "apply"):
+            _add_expectation_options(action)
         if name == "apply":
             _add_yes(action)
     rollback = actions.add_parser("rollback", help="publish version N's config again, as a new version")
     rollback.add_argument("version", type=int, metavar="N", help="the version to restore (see `muse config history`)")
-    _add_yes(rollback)
+    _add_yes(rollback, what="or makes live a predictor expected to miss its target alert rates")
     rollback.set_defaults(handler=_rollback)
     show = actions.add_parser("show", help="print the live config (or --version N's) as JSON, with its version")
     show.add_argument("--version", type=int, metavar="N", help="the config as of version N, rebuilt from the history")
@@ -79,9 +81,21 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_yes(parser: argparse.ArgumentParser) -> None:
+def _add_expectation_options(parser: argparse.ArgumentParser) -> None:
+    from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE
+
+    parser.add_argument("--since", type=duration, default=3600.0, metavar="DURATION",
+                        help="a changed live predictor's expected alert rates come from this much recent output and "
+                             "shadow traffic (default: 1h)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_EXPECTATION_TOLERANCE, metavar="RATE",
+                        help="a new live predictor expected to miss a reference target by more than this (relative) "
+                             "needs --yes (default: %(default)s)")
+
+
+def _add_yes(parser: argparse.ArgumentParser, what: str = "or makes live a predictor expected to miss its target "
+                                                          "alert rates (by --tolerance)") -> None:
     parser.add_argument("--yes", action="store_true",
-                        help="apply even when the plan removes a tenant, intent or route (refused without it)")
+                        help=f"apply even when the plan removes a tenant, intent or route, {what} (refused without it)")
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -89,11 +103,14 @@ def _plan(args: argparse.Namespace) -> int:
     from muse_stream.config.operations import plan_against_live, render_plan
 
     loaded = load_deployment_file(args.file)
-    live, plan = plan_against_live(_publisher(args), loaded.config)
+    live, plan = plan_against_live(_publisher(args), loaded.config, since_s=args.since, tolerance=args.tolerance)
     for line in render_plan(live, plan):
         print(line)
     if plan.destructive:
         print(f"`muse config apply` will refuse this plan without --yes: it removes {', '.join(plan.destructive)}")
+    if plan.miscalibrated:
+        print(f"`muse config apply` will refuse this plan without --yes: its new live predictor is expected to miss "
+              f"the target alert rates on {', '.join(plan.miscalibrated)}")
     return 0
 
 
@@ -103,7 +120,8 @@ def _apply(args: argparse.Namespace) -> int:
 
     loaded = load_deployment_file(args.file)
     publisher = _publisher(args)
-    result = publish_with_plan(publisher, loaded.config, loaded.artifact_bytes(), yes=args.yes, source=args.file)
+    result = publish_with_plan(publisher, loaded.config, loaded.artifact_bytes(), yes=args.yes, source=args.file,
+                               since_s=args.since, tolerance=args.tolerance)
     partitions = TopicAdmin(publisher.bootstrap).existing_topics() if result.created_topics else {}
     for topic in result.created_topics:
         print(f"created topic {topic}  partitions={partitions.get(topic, '?')}")
@@ -117,11 +135,9 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from muse_stream.config.history import config_at
-    from muse_stream.config.operations import publish_with_plan
+    from muse_stream.config.operations import rollback_to
 
-    target = config_at(_history_of(args), args.version)
-    result = publish_with_plan(_publisher(args), target, yes=args.yes, source=f"rolling back to version {args.version}")
+    result = rollback_to(_publisher(args), args.version, yes=args.yes, source=f"rolling back to version {args.version}")
     if result.version == result.diff.live_version:
         print(f"no changes: version {result.version} is live and already has version {args.version}'s config")
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 from collections.abc import Iterator
 
 from muse_stream.clients.settings import (
@@ -36,6 +37,19 @@ def _seconds(text: str) -> float:
         seconds = float("nan")
     if not MIN_CONNECT_TIMEOUT_S <= seconds < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= {MIN_CONNECT_TIMEOUT_S:g}")
+    return seconds
+
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """An argparse type: ``20s``, ``10m``, ``2h``, ``1d`` or plain seconds, as seconds (> 0)."""
+    match = _DURATION.match(text)
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2] or "s"] if match else 0.0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write e.g. 20s, 10m, 2h or 1d")
     return seconds
 
 

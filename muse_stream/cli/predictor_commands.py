@@ -12,12 +12,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from muse_stream.cli.options import add_namespace_option, duration
 from muse_stream.errors import MuseError
 from muse_stream.models import ModelRecord, ModelRegistry, open_store
 from muse_stream.predictors.fitting import (
@@ -38,7 +41,12 @@ from muse_stream.transforms import (
     posterior_correction,
 )
 
+if TYPE_CHECKING:
+    from muse_stream.config.deployment import DeploymentConfig, RouteConfig
+
 DEFAULT_STORE = os.environ.get("MUSE_STORE", ".muse/artifacts")
+# A map's upper tail (5% at the default curve's 0.8 edge) needs a few hundred events above it.
+DEFAULT_MIN_SHADOW_EVENTS = 5000
 
 
 def _read_table(path: str, columns: list[str] | None = None) -> pa.Table:
@@ -118,15 +126,24 @@ def _check_rates(qmap: QuantileMap, rates: list[EdgeRate], args: argparse.Namesp
     if not missed:
         return
     figures = "; ".join(f"edge {r.edge:.4g} at {r.achieved:.4f} against {r.target:.4f}" for r in missed)
-    message = (f"the fitted map misses its target alert rates by more than {args.tolerance:.0%} "
-               f"({qmap.x.size} knots on {qmap.n_fit} scores): {figures}. Too few distinct scores (a model of few "
-               "trees, or a small or degenerate fit sample) cannot be mapped finely; use a larger model or sample")
+    _refuse_unless_forced(
+        f"the fitted map misses its target alert rates by more than {args.tolerance:.0%} "
+        f"({qmap.x.size} knots on {qmap.n_fit} scores): {figures}. Too few distinct scores (a model of few "
+        "trees, or a small or degenerate fit sample) cannot be mapped finely; use a larger model or sample",
+        args, widen="--tolerance widens the check")
+
+
+def _refuse_unless_forced(message: str, args: argparse.Namespace, *, widen: str) -> None:
     if not args.force:
-        raise MuseError(f"{message}; nothing was written (--force writes it anyway, --tolerance widens the check)")
+        raise MuseError(f"{message}; nothing was written (--force writes it anyway, {widen})")
     print(f"WARNING: {message}; writing it anyway (--force)", file=sys.stderr)
 
 
 def _fit(args: argparse.Namespace) -> int:
+    if args.from_shadow:
+        return _fit_from_shadow(args)
+    if not args.parquet:
+        raise MuseError("say what to fit on: a Parquet file, or --from-shadow PREDICTOR for a shadow's live traffic")
     reference = _reference(args)
     record: ModelRecord | None = None
     if args.score_column:
@@ -158,6 +175,75 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shadow_reference(args: argparse.Namespace, config: DeploymentConfig, routes: list[RouteConfig]) -> Reference:
+    """--curve/--reference-parquet when given, else the reference of the live predictors the shadow
+    stands beside (one and the same for all its routes), so its scores can replace theirs."""
+    from muse_stream.predictors.refit import reference_of
+
+    if args.curve or args.reference_parquet:
+        return _reference(args)
+    references = {route.key: reference_of(config.predictor(route.live).spec.quantile_map, owner=f"live predictor {route.live}")
+                  for route in routes}
+    described = {key: ref.describe() for key, ref in references.items()}
+    if len({orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in described.values()}) > 1:
+        raise MuseError(f"the routes {args.from_shadow} shadows map onto different references "
+                        f"({'; '.join(f'{k}: {d}' for k, d in sorted(described.items()))}); fit per tenant with --tenant")
+    return next(iter(references.values()))
+
+
+def _fit_from_shadow(args: argparse.Namespace) -> int:
+    """Fit the shadow's map on its corrected scores from live traffic, onto its routes' reference."""
+    from muse_stream.broker import command_bootstrap
+    from muse_stream.clients.recent_scores import read_shadow_scores
+    from muse_stream.config.operations import live_config
+    from muse_stream.config.publisher import ConfigPublisher
+    from muse_stream.predictors.refit import refit_spec
+    from muse_stream.topics import TopicNames
+
+    if args.parquet or args.model or args.artifact or args.score_column:
+        raise MuseError("--from-shadow fits on the shadow topic: give no Parquet file, --model, --artifact or --score-column")
+    if not args.out:
+        raise MuseError("--from-shadow needs --out FILE for the new predictor spec")
+    bootstrap = command_bootstrap()
+    names = TopicNames(args.namespace)
+    config = live_config(ConfigPublisher(bootstrap, names)).config
+    declared = {p.name: p for p in config.predictors}
+    if args.from_shadow not in declared:
+        raise MuseError(f"predictor {args.from_shadow} is not in the live config of namespace {names.namespace!r} "
+                        f"(predictors: {', '.join(sorted(declared)) or 'none'})")
+    spec = declared[args.from_shadow].spec
+    routes = [r for r in config.routes if args.from_shadow in r.shadows and (not args.tenant or r.tenant in args.tenant)]
+    if not routes:
+        which = f" of tenant(s) {', '.join(args.tenant)}" if args.tenant else ""
+        raise MuseError(f"predictor {args.from_shadow} is not a shadow of any route{which} in the live config: "
+                        "add it as a shadow, let it score live traffic, then fit")
+    reference = _shadow_reference(args, config, routes)
+    tenants = sorted({r.tenant for r in routes})
+    scores = read_shadow_scores(bootstrap, names, spec.id, since_s=args.since, last=args.events, tenants=tenants)
+    per_tenant = {tenant: sum(s.tenant == tenant for s in scores) for tenant in tenants}
+    window = f"the last {args.since:g} s" if args.since else "all the shadow topic holds"
+    print(f"{len(scores)} events of shadow {args.from_shadow} ({spec.name}:{spec.version}, id {spec.id[:12]}) "
+          f"from {window}{f', the latest {args.events}' if args.events else ''}:")
+    for tenant, count in per_tenant.items():
+        print(f"  {tenant:<24}{count:>10}")
+    if len(scores) < args.min_events:
+        _refuse_unless_forced(
+            f"{len(scores)} events of shadow {args.from_shadow} on {names.shadow_topic} "
+            f"({', '.join(f'{t} {n}' for t, n in per_tenant.items())}) are fewer than --min-events {args.min_events}: "
+            "too few to fit a map whose tail holds; let the shadow score longer or widen --since",
+            args, widen="--min-events lowers the bar")
+        if not scores:
+            raise MuseError(f"there are no events of shadow {args.from_shadow} on {names.shadow_topic} to fit on")
+    fitted, qmap, rates = refit_spec(spec, np.array([s.corrected_score for s in scores]), reference,
+                                     version=args.version, n_knots=args.n_knots)
+    _print_fit(qmap, rates)
+    _check_rates(qmap, rates, args)
+    fitted.save(args.out)
+    print(f"predictor {fitted.name}:{fitted.version} id {fitted.id} (was {spec.version}, id {spec.id[:12]})")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _register_model(args: argparse.Namespace) -> int:
     names = tuple(args.feature_names.split(",")) if args.feature_names else None
     record = ModelRegistry(open_store(args.store)).register(args.artifact, name=args.name, version=args.version, b=args.b, feature_names=names)
@@ -175,7 +261,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictors = subparsers.add_parser("predictors", help="fit and inspect predictors")
     sub = predictors.add_subparsers(dest="predictors_command", required=True, metavar="ACTION")
     fit = sub.add_parser("fit", help="fit a predictor's quantile map from a Parquet file")
-    fit.add_argument("parquet", help="Parquet file of features (with --model/--artifact) or scores (--score-column)")
+    fit.add_argument("parquet", nargs="?",
+                     help="Parquet file of features (with --model/--artifact) or scores (--score-column); none with --from-shadow")
+    add_namespace_option(fit)
+    fit.add_argument("--from-shadow", metavar="PREDICTOR",
+                     help="fit this shadow predictor of the live config on its corrected scores from the shadow topic")
+    fit.add_argument("--since", type=duration, metavar="DURATION",
+                     help="with --from-shadow: the shadow's scores of the last DURATION (e.g. 30m; default: all the topic holds)")
+    fit.add_argument("--events", type=int, metavar="N", help="with --from-shadow: the latest N of them")
+    fit.add_argument("--tenant", action="append", metavar="TENANT",
+                     help="with --from-shadow: only this tenant's traffic (repeat for more; default: every route it shadows)")
+    fit.add_argument("--min-events", type=int, default=DEFAULT_MIN_SHADOW_EVENTS, metavar="N",
+                     help="with --from-shadow: refuse to fit on fewer events, unless --force (default: %(default)s)")
     source = fit.add_mutually_exclusive_group()
     source.add_argument("--model", metavar="NAME:VERSION", help="a registered model")
     source.add_argument("--artifact", metavar="PATH", help="an XGBoost JSON/UBJ file (registered on the way)")
@@ -191,13 +288,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--missing-policy", choices=["xgboost_missing", "reject"], default="xgboost_missing",
                      help="a missing feature goes to XGBoost as missing, or the event is rejected (default: %(default)s)")
     fit.add_argument("--name", help="predictor name (default: the model's)")
-    fit.add_argument("--version", help="predictor version (default: the model's version)")
+    fit.add_argument("--version", help="predictor version (default: the model's version; "
+                                       "with --from-shadow the shadow's plus -fitN, e.g. 2 -> 2-fit1)")
     fit.add_argument("--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})")
     fit.add_argument("--out", metavar="FILE", help="write the predictor spec (or, for scores, the map) as JSON")
     fit.add_argument("--tolerance", type=float, default=DEFAULT_RATE_TOLERANCE, metavar="RATE",
                      help="largest error of a reproduced alert rate at a reference edge, relative to its target "
                           "(default: %(default)s, i.e. within 10%%)")
-    fit.add_argument("--force", action="store_true", help="write the fit even when it misses its target alert rates")
+    fit.add_argument("--force", action="store_true",
+                     help="write the fit even when it misses its target alert rates (or, from a shadow, has too few events)")
     fit.set_defaults(handler=_fit)
 
     models = subparsers.add_parser("models", help="register and list model artifacts")

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import TopicAdmin
+from muse_stream.errors import MuseError
+from muse_stream.pipeline.metrics import PartitionLag, WorkerMetrics
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
 from muse_stream.pipeline.worker import Worker, WorkerSettings
 from muse_stream.topics import TopicNames
+
+if TYPE_CHECKING:
+    from muse_stream.config.watcher import ConfigWatcher
 
 CONFIG_WAIT_S = 60.0
 
@@ -31,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="most records per transaction (default: %(default)s)")
     worker.add_argument("--shadow-budget-ms", type=float, default=ShadowGuard.budget_ms,
                         help="a shadow slower than this per batch is skipped for a while (default: %(default)s)")
+    worker.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on http://ADDRESS:PORT/metrics (0: any free port, logged)")
+    worker.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDRESS",
+                        help="address the metrics endpoint listens on (default: %(default)s; 0.0.0.0 for every interface)")
     worker.set_defaults(handler=_run, default_log_level="info")
 
 
@@ -52,8 +62,29 @@ def _run(args: argparse.Namespace) -> int:
                         BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms)))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop())
-        stats = worker.run()
+        metrics = _serve_metrics(args, worker, watcher) if args.metrics_port is not None else None
+        try:
+            stats = worker.run()
+        finally:
+            if metrics is not None:
+                metrics.close()
         logger.info("worker %s stopped: %s", args.worker_id, stats.line())
     finally:
         watcher.stop()
     return 0
+
+
+def _serve_metrics(args: argparse.Namespace, worker: Worker, watcher: ConfigWatcher) -> WorkerMetrics:
+    settings = worker.settings
+    lag = PartitionLag(settings.bootstrap, settings.group_id, settings.names.input_topic_regex)
+    metrics = WorkerMetrics(settings.names, aborts=lambda: worker.stats.aborts,
+                            config_version=lambda: watcher.live_snapshot().version, lag=lag)
+    worker.on_batch = metrics.record_batch
+    try:
+        port = metrics.serve(args.metrics_port, args.metrics_address)
+    except OSError as error:
+        lag.close()
+        raise MuseError(f"cannot serve metrics on {args.metrics_address}:{args.metrics_port}: {error.strerror}; "
+                        "choose another --metrics-port (0 picks a free one)") from error
+    logger.info("metrics on http://%s:%d/metrics", args.metrics_address, port)
+    return metrics

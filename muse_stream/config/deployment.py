@@ -106,6 +106,18 @@ class TenantConfig(BaseModel):
         default=None, ge=1,
         description="input/output partitions `muse config apply` creates the tenant's topics with (default 1); "
                     "topics that exist keep theirs and must have at least this many (grow them with `muse tenants alter`)")
+    thresholds: tuple[float, ...] = Field(
+        default=(),
+        description="the score thresholds the tenant alerts at, in (0, 1): `muse config plan` shows the alert rate "
+                    "to expect at each when a live predictor changes (informational; scores do not depend on it)")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, thresholds: tuple[float, ...]) -> tuple[float, ...]:
+        outside = [t for t in thresholds if not 0.0 < t < 1.0]
+        if outside:
+            raise ValueError(f"thresholds {outside} are not scores strictly between 0 and 1")
+        return tuple(sorted(set(thresholds)))
 
     @property
     def key(self) -> str:

@@ -5,6 +5,10 @@ and refuse a destructive one (a tenant, intent or route removed) unless told ``-
 truncated file would otherwise remove every route without a question, and every later event of
 the tenants it dropped would go to the DLQ as ``unknown_tenant``. Terraform's plan and
 ``kubectl diff`` are the models: ``+`` added, ``~`` changed, ``-`` removed, and a count at the end.
+
+A plan that changes a route's live predictor also carries the alert rates to expect
+(config/expected_rates.py); a new live predictor expected to miss its reference targets by more
+than the tolerance is refused like a removal, without ``--yes``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-from muse_stream.config.deployment import DeploymentConfig, PredictorConfig, RouteConfig
+from muse_stream.config.deployment import DeploymentConfig, PredictorConfig, RouteConfig, TenantConfig
+from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE, RouteExpectation
 from muse_stream.errors import MuseError
 
 Action = Literal["+", "~", "-"]
@@ -46,6 +51,14 @@ def _route_text(route: RouteConfig) -> str:
 
 def _predictor_text(p: PredictorConfig) -> str:
     return f"{p.spec.name}:{p.version} on model {p.spec.model.name}:{p.spec.model.version}, id {p.id[:12]}"
+
+
+def _tenant_change(old: TenantConfig, new: TenantConfig) -> str:
+    parts = [f"{field.replace('_', ' ')} {getattr(old, field)} -> {getattr(new, field)}"
+             for field in ("default_intent", "partitions") if getattr(old, field) != getattr(new, field)]
+    if old.thresholds != new.thresholds:
+        parts.append(f"thresholds [{', '.join(map(str, old.thresholds))}] -> [{', '.join(map(str, new.thresholds))}]")
+    return "; ".join(parts)
 
 
 def _route_change(old: RouteConfig | None, new: RouteConfig | None, changed_predictors: Mapping[str, Change]) -> Change | None:
@@ -100,6 +113,8 @@ class Plan:
     intents: tuple[Change, ...]
     predictors: tuple[Change, ...]
     models: tuple[Change, ...]
+    expectations: tuple[RouteExpectation, ...] = ()
+    tolerance: float = DEFAULT_EXPECTATION_TOLERANCE
 
     @classmethod
     def between(cls, old: DeploymentConfig, new: DeploymentConfig) -> Plan:
@@ -114,8 +129,7 @@ class Plan:
         old_tenants, new_tenants = keyed(old.tenants), keyed(new.tenants)
         tenant_changes = {c.key: c for c in _entry_changes(
             old_tenants, new_tenants, lambda t: t.name,
-            lambda a, b: f"default intent {b.default_intent}" if a is None else "" if b is None else
-            f"default intent {a.default_intent} -> {b.default_intent}")}
+            lambda a, b: f"default intent {b.default_intent}" if a is None else "" if b is None else _tenant_change(a, b))}
         old_routes, new_routes = keyed(old.routes), keyed(new.routes)
         names = sorted({t.name for t in (*old.tenants, *new.tenants)} | {r.tenant for r in (*old.routes, *new.routes)})
         tenants = []
@@ -148,6 +162,11 @@ class Plan:
         removed = [c.key for c in self.changes() if c.action == "-" and c.key.split("/")[0] in kinds]
         return tuple(sorted(removed, key=lambda key: (kinds.index(key.split("/")[0]), key)))
 
+    @property
+    def miscalibrated(self) -> tuple[str, ...]:
+        """The routes whose new live predictor is expected to miss its reference targets."""
+        return tuple(e.route for e in self.expectations if e.off_target(self.tolerance))
+
     def counts(self) -> dict[Action, int]:
         found = self.changes()
         return {action: sum(c.action == action for c in found) for action in ("+", "~", "-")}  # type: ignore[misc]
@@ -161,17 +180,30 @@ class Plan:
         for title, changes in (("intents", self.intents), ("predictors", self.predictors), ("models", self.models)):
             if changes:
                 lines += [f"  {title}", *(c.render("    ") for c in changes)]
+        if self.expectations:
+            lines.append("  alert rates")
+            for expectation in self.expectations:
+                lines += expectation.render(self.tolerance)
         counts = self.counts()
         lines.append(f"Plan: {counts['+']} to add, {counts['~']} to change, {counts['-']} to remove.")
         return lines
 
     def refusal(self, source: str) -> str:
         """The one-line error for a destructive plan without ``--yes``."""
-        removed = ", ".join(key.replace("/", " ", 1) for key in self.destructive)
-        return (f"{source} would remove {removed}; nothing was published. "
+        harms = []
+        if self.destructive:
+            harms.append("remove " + ", ".join(key.replace("/", " ", 1) for key in self.destructive))
+        for expectation in self.expectations:
+            missed = expectation.off_target(self.tolerance)
+            if missed:
+                figures = ", ".join(f"{rate:.4f} at {edge:g} against {target:.4f}" for edge, rate, target in missed)
+                harms.append(f"make {expectation.new} live on {expectation.route}, expected to alert {figures} "
+                             f"(off by more than {self.tolerance:.0%})")
+        return (f"{source} would {'; and '.join(harms)}; nothing was published. "
                 "Check the plan above and add --yes to apply it anyway")
 
     def check(self, source: str, *, yes: bool) -> None:
-        """Raise :class:`PlanRefused` when the plan removes a tenant, intent or route and ``yes`` is not given."""
-        if self.destructive and not yes:
+        """Raise :class:`PlanRefused` when the plan removes a tenant, intent or route, or makes live a
+        predictor expected to miss its targets, and ``yes`` is not given."""
+        if (self.destructive or self.miscalibrated) and not yes:
             raise PlanRefused(self.refusal(source))

@@ -38,6 +38,7 @@ from confluent_kafka import (
 
 from muse_stream.clients.producing import call_retrying
 from muse_stream.errors import MuseError
+from muse_stream.pipeline.metrics import BatchReport
 from muse_stream.pipeline.scoring import BatchOutcome
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class _CommitInFlight:
     results: int
     dead_letters: int
     shadows: int
+    outcome: BatchOutcome  # for whoever is told of settled batches (metrics)
+    began_at: float  # monotonic time the transaction began
 
 
 def describe_offsets(next_offsets: NextOffsets) -> str:
@@ -107,7 +110,9 @@ class TransactionLifecycle:
         # Records gathered but not yet in a transaction are past the offsets a rewind goes back to:
         # a rewind drops them and rewinds their partitions too.
         self._drop_gathered = drop_gathered
-        self._open: tuple[NextOffsets, int] | None = None  # the transaction being written: offsets, records in
+        self._open: tuple[NextOffsets, int, float] | None = None  # the transaction being written: offsets, records in, began
+        # Told of each committed batch on the loop's thread (muse_stream/pipeline/metrics.py).
+        self.on_batch: Callable[[BatchReport], None] | None = None
         self._in_flight: _CommitInFlight | None = None
         self._consecutive_aborts = 0
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muse-committer")
@@ -119,7 +124,7 @@ class TransactionLifecycle:
         if not self.settle():
             self._rewind(list(next_offsets))
             return False
-        self._open = (next_offsets, records_in)
+        self._open = (next_offsets, records_in, time.monotonic())
         try:
             self.producer.begin_transaction()
         except KafkaException as exception:
@@ -131,18 +136,19 @@ class TransactionLifecycle:
         """The open transaction cannot be completed: a fatal error raises; anything else inside a
         transaction leaves it unusable, so it is aborted and its batch read again."""
         assert self._open is not None, "fail() without an open transaction"
-        (next_offsets, records_in), self._open = self._open, None
+        (next_offsets, records_in, _), self._open = self._open, None
         self._on_failed(exception, records_in, next_offsets)
 
     def commit(self, outcome: BatchOutcome, *, overlap: bool) -> None:
         """Send the open transaction's offsets and commit it: on the committer thread if `overlap`
         (a full batch, so the loop reads and scores the next one meanwhile), else right here."""
         assert self._open is not None, "commit() without an open transaction"
-        (next_offsets, records_in), self._open = self._open, None
+        (next_offsets, records_in, began_at), self._open = self._open, None
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
         group_metadata = self.consumer.consumer_group_metadata()
         in_flight = self._in_flight = _CommitInFlight(
-            Future(), next_offsets, records_in, len(outcome.results), len(outcome.dead_letters), len(outcome.shadows))
+            Future(), next_offsets, records_in, len(outcome.results), len(outcome.dead_letters), len(outcome.shadows),
+            outcome, began_at)
         if overlap:
             in_flight.future = self._committer.submit(self._finish, offsets, group_metadata)
             return
@@ -180,6 +186,8 @@ class TransactionLifecycle:
         except KafkaException as exception:
             self._on_failed(exception, in_flight.records_in, in_flight.next_offsets)
             return False
+        if self.on_batch is not None:
+            self.on_batch(BatchReport(in_flight.outcome, in_flight.records_in, True, time.monotonic() - in_flight.began_at))
         self._consecutive_aborts = 0
         stats = self.stats
         stats.batches += 1

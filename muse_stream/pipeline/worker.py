@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.producing import produce_grouped
 from muse_stream.clients.settings import consumer_config, transactional_producer_config
+from muse_stream.pipeline.metrics import BatchReport
 from muse_stream.pipeline.scoring import (
     BatchScorer,
     OutgoingRecord,
@@ -112,6 +113,15 @@ class Worker:
             retry_timeout_s=settings.transaction_retry_timeout_ms / 1000,
             abort_backoff_s=ABORT_BACKOFF_S,  # this module's, read now, so tests can shorten it
             finish=self._finish_transaction, drop_gathered=self._drop_gathered)
+
+    @property
+    def on_batch(self) -> Callable[[BatchReport], None] | None:
+        """Told of each committed batch, on the loop's thread (muse_stream/pipeline/metrics.py)."""
+        return self.transactions.on_batch
+
+    @on_batch.setter
+    def on_batch(self, listener: Callable[[BatchReport], None] | None) -> None:
+        self.transactions.on_batch = listener
 
     def stop(self) -> None:
         self._stop.set()
