@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from muse_stream.cli import main
 from muse_stream.clients.security import SecurityAdmin
 from muse_stream.clients.settings import CLIENT_CONFIG_ENV, parse_client_properties
 from muse_stream.events import ScoreResult
-from muse_stream.security.acls import ADMIN, OPERATOR, WORKER, tenant_principal
+from muse_stream.security.acls import ADMIN, MONITOR, OPERATOR, WORKER, tenant_principal
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
 from tests.support.deploy import deployment, publish
@@ -228,3 +230,34 @@ def test_the_pipeline_scores_a_tenants_events_with_each_principal_doing_its_part
         assert worker.alive(), worker.log_tail()
     finally:
         worker.stop()
+
+
+def test_the_monitor_runs_as_the_monitor_principal(
+        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`muse monitor --client-config` logs its Faust (aiokafka) clients in as muse-monitor: without
+    the security settings Faust could not even connect to the SASL listener."""
+    from tests.integration.test_monitor import _free_port, _poll, _result
+
+    add_tenant(capsys, topic_names, A)
+    worker = Producer({"bootstrap.servers": as_admin.bootstrap, **properties(as_admin.credentials_dir / f"{WORKER}.properties")})
+    for score in (0.1, 0.55, 0.9):
+        worker.produce(topic_names.output_topic(A), value=_result(A, score, "v1"))
+    assert worker.flush(30) == 0
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key != CLIENT_CONFIG_ENV}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "muse_stream.cli", "monitor", "--namespace", topic_names.namespace, "--web-port", str(port),
+         "--data-dir", str(tmp_path / "faust"), "--rescan", "1",
+         "--client-config", str(as_admin.credentials_dir / f"{MONITOR}.properties")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        answer = _poll(port, f"/tenants/{A}/", lambda a: a.get("retained", {}).get("count") == 3, timeout=60)
+        assert answer["tenant"] == A
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
