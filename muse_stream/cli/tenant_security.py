@@ -41,25 +41,25 @@ def _quota_options(parser: argparse.ArgumentParser) -> None:
 
 def register(actions: argparse._SubParsersAction) -> None:
     credentials = actions.add_parser("credentials", help="show, or --rotate, a tenant's SCRAM credential (secure mode)")
-    credentials.add_argument("name")
+    credentials.add_argument("name", help="tenant name")
     credentials.add_argument("--rotate", action="store_true", help="replace the password; the old one stops working")
     credentials.add_argument("--out", type=Path, help="where to write the new client properties file")
     credentials.set_defaults(handler=_credentials)
 
     remove = actions.add_parser("remove", help="remove a tenant's credential and ACLs (and, when asked, its topics)")
-    remove.add_argument("name")
+    remove.add_argument("name", help="tenant name")
     remove.add_argument("--delete-topics", action="store_true", help="also delete the tenant's topics and their data")
     remove.set_defaults(handler=_remove)
 
     acls = actions.add_parser("acls", help="print the exact ACLs of a tenant, as kafka-acls.sh commands")
-    acls.add_argument("name")
+    acls.add_argument("name", help="tenant name")
     acls.add_argument("--bootstrap-server", default="BOOTSTRAP", help="address to put in the commands")
     acls.add_argument("--command-config", default="admin.properties",
                       help="the admin's Java client properties file to put in the commands")
     acls.set_defaults(handler=_acls)
 
     quota = actions.add_parser("quota", help="set a tenant's produce and request quotas (secure mode)")
-    quota.add_argument("name")
+    quota.add_argument("name", help="tenant name")
     _quota_options(quota)
     quota.set_defaults(handler=_quota)
 
