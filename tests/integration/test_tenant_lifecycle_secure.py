@@ -261,3 +261,27 @@ def test_the_monitor_runs_as_the_monitor_principal(
             os.killpg(process.pid, signal.SIGKILL)
             output, _ = process.communicate()
     assert process.returncode == 0, output.decode(errors="replace")[-3000:]
+
+
+def test_tls_broker_hands_tenants_a_file_with_its_ca(kcat_env: dict[str, str], capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`muse broker start --secure --tls`: SASL_SSL with a CA made locally; a tenant's file names the
+    CA, and works as it is with kcat; the same login without TLS is not served."""
+    from muse_stream.broker.selection import throwaway_broker
+
+    names = TopicNames(f"t{uuid.uuid4().hex[:12]}")
+    with throwaway_broker(secure=True, tls=True) as broker:
+        assert broker.credentials_dir is not None
+        monkeypatch.setenv("MUSE_BOOTSTRAP", broker.bootstrap)
+        monkeypatch.setenv(CLIENT_CONFIG_ENV, str(broker.credentials_dir / f"{ADMIN}.properties"))
+        a_file = add_tenant(capsys, names, A)
+        settings = properties(a_file)
+        assert settings["security.protocol"] == "SASL_SSL"
+        assert Path(settings["ssl.ca.location"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
+        listing = kcat(kcat_env, broker.bootstrap, a_file, "-L")
+        assert listing.returncode == 0 and names.input_topic(A) in listing.stdout, listing.stderr
+        plain = {**settings, "security.protocol": "SASL_PLAINTEXT"}
+        plain.pop("ssl.ca.location")
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap, **plain, "log_level": 0})
+        with pytest.raises(KafkaException):
+            admin.list_topics(timeout=5)
