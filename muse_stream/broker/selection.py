@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from muse_stream.broker.kafka_jars import BrokerSetupError
 from muse_stream.broker.local import BrokerStatus, LocalBroker, free_port_pair
 from muse_stream.security.acls import ADMIN
 
 BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
 # Confluent's KRaft-capable image; testcontainers' Kafka module speaks its configuration.
 CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
+# Tries of a throwaway broker on another port pair when its ports were taken while it started.
+BIND_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,17 @@ def throwaway_broker(*, secure: bool = False, tls: bool = False) -> Iterator[Bro
     home = Path(tempfile.mkdtemp(prefix="muse-broker-"))
     broker = LocalBroker(home=home, port=free_port_pair())
     try:
-        broker.start(secure=secure, tls=tls)
+        for attempt in range(BIND_ATTEMPTS):
+            try:
+                broker.start(secure=secure, tls=tls)
+                break
+            except BrokerSetupError as error:
+                # Free when checked, taken by the time Kafka binds it: another process (say, another
+                # test session's broker) got there first. Fresh storage on the next free pair.
+                if "Address already in use" not in str(error) or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                shutil.rmtree(home, ignore_errors=True)
+                broker = LocalBroker(home=home, port=free_port_pair(broker.port + 2))
         yield BrokerHandle(bootstrap=broker.bootstrap, source="local (throwaway)", started_here=True,
                            credentials_dir=broker.credentials_dir if secure else None)
     finally:
@@ -111,7 +124,6 @@ def _kafka_container() -> Iterator[str]:
 def command_bootstrap() -> str:
     """The broker a CLI command talks to: MUSE_BOOTSTRAP, else the running local broker; checked
     once to answer within the connect timeout, so a wrong address is one clear error."""
-    from muse_stream.broker.kafka_jars import BrokerSetupError
 
     explicit = os.environ.get(BOOTSTRAP_ENV)
     if explicit:

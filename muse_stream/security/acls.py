@@ -104,6 +104,8 @@ def namespace_acls(names: TopicNames) -> list[Acl]:
         *_topic(OPERATOR, models, READ, WRITE, DESCRIBE_CONFIGS),
         *_topic(OPERATOR, shadow, READ),
         Acl(OPERATOR, TRANSACTIONAL_ID, LITERAL, f"muse-config.{names.namespace}", WRITE),
+        # Analysts replay with the live config, a version rebuilt from the history, and its models.
+        *_topic(ANALYST, config, READ), *_topic(ANALYST, history, READ), *_topic(ANALYST, models, READ),
         Acl(MONITOR, GROUP, LITERAL, names.monitor_app_id, READ),
         *[Acl(MONITOR, TOPIC, PREFIXED, monitor_state, op) for op in (READ, WRITE, CREATE, DESCRIBE_CONFIGS)],
     ]

@@ -107,8 +107,10 @@ ALLOWED: dict[str, set[tuple[str, str]]] = {
                | _cells("init transactions", "config.tx")),
     MONITOR: (_cells("consume", "bank-a.output", "bank-b.output") | _cells("describe", "bank-a.output", "bank-b.output")
               | _cells("join group", "monitor")),
-    ANALYST: (_cells("consume", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")))
-              | _cells("describe", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")))),
+    ANALYST: (_cells("consume", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")),
+                     "config", "history", "models")
+              | _cells("describe", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")),
+                       "config", "history", "models")),
 }
 # A topic each principal may read, to subscribe to when joining a group.
 READABLE = {A: "bank-a.output", WORKER: "bank-a.input", OPERATOR: "shadow", MONITOR: "bank-a.output",

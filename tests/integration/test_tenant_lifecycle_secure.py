@@ -26,7 +26,8 @@ from muse_stream.cli import main
 from muse_stream.clients.security import SecurityAdmin
 from muse_stream.clients.settings import CLIENT_CONFIG_ENV, parse_client_properties
 from muse_stream.events import ScoreResult
-from muse_stream.security.acls import ADMIN, MONITOR, OPERATOR, WORKER, tenant_principal
+from muse_stream.replay.run import read_dataset
+from muse_stream.security.acls import ADMIN, ANALYST, MONITOR, OPERATOR, WORKER, tenant_principal
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
 from tests.support.deploy import deployment, publish
@@ -230,6 +231,15 @@ def test_the_pipeline_scores_a_tenants_events_with_each_principal_doing_its_part
         assert worker.alive(), worker.log_tail()
     finally:
         worker.stop()
+    # The analyst replays those events with the live config and version 1 from the history.
+    monkeypatch.setenv(CLIENT_CONFIG_ENV, str(as_admin.credentials_dir / f"{ANALYST}.properties"))
+    out = muse(capsys, "replay", "--namespace", topic_names.namespace, "--tenant", A, "--config", "live",
+               "--config-version", "1", "--out", str(tmp_path / "replay"))
+    assert "replayed 20 events" in out
+    replayed = read_dataset(tmp_path / "replay").to_table().to_pylist()
+    live = {r.event_id: r.score for r in results}
+    assert {row["event_id"] for row in replayed} == set(live)
+    assert all(row["score"] == live[row["event_id"]] for row in replayed if row["role"] == "live")
 
 
 def test_the_monitor_runs_as_the_monitor_principal(
