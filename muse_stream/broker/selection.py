@@ -124,7 +124,6 @@ def _kafka_container() -> Iterator[str]:
 def command_bootstrap() -> str:
     """The broker a CLI command talks to: MUSE_BOOTSTRAP, else the running local broker; checked
     once to answer within the connect timeout, so a wrong address is one clear error."""
-
     explicit = os.environ.get(BOOTSTRAP_ENV)
     if explicit:
         _check_reachable(explicit, from_env=True)
