@@ -295,3 +295,30 @@ def test_tls_broker_hands_tenants_a_file_with_its_ca(kcat_env: dict[str, str], c
         admin = AdminClient({"bootstrap.servers": broker.bootstrap, **plain, "log_level": 0})
         with pytest.raises(KafkaException):
             admin.list_topics(timeout=5)
+
+
+def test_a_tenants_produce_quota_throttles_its_producer_and_not_another_tenants(
+        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]) -> None:
+    """The quota is Kafka's, on the tenant's principal: the broker throttles that tenant's own client
+    (librdkafka's throttle callback), and not another tenant's sending the same burst."""
+    a_file = add_tenant(capsys, topic_names, A, "--produce-byte-rate", "8192")
+    b_file = add_tenant(capsys, topic_names, B)
+
+    def throttle_of(tenant: str, path: Path) -> int:
+        """The largest throttle time (ms) the broker asked for while the tenant sent 512 KiB at once."""
+        throttles: list[int] = []
+        producer = Producer({"bootstrap.servers": as_admin.bootstrap, **properties(path), "linger.ms": 5,
+                             "throttle_cb": lambda event: throttles.append(int(event.throttle_time * 1000))})
+        for _ in range(512):
+            producer.produce(topic_names.input_topic(tenant), value=b"x" * 1024)
+            producer.poll(0)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not throttles and len(producer) > 0:
+            producer.poll(0.2)
+        producer.poll(1.0)  # a throttle reported with the last acknowledgements
+        producer.purge()
+        producer.flush(5)
+        return max(throttles, default=0)
+
+    assert throttle_of(A, a_file) > 0, "the broker never throttled the tenant with a quota"
+    assert throttle_of(B, b_file) == 0, "the tenant without a quota was throttled"
