@@ -322,3 +322,24 @@ def test_a_tenants_produce_quota_throttles_its_producer_and_not_another_tenants(
 
     assert throttle_of(A, a_file) > 0, "the broker never throttled the tenant with a quota"
     assert throttle_of(B, b_file) == 0, "the tenant without a quota was throttled"
+
+
+def test_config_apply_plan_and_history_run_as_the_operator(
+        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from config_support import write_topology
+
+    for tenant in ("bank-a", "bank-b", "bank-c"):
+        add_tenant(capsys, topic_names, tenant)
+    monkeypatch.setenv(CLIENT_CONFIG_ENV, str(as_admin.credentials_dir / f"{OPERATOR}.properties"))
+    config = ["config", "--namespace", topic_names.namespace]
+    topology = write_topology(tmp_path)
+    assert "+ tenant bank-a" in muse(capsys, *config, "plan", str(topology))
+    assert muse(capsys, *config, "apply", str(topology)).strip().endswith("version 1 is live")
+    assert "1" in muse(capsys, *config, "history")
+    # The tenant cannot do the operator's job with its own login.
+    monkeypatch.setenv(CLIENT_CONFIG_ENV, str(as_admin.credentials_dir / "tenants" /
+                                              f"{tenant_principal(topic_names, 'bank-a')}.properties"))
+    capsys.readouterr()
+    assert main([*config, "apply", str(topology)]) == 2
+    assert "authoriz" in capsys.readouterr().err.lower()
