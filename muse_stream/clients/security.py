@@ -59,6 +59,18 @@ class SecurityAdmin:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self._admin = AdminClient(admin_config(bootstrap))
+        self._require_admin()
+
+    def _require_admin(self) -> None:
+        """Refuse early, in one line, a login that may not manage credentials and ACLs (Alter on
+        the cluster). Also a guard: confluent-kafka 2.16 aborts the process (munmap_chunk) when
+        DescribeUserScramCredentials is refused, so that call must never meet a refusal."""
+        future = self._admin.describe_cluster(include_authorized_operations=True, request_timeout=ADMIN_TIMEOUT_S)
+        operations = self._result(future, "checking the login's rights on the cluster").authorized_operations or []
+        if AclOperation.ALTER not in operations:
+            who = client_settings().security.get("sasl.username", "this login")
+            raise SecurityError(f"{who} may not manage credentials and ACLs on {self.bootstrap} (no Alter on the "
+                                f"cluster); use the admin's client config (MUSE_CLIENT_CONFIG / --client-config)")
 
     # -- ACLs ----------------------------------------------------------------------------------
 

@@ -343,3 +343,21 @@ def test_config_apply_plan_and_history_run_as_the_operator(
     capsys.readouterr()
     assert main([*config, "apply", str(topology)]) == 2
     assert "authoriz" in capsys.readouterr().err.lower()
+
+
+def test_a_tenants_login_gets_one_line_refusals_for_admin_commands(
+        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]) -> None:
+    """In a child process: confluent-kafka aborts the process when a SCRAM listing is refused, which
+    muse must never let happen."""
+    a_file = add_tenant(capsys, topic_names, A)
+    env = {**os.environ, "MUSE_BOOTSTRAP": as_admin.bootstrap, CLIENT_CONFIG_ENV: str(a_file)}
+    ns = ["--namespace", topic_names.namespace]
+    for argv, says in ((["tenants", "credentials", A, "--rotate"], "may not manage credentials and ACLs"),
+                       (["tenants", "remove", B], "may not manage credentials and ACLs"),
+                       (["tenants", "add", B], "not visible to this login, which may not create it")):
+        done = subprocess.run([sys.executable, "-m", "muse_stream.cli", *argv, *ns], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 2, (argv, done.returncode, done.stderr[-2000:])
+        lines = [line for line in done.stderr.splitlines() if not line.startswith("%")]
+        assert len(lines) == 1 and says in lines[0], lines
+    assert logs_in(as_admin.bootstrap, a_file)  # nothing was rotated
