@@ -192,6 +192,11 @@ class TopicNames:
         ]
         return [spec for spec in specs if spec.name.rpartition(".")[2] in kinds]
 
+    def worker_internal_topic_specs(self) -> list[TopicSpec]:
+        """The internal topics a worker reads or writes (config, shadow, models), which it ensures
+        at start. Not the config history: on a secured cluster a worker may not even see it."""
+        return [spec for spec in self.internal_topic_specs() if spec.name != self.config_history_topic]
+
     def internal_topic_specs(self, shadow_partitions: int = 4) -> list[TopicSpec]:
         return [
             # One record per key, tombstones delete: the whole live config is the compacted log.

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from muse_stream.broker import BrokerHandle, acquire_broker
+from muse_stream.broker.selection import throwaway_broker
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.topics import TopicNames
 
@@ -29,3 +30,11 @@ def topic_names() -> TopicNames:
 @pytest.fixture
 def admin(kafka: BrokerHandle) -> TopicAdmin:
     return TopicAdmin(kafka.bootstrap)
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[BrokerHandle]:
+    """A throwaway local broker with SASL/SCRAM and ACLs (`muse broker start --secure`), started on
+    first use: always local, as only then are its admin's and muse's principals' credentials known."""
+    with throwaway_broker(secure=True) as handle:
+        yield handle

@@ -26,6 +26,15 @@ from muse_stream.broker.kafka_jars import (
     ensure_kafka_jars,
     require_java,
 )
+from muse_stream.broker.tls import BrokerTls
+from muse_stream.security.acls import ADMIN, SCRAM_MECHANISM, SERVICE_PRINCIPALS
+from muse_stream.security.credentials import (
+    ScramLogin,
+    new_password,
+    read_login,
+    write_client_properties,
+    write_private,
+)
 
 DEFAULT_PORT = 19092
 START_TIMEOUT_S = 60.0
@@ -59,8 +68,10 @@ def default_home() -> Path:
     return Path(os.environ.get("MUSE_HOME") or user_state_dir("muse-stream")) / "broker"
 
 
-def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
-    """One-node settings under which transactions and consumer groups work."""
+def server_properties(*, port: int, controller_port: int, data_dir: Path, admin: ScramLogin | None = None,
+                      tls: BrokerTls | None = None) -> str:
+    """One-node settings under which transactions and consumer groups work; with ``admin``, the
+    secured broker of :func:`secure_settings`."""
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -70,6 +81,7 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        **(secure_settings(port, controller_port, admin, tls) if admin else {}),
         "log.dirs": str(data_dir),
         "num.partitions": "1",
         # Topics are created explicitly with their configs checked; a typo must not make a topic.
@@ -86,6 +98,38 @@ def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str
         "log.segment.bytes": str(64 * 1024 * 1024),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def secure_settings(port: int, controller_port: int, admin: ScramLogin, tls: BrokerTls | None) -> dict[str, str]:
+    """SASL/SCRAM-SHA-512 on the client listener (over TLS with ``tls``), Kafka's KRaft authorizer,
+    and no access at all without an ACL. The broker talks to itself over the client listener as
+    the admin super user. The controller listener stays PLAINTEXT on loopback: there the combined
+    node's own broker reaches its controller as User:ANONYMOUS, which must therefore be a super
+    user too; clients never get ANONYMOUS, as the client listener requires SASL."""
+    listener = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+            f'username="{admin.username}" password="{admin.password}";')
+    settings = {
+        "listeners": f"{listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"{listener}://127.0.0.1:{port}",
+        "inter.broker.listener.name": listener,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        f"listener.name.{listener.lower()}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{admin.username};User:ANONYMOUS",
+    }
+    if tls:
+        settings.update({
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(tls.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(tls.ca_file),
+            "ssl.client.auth": "none",
+        })
+    return settings
 
 
 def new_cluster_id() -> str:
@@ -170,6 +214,28 @@ class LocalBroker:
     def properties_file(self) -> Path:
         return self.home / "server.properties"
 
+    # -- security (``start(secure=True)``) -----------------------------------------------------
+
+    @property
+    def credentials_dir(self) -> Path:
+        """Client properties files (mode 600) of the admin and muse's own principals."""
+        return self.home / "credentials"
+
+    def credential_file(self, principal: str) -> Path:
+        return self.credentials_dir / f"{principal}.properties"
+
+    @property
+    def tls(self) -> BrokerTls:
+        return BrokerTls(self.home / "tls")
+
+    @property
+    def secure(self) -> bool:
+        """True when this broker's storage was formatted with SCRAM credentials (``--secure``)."""
+        return self.credential_file(ADMIN).exists()
+
+    def admin_login(self) -> ScramLogin | None:
+        return read_login(self.credential_file(ADMIN)) if self.secure else None
+
     # -- state -------------------------------------------------------------------------------
 
     def _recorded_process(self) -> tuple[int, int] | None:
@@ -207,7 +273,9 @@ class LocalBroker:
 
         from muse_stream.clients.settings import admin_config
 
-        admin = AdminClient(admin_config(self.bootstrap, plaintext=True, log_level=0))
+        login = self.admin_login()  # a secured broker answers its admin only
+        security = login.properties() if login else {}
+        admin = AdminClient(admin_config(self.bootstrap, plaintext=True, log_level=0, **security))
         try:
             metadata = admin.list_topics(timeout=timeout)
         except Exception:  # noqa: BLE001 - any failure here means "not ready yet"
@@ -216,10 +284,21 @@ class LocalBroker:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> bool:
-        """Start the broker and wait until it serves metadata. Returns False if it was already running."""
+    def start(self, timeout: float = START_TIMEOUT_S, *, secure: bool = False, tls: bool = False) -> bool:
+        """Start the broker and wait until it serves metadata. Returns False if it was already running.
+
+        ``secure`` (only when the storage is first formatted; a secured broker stays secured):
+        SASL/SCRAM-SHA-512, ACLs required, and a credential file for the admin and each of muse's
+        principals in :attr:`credentials_dir`; ``tls`` adds TLS with a locally made CA."""
+        formatted = (self.data_dir / "meta.properties").exists()
+        if formatted and secure and not self.secure:
+            raise BrokerSetupError(
+                f"the broker in {self.home} was formatted without --secure and keeps its data; to secure it, "
+                f"stop it and delete {self.home}, or use another MUSE_HOME for the secured broker")
         if self.status() is BrokerStatus.RUNNING:
             return False
+        if not formatted and secure:
+            self._make_credentials(tls)
         self.pid_file.unlink(missing_ok=True)
         for port, role in ((self.port, "client"), (self.controller_port, "controller")):
             if not port_is_free(port):
@@ -281,9 +360,10 @@ class LocalBroker:
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.properties_file.write_text(
-            server_properties(port=self.port, controller_port=self.controller_port, data_dir=self.data_dir)
-        )
+        login = self.admin_login()
+        write_private(self.properties_file, server_properties(
+            port=self.port, controller_port=self.controller_port, data_dir=self.data_dir, admin=login,
+            tls=self.tls if login and login.ca_file else None))
         (self.home / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
 
     def _format_storage(self, java: str, libs: Path) -> None:
@@ -294,7 +374,7 @@ class LocalBroker:
         result = subprocess.run(
             [java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
              "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(self.properties_file)],
+             "-t", cluster_id, "-c", str(self.properties_file), *self._scram_arguments()],
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
@@ -302,6 +382,22 @@ class LocalBroker:
                 f"formatting Kafka storage in {self.data_dir} failed (exit {result.returncode}):\n"
                 f"{(result.stdout + result.stderr).strip()[-2000:]}"
             )
+
+
+    def _make_credentials(self, tls: bool) -> None:
+        """A random password for the admin and each of muse's principals, in their client files;
+        :meth:`_format_storage` bootstraps them into the cluster metadata."""
+        ca_file = self.tls.ensure().ca_file if tls else None
+        for principal in (ADMIN, *SERVICE_PRINCIPALS):
+            write_client_properties(self.credential_file(principal), ScramLogin(principal, new_password(), ca_file))
+
+    def _scram_arguments(self) -> list[str]:
+        arguments: list[str] = []
+        if self.secure:
+            for principal in (ADMIN, *SERVICE_PRINCIPALS):
+                login = read_login(self.credential_file(principal))
+                arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={login.username},password={login.password}]"]
+        return arguments
 
 
 def _reap(pid: int) -> None:

@@ -14,11 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from muse_stream.broker.kafka_jars import BrokerSetupError
 from muse_stream.broker.local import BrokerStatus, LocalBroker, free_port_pair
+from muse_stream.security.acls import ADMIN
 
 BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
 # Confluent's KRaft-capable image; testcontainers' Kafka module speaks its configuration.
 CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
+# Tries of a throwaway broker on another port pair when its ports were taken while it started.
+BIND_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class BrokerHandle:
     bootstrap: str
     source: str  # "env", "container" or "local"
     started_here: bool
+    # A secured broker's client files (admin and muse's principals), else None.
+    credentials_dir: Path | None = None
 
 
 def docker_engine_answers() -> bool:
@@ -59,14 +65,8 @@ def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True
             yield BrokerHandle(bootstrap=bootstrap, source="container", started_here=True)
         return
     if throwaway:
-        home = Path(tempfile.mkdtemp(prefix="muse-broker-"))
-        broker = LocalBroker(home=home, port=free_port_pair())
-        try:
-            broker.start()
-            yield BrokerHandle(bootstrap=broker.bootstrap, source="local (throwaway)", started_here=True)
-        finally:
-            broker.stop()
-            shutil.rmtree(home, ignore_errors=True)
+        with throwaway_broker() as handle:
+            yield handle
         return
     broker = LocalBroker.default()
     started = broker.start() if broker.status() is not BrokerStatus.RUNNING else False
@@ -75,6 +75,32 @@ def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True
     finally:
         if started and stop_if_started:
             broker.stop()
+
+
+@contextlib.contextmanager
+def throwaway_broker(*, secure: bool = False, tls: bool = False) -> Iterator[BrokerHandle]:
+    """A fresh local broker in a temporary directory on free ports, deleted afterwards. The
+    isolation tests ask for a ``secure`` one, always local: only then are its admin's and muse's
+    principals' credentials known (in ``credentials_dir``)."""
+    home = Path(tempfile.mkdtemp(prefix="muse-broker-"))
+    broker = LocalBroker(home=home, port=free_port_pair())
+    try:
+        for attempt in range(BIND_ATTEMPTS):
+            try:
+                broker.start(secure=secure, tls=tls)
+                break
+            except BrokerSetupError as error:
+                # Free when checked, taken by the time Kafka binds it: another process (say, another
+                # test session's broker) got there first. Fresh storage on the next free pair.
+                if "Address already in use" not in str(error) or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                shutil.rmtree(home, ignore_errors=True)
+                broker = LocalBroker(home=home, port=free_port_pair(broker.port + 2))
+        yield BrokerHandle(bootstrap=broker.bootstrap, source="local (throwaway)", started_here=True,
+                           credentials_dir=broker.credentials_dir if secure else None)
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -98,8 +124,6 @@ def _kafka_container() -> Iterator[str]:
 def command_bootstrap() -> str:
     """The broker a CLI command talks to: MUSE_BOOTSTRAP, else the running local broker; checked
     once to answer within the connect timeout, so a wrong address is one clear error."""
-    from muse_stream.broker.kafka_jars import BrokerSetupError
-
     explicit = os.environ.get(BOOTSTRAP_ENV)
     if explicit:
         _check_reachable(explicit, from_env=True)
@@ -110,8 +134,18 @@ def command_bootstrap() -> str:
             f"no broker to talk to: the local broker ({broker.bootstrap}) is not running and {BOOTSTRAP_ENV} "
             "is not set. Start one with `muse broker start`, or export MUSE_BOOTSTRAP=host:port."
         )
+    use_admin_login(broker)
     _check_reachable(broker.bootstrap, from_env=False)
     return broker.bootstrap
+
+
+def use_admin_login(broker: LocalBroker) -> None:
+    """A secured local broker answers logged-in clients only: unless a client config is given,
+    this process (and its children) log in as its admin."""
+    from muse_stream.clients.settings import CLIENT_CONFIG_ENV
+
+    if broker.secure and not os.environ.get(CLIENT_CONFIG_ENV):
+        os.environ[CLIENT_CONFIG_ENV] = str(broker.credential_file(ADMIN))
 
 
 def _check_reachable(bootstrap: str, *, from_env: bool) -> None:

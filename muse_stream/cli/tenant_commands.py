@@ -1,10 +1,14 @@
-"""``muse tenants add|alter|list``: per-tenant input, output, DLQ and labels topics."""
+"""``muse tenants add|alter|list|credentials|remove|acls``: per-tenant topics and, on a secured cluster, access.
+
+In secure mode (the client config logs in with SASL: the admin's) ``add`` also creates the tenant's
+SCRAM credential, its ACLs and its client file; the security parts live in :mod:`muse_stream.cli.tenant_security`."""
 
 from __future__ import annotations
 
 import argparse
 
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli import tenant_security
 from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import (
     TopicAdmin,
@@ -22,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = actions.add_parser("add", help="create a tenant's input, output, DLQ and labels topics (idempotent)")
     add.add_argument("name", help="tenant name: 1-48 lowercase letters, digits, - and _ (no dot), e.g. bank-a")
     add.add_argument("--partitions", type=int, default=1, help="input/output partitions (default: %(default)s)")
+    tenant_security.add_options(add)
     add.set_defaults(handler=_add)
     alter = actions.add_parser("alter", help="give a tenant's input and output topics more partitions (they only grow)")
     alter.add_argument("name", help="the tenant whose topics to alter")
@@ -29,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="new input/output partition count; Kafka only adds partitions, never removes them")
     alter.set_defaults(handler=_alter)
     actions.add_parser("list", help="list tenants found on the broker").set_defaults(handler=_list)
+    tenant_security.register(actions)
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -38,6 +44,7 @@ def _add(args: argparse.Namespace) -> int:
     partitions = admin.existing_topics()
     for spec, created in ensured:
         print(f"{'created' if created else 'exists '}  {spec.name}  partitions={partitions[spec.name]}")
+    tenant_security.after_add(args, admin.bootstrap, names)
     return 0
 
 
@@ -67,6 +74,8 @@ def _list(args: argparse.Namespace) -> int:
     if not tenants:
         print(f"no tenants in namespace {names.namespace!r}; add one with `muse tenants add NAME`")
     retention = tenant_retention(admin, names, tenants)  # of the input topic: how far back a replay can go
+    quotas = tenant_security.quotas_by_tenant(command_bootstrap(), names, tenants) if tenants else {}
     for tenant, partitions in tenants.items():
-        print(f"{tenant}\tpartitions={partitions}\tretention={retention[tenant]}\tprefix={names.tenant_prefix(tenant)}")
+        quota = f"\tquota={quotas[tenant]}" if tenant in quotas else ""
+        print(f"{tenant}\tpartitions={partitions}\tretention={retention[tenant]}\tprefix={names.tenant_prefix(tenant)}{quota}")
     return 0

@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
 
     bootstrap = command_bootstrap()
     names = TopicNames(args.namespace)
-    TopicAdmin(bootstrap).ensure(names.internal_topic_specs())
+    TopicAdmin(bootstrap).ensure(names.worker_internal_topic_specs())
     watcher = ConfigWatcher(bootstrap, names, artifact_store=KafkaArtifactStore(bootstrap, names))
     watcher.start()
     try:

@@ -95,6 +95,11 @@ class TopicAdmin:
                     future.result()
                     created.append(name)
                 except KafkaException as error:
+                    if error.args[0].name() == "TOPIC_AUTHORIZATION_FAILED":
+                        raise TopicError(
+                            f"topic {name!r} on {self.bootstrap} is missing or not visible to this login, which may "
+                            "not create it: create a namespace's and tenants' topics as the admin (`muse tenants add`), "
+                            "or check the client config (MUSE_CLIENT_CONFIG / --client-config)") from None
                     if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won
                         raise TopicError(f"creating topic {name!r} on {self.bootstrap} failed: {error}") from error
         if missing:

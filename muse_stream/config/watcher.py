@@ -80,7 +80,7 @@ class ConfigWatcher:
     def start(self) -> ConfigWatcher:
         if self._thread is not None:
             raise MuseError(f"config watcher of {self.topic} is already started")
-        TopicAdmin(self.bootstrap).ensure(self.names.internal_topic_specs())
+        TopicAdmin(self.bootstrap).ensure(self.names.worker_internal_topic_specs())
         consumer = reader_from_start(self.bootstrap, self.topic, **{"enable.partition.eof": True})
         self._thread = threading.Thread(target=self._run, args=(consumer,), name=f"config-watcher-{self.names.namespace}", daemon=True)
         self._thread.start()

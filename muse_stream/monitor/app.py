@@ -34,10 +34,12 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.auth import CredentialsT
 from faust.web import Request, Response, View
 from mode.utils.times import want_seconds
 
 from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.settings import aiokafka_security
 from muse_stream.monitor import aggregates
 from muse_stream.topics import DEFAULT_NAMESPACE, TopicNames, TopicSpec
 
@@ -132,6 +134,25 @@ def faust_topic_specs(app: faust.App) -> list[TopicSpec]:
     return specs
 
 
+# -- security ------------------------------------------------------------------------------------
+
+
+def faust_credentials(security: dict[str, Any] | None = None) -> CredentialsT | None:
+    """The client config's security settings (``MUSE_CLIENT_CONFIG``, as every muse client reads
+    it, translated by :func:`aiokafka_security`) as Faust's ``broker_credentials``, which its
+    aiokafka consumer and producer both use; None for a plaintext cluster."""
+    security = aiokafka_security() if security is None else security
+    protocol = security["security_protocol"]
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(security["ssl_context"])
+    return faust.SASLCredentials(username=security.get("sasl_plain_username"),
+                                 password=security.get("sasl_plain_password"),
+                                 ssl_context=security.get("ssl_context"),
+                                 mechanism=security.get("sasl_mechanism", "PLAIN"))
+
+
 # -- tenants ---------------------------------------------------------------------------------------
 
 
@@ -152,6 +173,7 @@ def build_app(settings: MonitorSettings, tenants: Sequence[str]) -> tuple[Monito
     app = MonitorApp(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
+        broker_credentials=faust_credentials(),
         datadir=str(settings.data_dir),
         web_enabled=True,
         web_bind="127.0.0.1",

@@ -62,3 +62,44 @@ def test_a_broker_that_dies_while_starting_shows_its_log(tmp_path: Path) -> None
     with pytest.raises(BrokerSetupError, match=r"exited with code \d+ while starting; last lines of .*broker\.log"):
         broker.start()
     assert broker.status() is BrokerStatus.STOPPED
+
+
+def test_muse_broker_start_secure_prints_the_credential_files_and_commands_log_in_as_admin(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import stat
+
+    from muse_stream.cli import main
+
+    port = free_port_pair(30000, 30600)
+    monkeypatch.setenv("MUSE_HOME", str(tmp_path))
+    monkeypatch.setenv("MUSE_BROKER_PORT", str(port))
+    for name in ("MUSE_BOOTSTRAP", "MUSE_CLIENT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["broker", "start", "--secure"]) == 0
+    try:
+        out = capsys.readouterr().out
+        files = [Path(line.split()[1]) for line in out.splitlines() if line.startswith("  ")]
+        assert [f.stem for f in files] == ["admin", "muse-worker", "muse-operator", "muse-monitor", "muse-analyst"]
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+        assert stat.S_IMODE((tmp_path / "broker" / "server.properties").stat().st_mode) == 0o600
+        assert main(["broker", "status"]) == 0 and "secured" in capsys.readouterr().out
+        # No client config given: the command logs in as the secured local broker's admin.
+        assert main(["tenants", "add", "bank-a", "--namespace", "sec"]) == 0
+        assert "credentials  " in capsys.readouterr().out
+        # A client without a login is not served at all.
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        with pytest.raises(KafkaException):
+            AdminClient({"bootstrap.servers": f"127.0.0.1:{port}", "log_level": 0}).list_topics(timeout=3)
+    finally:
+        assert main(["broker", "stop"]) == 0
+
+
+def test_a_broker_formatted_without_secure_is_not_secured_in_place(tmp_path: Path) -> None:
+    broker = LocalBroker(home=tmp_path / "broker", port=free_port_pair(30000, 30600), heap="512m")
+    broker.start()
+    broker.stop()
+    with pytest.raises(BrokerSetupError, match="formatted without --secure.*another MUSE_HOME"):
+        broker.start(secure=True)
+    assert broker.status() is BrokerStatus.STOPPED

@@ -15,6 +15,8 @@ PURE_MODULES = [
     "muse_stream.routing",
     "muse_stream.pipeline.scoring",
     "muse_stream.topics",
+    "muse_stream.security.acls",
+    "muse_stream.security.credentials",
     "muse_stream.events",
     "muse_stream.labels",
     "muse_stream.replay.configs",

@@ -1,0 +1,1 @@
+"""Tenant isolation on the broker: principals, ACLs, credentials."""
