@@ -40,6 +40,10 @@ def grow_hint(topic: str, partitions: int) -> str:
     return f"grow it with `muse tenants alter {match['tenant']} --partitions {partitions}`{where}, or ask for fewer"
 
 
+class TopicAccessDenied(TopicError):
+    """This login may not see or create a topic (a secured cluster where topics are the admin's)."""
+
+
 class ClusterUnreachable(MuseError):
     """The cluster a command was pointed at did not answer within the connect timeout."""
 
@@ -96,7 +100,7 @@ class TopicAdmin:
                     created.append(name)
                 except KafkaException as error:
                     if error.args[0].name() == "TOPIC_AUTHORIZATION_FAILED":
-                        raise TopicError(
+                        raise TopicAccessDenied(
                             f"topic {name!r} on {self.bootstrap} is missing or not visible to this login, which may "
                             "not create it: create a namespace's and tenants' topics as the admin (`muse tenants add`), "
                             "or check the client config (MUSE_CLIENT_CONFIG / --client-config)") from None

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import orjson
 from confluent_kafka import KafkaException, Producer
 
-from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.admin import TopicAccessDenied, TopicAdmin
 from muse_stream.clients.producing import call_retrying
 from muse_stream.clients.reading import read_to_end
 from muse_stream.clients.settings import transactional_producer_config
@@ -103,11 +103,19 @@ class ConfigPublisher:
     def ensure_topics(self, desired: DeploymentConfig | None = None) -> list[str]:
         """The internal topics, and the topics of every tenant ``desired`` declares (existing ones are
         checked, never changed); returns the names created."""
-        specs = self.names.internal_topic_specs()
-        for tenant in desired.tenants if desired is not None else ():
-            specs += self.names.tenant_topic_specs(tenant.name, tenant.partitions or DEFAULT_TENANT_PARTITIONS,
-                                                   kinds=TENANT_TOPIC_KINDS)
-        return TopicAdmin(self.bootstrap).ensure(specs)
+        admin = TopicAdmin(self.bootstrap)
+        created = admin.ensure(self.names.internal_topic_specs())
+        tenant_specs = [spec for tenant in (desired.tenants if desired is not None else ())
+                        for spec in self.names.tenant_topic_specs(tenant.name, tenant.partitions or DEFAULT_TENANT_PARTITIONS,
+                                                                  kinds=TENANT_TOPIC_KINDS)]
+        try:
+            created += admin.ensure(tenant_specs)
+        except TopicAccessDenied:
+            # A secured cluster: tenants' topics (and credentials) are the admin's, made by `muse
+            # tenants add`; an operator's login can neither see nor create them, and need not.
+            logger.warning("this login may not check or create tenants' topics on %s; the admin creates them with "
+                           "`muse tenants add` (workers report any that are missing)", self.bootstrap)
+        return created
 
     def live(self) -> ConfigState:
         return read_config_log(self.bootstrap, self.names)

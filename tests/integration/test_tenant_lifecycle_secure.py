@@ -25,7 +25,7 @@ from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
 from muse_stream.clients.security import SecurityAdmin
 from muse_stream.clients.settings import CLIENT_CONFIG_ENV, parse_client_properties
-from muse_stream.events import ScoreResult
+from muse_stream.events import ScoreResult, Timings
 from muse_stream.replay.run import read_dataset
 from muse_stream.security.acls import ADMIN, ANALYST, MONITOR, OPERATOR, WORKER, tenant_principal
 from muse_stream.synthetic import events_as_dicts, generate_events
@@ -246,10 +246,12 @@ def test_the_monitor_runs_as_the_monitor_principal(
         as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`muse monitor --client-config` logs its Faust (aiokafka) clients in as muse-monitor: without
     the security settings Faust could not even connect to the SASL listener."""
-    from tests.integration.test_monitor import _free_port, _poll, _result
+    from tests.integration.test_monitor import _free_port, _poll
 
     add_tenant(capsys, topic_names, A)
-    worker = Producer({"bootstrap.servers": as_admin.bootstrap, **properties(as_admin.credentials_dir / f"{WORKER}.properties")})
+    # As the worker writes them: lz4-compressed, as the worker principal.
+    worker = Producer({"bootstrap.servers": as_admin.bootstrap, "compression.type": "lz4",
+                       **properties(as_admin.credentials_dir / f"{WORKER}.properties")})
     for score in (0.1, 0.55, 0.9):
         worker.produce(topic_names.output_topic(A), value=_result(A, score, "v1"))
     assert worker.flush(30) == 0
@@ -361,3 +363,12 @@ def test_a_tenants_login_gets_one_line_refusals_for_admin_commands(
         lines = [line for line in done.stderr.splitlines() if not line.startswith("%")]
         assert len(lines) == 1 and says in lines[0], lines
     assert logs_in(as_admin.bootstrap, a_file)  # nothing was rotated
+
+
+def _result(tenant: str, score: float, version: str) -> bytes:
+    now_ms = int(time.time() * 1000)
+    return ScoreResult(
+        event_id=str(uuid.uuid4()), tenant=tenant, intent="card-fraud", score=score,
+        predictor_id=f"card-fraud-{version}", predictor_name="card-fraud", predictor_version=version,
+        config_version=1, timings=Timings(event_timestamp_ms=now_ms, scored_at_ms=now_ms, batch_size=1),
+    ).model_dump_json().encode()
