@@ -11,6 +11,7 @@ gathered are dropped (their new owner reads them from the committed offset).
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import operator
 import threading
@@ -167,6 +168,11 @@ class Worker:
     def run(self) -> WorkerStats:
         settings = self.settings
         self.producer.init_transactions()
+        # What start-up made (modules, the model, the config) lives as long as the process: frozen,
+        # a full collection no longer walks it. Unfrozen, one full collection in the loop stalled
+        # every batch in flight for tens to hundreds of ms: the p99 of `muse bench latency`.
+        gc.collect()
+        gc.freeze()
         self.consumer.subscribe([self._input_pattern], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
         logger.info("worker %s consuming %s as group %s", settings.worker_id, self._input_pattern, settings.group_id)
