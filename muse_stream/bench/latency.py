@@ -271,7 +271,7 @@ def _handle(args: argparse.Namespace) -> int:
           f"partitions, {args.trees} trees depth {args.depth}, {args.seconds:.0f} s per load, max batch {args.max_batch}"
           + (f"; medians of {args.repeat} whole runs (p99 of each run in the last column)" if args.repeat > 1 else "")
           + f"; load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"{'app':<17}{'commit ms':>10}{'offered':>12}{'offered/s':>11}{'done/s':>9}{'events':>9}{'txn/s':>7}{'batch':>7}"
+    print(f"{'app':<17}{'commit ms':>10}{'offered':>12}{'offered/s':>11}{'done/s':>9}{'events':>11}{'txn/s':>7}{'batch':>7}"
           f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}  {'->scoring p50/p99':>18}  {'scoring->visible p50/p99':>25}"
           + ("  p99 per run" if args.repeat > 1 else ""))
     for r in results:
@@ -279,7 +279,7 @@ def _handle(args: argparse.Namespace) -> int:
             f"{r.to_scoring_p50_ms:.0f} / {r.to_scoring_p99_ms:.0f}",
             f"{r.scoring_to_visible_p50_ms:.0f} / {r.scoring_to_visible_p99_ms:.0f}")
         print(f"{r.app:<17}{r.commit_interval_ms:>10}{r.offered:>12}{r.offered_per_s:>11,.0f}{r.completed_per_s:>9,.0f}"
-              f"{r.events:>9,}{_cell(r.transactions_per_s):>7}{_cell(r.mean_batch):>7}"
+              f"{r.events:>11,}{_cell(r.transactions_per_s):>7}{_cell(r.mean_batch):>7}"
               f"{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}  {legs[0]:>18}  {legs[1]:>25}"
               + (f"  {', '.join(f'{p:.0f}' for p in r.rounds_p99_ms)}" if r.rounds_p99_ms else ""))
     goals = {}
