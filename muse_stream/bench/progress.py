@@ -74,7 +74,12 @@ def records_written(bootstrap: str, partitions: Sequence[tuple[str, int]]) -> Ca
     """Whether any record (committed or not) is in these partitions: a transactional worker's first
     result is written long before a 5 s commit interval commits it."""
     written = high_watermark_counter(bootstrap, partitions)
-    return lambda: written() > 0
+
+    def any_written() -> bool:
+        return written() > 0
+
+    any_written.close = written.close  # type: ignore[attr-defined]
+    return any_written
 
 
 def wait_for(count: Callable[[], int], total: int, *, timeout: float, pid: int | None = None,
@@ -108,9 +113,10 @@ def wait_for(count: Callable[[], int], total: int, *, timeout: float, pid: int |
         else:
             raise MuseError(f"only {count()} of {total} events completed within {timeout:.0f} s")
     finally:
-        close = getattr(count, "close", None)
-        if close is not None:
-            close()
+        for probe in (count, started):
+            close = getattr(probe, "close", None)
+            if close is not None:
+                close()
     if pid is not None:
         try:
             progress.peak_rss_kib = max(progress.peak_rss_kib, rss_kib(pid).get("VmHWM", 0))
