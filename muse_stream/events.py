@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import math
 from datetime import datetime
-from typing import Annotated, Literal
+from itertools import chain, repeat
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -59,6 +60,7 @@ class InputEvent(BaseModel):
 
 
 _FEATURE_VALUE_TYPES = frozenset({float, int, type(None)})
+_INTENT_TYPES = frozenset({str, type(None)})
 
 
 def well_formed_event(payload: dict) -> tuple[str, str | None, dict[str, float | int | None]] | None:
@@ -81,6 +83,34 @@ def well_formed_event(payload: dict) -> tuple[str, str | None, dict[str, float |
             and _FEATURE_VALUE_TYPES.issuperset(map(type, features.values()))):
         return event_id, intent, features
     return None
+
+
+def well_formed_events(payloads: list[Any]) -> tuple[list[str], list[str | None], list[dict[str, float | int | None]]] | None:
+    """The columns ``(event_ids, intents, features)`` of a batch in which :func:`well_formed_event`
+    would vouch for every payload; None if it would not for any one of them (the caller then checks
+    each). The same checks, a column at a time: a few C-level passes over the batch instead of a
+    Python call per event, and the feature names checked once per distinct key order (clients send
+    one shape) instead of once per event. ``payloads`` must come from ``orjson.loads``.
+    """
+    if not payloads or set(map(type, payloads)) != {dict}:
+        return None
+    event_ids = list(map(dict.get, payloads, repeat("event_id")))
+    if set(map(type, event_ids)) != {str} or min(map(len, event_ids)) == 0 or max(map(len, event_ids)) > _EVENT_ID_MAX:
+        return None
+    intents = list(map(dict.get, payloads, repeat("intent")))
+    intent_types = set(map(type, intents))
+    if not intent_types <= _INTENT_TYPES or (
+            str in intent_types and ("" in intents or max(map(len, filter(None, intents))) > _INTENT_MAX)):
+        return None
+    features = list(map(dict.get, payloads, repeat("features")))
+    if set(map(type, features)) != {dict}:
+        return None
+    for shape in set(map(tuple, features)):
+        if len(shape) > MAX_FEATURES or "" in shape or (shape and max(map(len, shape)) > _FEATURE_NAME_MAX):
+            return None
+    if not _FEATURE_VALUE_TYPES.issuperset(map(type, chain.from_iterable(map(dict.values, features)))):
+        return None
+    return event_ids, intents, features
 
 
 class Timings(BaseModel):

@@ -70,17 +70,33 @@ def high_watermark_counter(bootstrap: str, partitions: Sequence[tuple[str, int]]
     return count
 
 
+def records_written(bootstrap: str, partitions: Sequence[tuple[str, int]]) -> Callable[[], bool]:
+    """Whether any record (committed or not) is in these partitions: a transactional worker's first
+    result is written long before a 5 s commit interval commits it."""
+    written = high_watermark_counter(bootstrap, partitions)
+
+    def any_written() -> bool:
+        return written() > 0
+
+    any_written.close = written.close  # type: ignore[attr-defined]
+    return any_written
+
+
 def wait_for(count: Callable[[], int], total: int, *, timeout: float, pid: int | None = None,
-             alive: Callable[[], bool] = lambda: True, interval: float = 0.02) -> Progress:
-    """Poll ``count`` until it reaches ``total``; note when the first and the last completion showed."""
+             alive: Callable[[], bool] = lambda: True, interval: float = 0.02,
+             started: Callable[[], bool] | None = None) -> Progress:
+    """Poll ``count`` until it reaches ``total``; note when the first and the last completion showed.
+    With ``started``, the clock starts when it first says so instead (e.g. the first result written,
+    for a worker that commits seldom: its first commit would come after most of the work)."""
     progress = Progress(total)
     deadline = time.monotonic() + timeout
     last_rss = 0.0
     try:
         while time.monotonic() < deadline:
+            begun = progress.first_at is not None or started is None or started()
             done = count()
             now = time.monotonic()
-            if done > 0 and progress.first_at is None:
+            if progress.first_at is None and (done > 0 if started is None else begun):
                 progress.first_at, progress.first_count = now, done
             if pid is not None and now - last_rss > 0.5:
                 try:
@@ -97,9 +113,10 @@ def wait_for(count: Callable[[], int], total: int, *, timeout: float, pid: int |
         else:
             raise MuseError(f"only {count()} of {total} events completed within {timeout:.0f} s")
     finally:
-        close = getattr(count, "close", None)
-        if close is not None:
-            close()
+        for probe in (count, started):
+            close = getattr(probe, "close", None)
+            if close is not None:
+                close()
     if pid is not None:
         try:
             progress.peak_rss_kib = max(progress.peak_rss_kib, rss_kib(pid).get("VmHWM", 0))

@@ -37,7 +37,7 @@ from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenan
 from muse_stream.clients.producing import produce_records
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish
-from muse_stream.topics import TopicNames
+from muse_stream.topics import TopicNames, TopicSpec
 
 TARGET_THROUGHPUT_DROP = 0.20
 TARGET_MEMORY_RATIO = 1.5
@@ -76,11 +76,16 @@ def tenant_names(count: int) -> list[str]:
 
 
 def run_one(bootstrap: str, predictors: dict[str, Predictor], store_dir: Path, tenants: int, workers: int,
-            events: int, worker_args: list[str], timeout: float, profile: Path | None = None) -> TenantRun:
+            events: int, worker_args: list[str], timeout: float, profile: Path | None = None,
+            output_configs: dict[str, str] | None = None) -> TenantRun:
     names: TopicNames = bench_names("bencht")
     tenant_list = tenant_names(tenants)
     try:
         started = time.monotonic()
+        if output_configs:  # the output topics first, with these topic-level settings on top of ours
+            TopicAdmin(bootstrap).ensure([TopicSpec(spec.name, spec.partitions, {**spec.configs, **output_configs})
+                                          for t in tenant_list
+                                          for spec in names.tenant_topic_specs(t, 1, kinds=("output",))])
         ensure_tenant_topics(TopicAdmin(bootstrap), names, tenant_list, partitions=1)
         create_s = time.monotonic() - started
         pool = sorted(predictors)
@@ -111,6 +116,8 @@ def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
         predictors = {f"fraud-{seed}": bench_predictor(store_dir, trees=args.trees, depth=args.depth, seed=seed,
                                                        version=str(seed))
                       for seed in range(3)}
+        output_configs = ({"index.interval.bytes": str(args.output_index_interval_bytes)}
+                          if args.output_index_interval_bytes else None)
         plan = [(count, 1) for count in args.tenants] + [(args.scale_tenants, 1), (args.scale_tenants, 2)]
         repeats: list[list[TenantRun]] = [[] for _ in plan]
         # Whole rounds, one after another: drift on a shared machine then touches every row alike.
@@ -119,7 +126,7 @@ def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
                 profile = (args.profile.with_name(f"{args.profile.name}-{tenants}t.txt") if args.profile and
                            round_number == 0 and workers == 1 and tenants in args.tenants else None)
                 r = run_one(bootstrap, predictors, store_dir, tenants, workers, args.events, worker_args,
-                            args.timeout, profile)
+                            args.timeout, profile, output_configs)
                 repeats[row].append(r)
                 print(f"  {tenants} tenants, {workers} worker(s): {r.events_per_s:,.0f} events/s, "
                       f"peak RSS {r.peak_rss_mib:.0f} MiB, {r.topics} topics created in {r.create_s:.1f} s", flush=True)
@@ -170,6 +177,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
     parser.add_argument("--tenants", type=positive_ints, default=[1, 10, 100, 500],
                         help="tenant counts, comma-separated (default: 1,10,100,500)")
+    parser.add_argument("--output-index-interval-bytes", type=positive_int, metavar="BYTES",
+                        help="create the output topics with this topic-level index.interval.bytes (broker default: "
+                             "4096): how often the broker indexes them, which a drain of many new tenants pays on disk")
     parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")
     parser.add_argument("--events", type=int, default=200_000, help="events drained per run, spread over the tenants (default: %(default)s)")
     parser.add_argument("--repeat", type=positive_int, default=1, metavar="N",

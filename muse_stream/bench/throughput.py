@@ -3,19 +3,25 @@
 A backlog of ``--events`` input events (default 200,000; the model's 30 feature names, values
 rounded to 4 significant digits) is produced to each of three fresh namespaces before any worker
 starts. Then, one after another, each consumer is started on its backlog and timed from its first
-to its last completed event (worker start-up and model loading are not timed):
+to its last completed event (worker start-up and model loading are not timed; a transactional
+consumer's clock starts at its first result written, since a 5 s commit interval commits its first
+events late):
 
 - ``muse worker``: the production exactly-once worker (300 trees, depth 6, 30 features); completed =
   committed offsets of its group, which commit in the same transaction as the results;
 - the pass-through worker: the same Worker loop and transactions with a scorer that copies bytes
   (no parsing, no scoring): the ceiling of any worker on this machine;
 - a plain Faust agent doing the same scoring (at-least-once); completed = records on its output;
+- Quix Streams apps with exactly-once (``bench/quix_baseline.py``): passing bytes through, and
+  scoring per record as Quix's docs show (on ``--quix-score-events``, default 20,000), each with our
+  commit interval and with Quix's default of 5 s; completed = committed offsets of its group;
 - bare ``Booster.inplace_predict`` on the same events' matrix, in batches of ``--max-batch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import tempfile
@@ -27,12 +33,14 @@ import orjson
 
 from muse_stream.bench.faust_baseline import app_id
 from muse_stream.bench.profiles import profile_summary
-from muse_stream.bench.progress import committed_counter, high_watermark_counter
+from muse_stream.bench.progress import committed_counter, high_watermark_counter, records_written
+from muse_stream.bench.quix_baseline import QUIX_DEFAULT_COMMIT_INTERVAL_MS
 from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.producing import produce_records
+from muse_stream.errors import MuseError
 from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish, train_predictor
@@ -40,8 +48,10 @@ from muse_stream.topics import TopicNames
 
 TENANT = "bank-a"
 TARGET_EVENTS_PER_S = 25_000
-TARGET_PASSTHROUGH_RATIO = 0.35
+TARGET_PASSTHROUGH_RATIO = 0.85
 TARGET_FAUST_RATIO = 3.0
+TARGET_QUIX_PASSTHROUGH_RATIO = 1.5  # to the faster of Quix's two commit intervals
+TARGET_QUIX_SCORE_RATIO = 10.0
 
 
 @dataclass
@@ -88,11 +98,24 @@ def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repeti
     return Run(f"bare xgboost inplace_predict (batches of {batch})", len(matrix) / seconds, seconds)
 
 
+def quix_available() -> bool:
+    return importlib.util.find_spec("quixstreams") is not None
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     bootstrap = command_bootstrap()
-    spaces = {kind: bench_names(f"bench{kind[0]}") for kind in ("score", "pass", "faust")}
+    with_quix = not args.skip_quix
+    if with_quix and not quix_available():
+        raise MuseError("the Quix Streams baseline needs quixstreams: .venv/bin/pip install -e '.[bench]' "
+                        "(or leave it out with --skip-quix)")
+    quix_intervals = {"matched": args.commit_interval_ms, "default": QUIX_DEFAULT_COMMIT_INTERVAL_MS}
+    kinds = ["score", "pass", *(["faust"] if not args.skip_faust else []),
+             *([f"quix-{mode}-{which}" for mode in ("passthrough", "score") for which in quix_intervals] if with_quix else [])]
+    spaces = {kind: bench_names(f"bench{kind[0]}") for kind in kinds}
+    backlog = {kind: args.quix_score_events if kind.startswith("quix-score") else args.events for kind in kinds}
     worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
     runs: list[Run] = []
+    quix_markers: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
@@ -101,36 +124,45 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         try:
             produce_s = 0.0
             for kind, names in spaces.items():
-                deploy_single_tenant(bootstrap, names, args.partitions, None if kind == "pass" else predictor, tmp_path)
-                produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), payloads)
-            print(f"backlogs produced: 3 x {args.events:,} events in {produce_s:.1f} s")
-            partitions = {kind: [(names.input_topic(TENANT), p) for p in range(args.partitions)]
-                          for kind, names in spaces.items()}
+                scoring = kind != "pass" and not kind.startswith("quix-passthrough")
+                deploy_single_tenant(bootstrap, names, args.partitions, predictor if scoring else None, tmp_path)
+                produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), payloads[:backlog[kind]])
+            print(f"backlogs produced: {len(kinds)} ({', '.join(f'{k} {backlog[k]:,}' for k in kinds)}) in {produce_s:.1f} s")
 
-            names = spaces["score"]
-            worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
-            progress = time_workers([worker], committed_counter(bootstrap, names.worker_group, partitions["score"]),
-                                    args.events, timeout=args.timeout, profile=args.profile)
-            runs.append(Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
-
-            names = spaces["pass"]
-            passthrough = WorkerProcess(bootstrap, names.namespace, "p1", tmp_path, *worker_args,
-                                        entry=("muse_stream.bench.passthrough", "passthrough"))
-            progress = time_workers([passthrough], committed_counter(bootstrap, names.worker_group, partitions["pass"]),
-                                    args.events, timeout=args.timeout)
-            runs.append(Run("pass-through worker (exactly-once, no scoring)", progress.rate, progress.seconds,
-                            progress.peak_rss_kib / 1024))
-
-            if not args.skip_faust:
-                names = spaces["faust"]
-                faust = WorkerProcess(bootstrap, names.namespace, "f1", tmp_path, "--tenants", TENANT,
-                                      "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
-                                      entry=("muse_stream.bench.faust_baseline",))
+            def drain(kind: str, process: WorkerProcess, path: str, *, transactional: bool = True,
+                      profile: Path | None = None) -> None:
+                names = spaces[kind]
+                inputs = [(names.input_topic(TENANT), p) for p in range(args.partitions)]
                 outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
-                progress = time_workers([faust], high_watermark_counter(bootstrap, outputs), args.events,
-                                        timeout=args.timeout)
-                runs.append(Run("faust agent (at-least-once, same scoring)", progress.rate, progress.seconds,
-                                progress.peak_rss_kib / 1024))
+                # Transactional drains: from the first result written to the last event committed
+                # (results and offsets commit together); Faust: records on its output.
+                count = (committed_counter(bootstrap, names.worker_group, inputs) if transactional
+                         else high_watermark_counter(bootstrap, outputs))
+                progress = time_workers([process], count, backlog[kind], timeout=args.timeout, profile=profile,
+                                        started=records_written(bootstrap, outputs) if transactional else None)
+                runs.append(Run(path, progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
+                if kind.startswith("quix"):
+                    quix_markers[run_key(runs[-1])] = commit_markers(bootstrap, outputs, backlog[kind])
+
+            drain("score", WorkerProcess(bootstrap, spaces["score"].namespace, "w1", tmp_path, *worker_args),
+                  "muse worker (exactly-once, scoring)", profile=args.profile)
+            drain("pass", WorkerProcess(bootstrap, spaces["pass"].namespace, "p1", tmp_path, *worker_args,
+                                        entry=("muse_stream.bench.passthrough", "passthrough")),
+                  "pass-through worker (exactly-once, no scoring)")
+            if not args.skip_faust:
+                drain("faust", WorkerProcess(bootstrap, spaces["faust"].namespace, "f1", tmp_path, "--tenants", TENANT,
+                                             "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
+                                             entry=("muse_stream.bench.faust_baseline",)),
+                      "faust agent (at-least-once, same scoring)", transactional=False)
+            if with_quix:
+                for mode in ("passthrough", "score"):
+                    for which, interval in quix_intervals.items():
+                        kind = f"quix-{mode}-{which}"
+                        what = "passing bytes through" if mode == "passthrough" else "scoring per record"
+                        drain(kind, WorkerProcess(bootstrap, spaces[kind].namespace, f"q-{mode}-{which}", tmp_path,
+                                                  "--commit-interval-ms", str(interval),
+                                                  entry=("muse_stream.bench.quix_baseline", mode)),
+                              f"quix {mode} commit {interval} ms (exactly-once, {what})")
 
             runs.append(bare_xgboost(predictor, payloads, args.max_batch))
         finally:
@@ -138,19 +170,35 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                 delete_namespace(TopicAdmin(bootstrap), names, app_id(names))
 
     muse = runs[0].events_per_s
-    by_path = {run.path.split(" (")[0]: run for run in runs}
+    by_path = {run_key(run): run for run in runs}
     ratios = {
         "to_passthrough": muse / by_path["pass-through worker"].events_per_s,
         "to_bare_xgboost": muse / by_path["bare xgboost inplace_predict"].events_per_s,
     }
     if "faust agent" in by_path:
         ratios["to_faust"] = muse / by_path["faust agent"].events_per_s
+    for key, run in by_path.items():
+        if key.startswith("quix"):
+            ratios["to_" + key.replace(" ", "_").replace("_commit_", "_").replace("_ms", "ms")] = muse / run.events_per_s
     return {
-        "events": args.events, "mean_event_bytes": round(mean_bytes, 1), "partitions": args.partitions,
+        "events": args.events, "quix_score_events": args.quix_score_events if with_quix else None,
+        "mean_event_bytes": round(mean_bytes, 1), "partitions": args.partitions,
         "trees": args.trees, "depth": args.depth, "features": len(predictor.feature_names),
         "commit_interval_ms": args.commit_interval_ms, "max_batch": args.max_batch,
-        "cpus": os.cpu_count(), "runs": runs, "ratios": ratios,
+        "cpus": os.cpu_count(), "load_average": os.getloadavg()[0], "runs": runs, "ratios": ratios,
+        "quix_commit_markers": quix_markers,
     }
+
+
+def run_key(run: Run) -> str:
+    """A run's name in the JSON line: its path without the parenthesis."""
+    return run.path.split(" (")[0]
+
+
+def commit_markers(bootstrap: str, outputs: list[tuple[str, int]], records: int) -> int:
+    """Transaction markers on an output that got ``records`` records, one per input event: the
+    offsets beyond the records. More than zero means the app wrote its results in transactions."""
+    return high_watermark_counter(bootstrap, outputs)() - records
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -162,21 +210,33 @@ def _handle(args: argparse.Namespace) -> int:
           f"{result['partitions']} partitions, {result['trees']} trees depth {result['depth']} over "
           f"{result['features']} features, commit interval {result['commit_interval_ms']} ms, "
           f"max batch {result['max_batch']}, {result['cpus']} CPUs")
-    print(f"{'path':<50}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'muse / this':>13}")
+    if result["quix_score_events"]:
+        print(f"(the Quix scoring apps drain {result['quix_score_events']:,} of the same events: they score one at a time)")
+    print(f"{'path':<75}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'muse / this':>13}")
     for run in runs:
         rss = f"{run.peak_rss_mib:.0f}" if run.peak_rss_mib else "-"
-        print(f"{run.path:<50}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{muse / run.events_per_s:>13.2f}")
+        print(f"{run.path:<75}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{muse / run.events_per_s:>13.2f}")
+    markers: dict[str, int] = result["quix_commit_markers"]  # type: ignore[assignment]
+    if markers:
+        print("Quix transactions, commit markers on each output (0 would mean no transactions): "
+              + ", ".join(f"{key}: {count:,}" for key, count in markers.items()))
     goals = {
         f"muse >= {TARGET_EVENTS_PER_S:,}/s": muse >= TARGET_EVENTS_PER_S,
         f"muse >= {TARGET_PASSTHROUGH_RATIO}x pass-through": ratios["to_passthrough"] >= TARGET_PASSTHROUGH_RATIO,
     }
     if "to_faust" in ratios:
         goals[f"muse >= {TARGET_FAUST_RATIO}x faust"] = ratios["to_faust"] >= TARGET_FAUST_RATIO
+    for mode, target in (("passthrough", TARGET_QUIX_PASSTHROUGH_RATIO), ("score", TARGET_QUIX_SCORE_RATIO)):
+        against = [v for k, v in ratios.items() if k.startswith(f"to_quix_{mode}_")]
+        if against:  # against the faster Quix app: the smaller ratio
+            goals[f"muse >= {target}x quix {mode} (faster commit interval)"] = min(against) >= target
+    if markers:
+        goals["quix ran transactions"] = min(markers.values()) > 0
     print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
     figures = {
         "bench": "throughput", **{k: v for k, v in result.items() if k not in ("runs", "ratios")},
-        "events_per_s": {run.path.split(" (")[0]: round(run.events_per_s) for run in runs},
-        "peak_rss_mib": {run.path.split(" (")[0]: round(run.peak_rss_mib) for run in runs if run.peak_rss_mib},
+        "events_per_s": {run_key(run): round(run.events_per_s) for run in runs},
+        "peak_rss_mib": {run_key(run): round(run.peak_rss_mib) for run in runs if run.peak_rss_mib},
         "ratios": {k: round(v, 3) for k, v in ratios.items()}, "goals": goals,
     }
     print(orjson.dumps(figures).decode())
@@ -216,11 +276,15 @@ def add_worker_arguments(parser: argparse.ArgumentParser, *, commit_interval: bo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("throughput", help="events/s of one exactly-once worker vs pass-through, Faust, bare XGBoost")
+    parser = subparsers.add_parser("throughput", help="events/s of one exactly-once worker vs pass-through, Faust, "
+                                                      "Quix Streams, bare XGBoost")
     parser.add_argument("--events", type=int, default=200_000, help="events in each backlog drained (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
     add_worker_arguments(parser)
     parser.add_argument("--skip-faust", action="store_true", help="leave out the Faust baseline")
+    parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams baselines")
+    parser.add_argument("--quix-score-events", type=positive_int, default=20_000,
+                        help="events the Quix per-record scoring apps drain (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each consumer may take")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="sample the muse worker with py-spy into FILE (raw collapsed stacks) and print a summary")

@@ -64,15 +64,17 @@ class WorkerProcess:
 
 
 def time_workers(processes: Sequence[WorkerProcess], count: Callable[[], int], total: int, *, timeout: float,
-                 interval: float = 0.02, profile: Path | None = None) -> Progress:
+                 interval: float = 0.02, profile: Path | None = None,
+                 started: Callable[[], bool] | None = None) -> Progress:
     """Start the processes, poll ``count`` until ``total``, stop them. The progress's peak RSS is the
-    highest VmHWM among them; ``profile`` samples the first with py-spy."""
+    highest VmHWM among them; ``profile`` samples the first with py-spy; ``started`` as in wait_for."""
     for process in processes:
         process.start()
     profiler = Profiler(processes[0].pid, profile) if profile else None
     try:
         progress = wait_for(count, total, timeout=timeout, pid=processes[0].pid,
-                            alive=lambda: all(p.alive() for p in processes), interval=interval)
+                            alive=lambda: all(p.alive() for p in processes), interval=interval,
+                            started=started)
         progress.peak_rss_kib = max([progress.peak_rss_kib, *(rss_kib(p.pid).get("VmHWM", 0) for p in processes)])
         if math.isnan(progress.rate):
             raise MuseError(f"all {total:,} events completed between two progress samples ({interval} s apart), "

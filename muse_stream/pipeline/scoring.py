@@ -8,7 +8,9 @@ outgoing tenant record: a result on the output topic, or a dead letter on the DL
 from __future__ import annotations
 
 import base64
+import functools
 import logging
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -25,6 +27,7 @@ from muse_stream.events import (
     InputEvent,
     RejectReason,
     well_formed_event,
+    well_formed_events,
 )
 from muse_stream.predictors import Predictor, ScoreBatch
 from muse_stream.routing import RoutingError, UnknownTenant
@@ -132,6 +135,22 @@ class ShadowGuard:
         self.disabled_until[predictor_id] = time.monotonic() + self.cooldown_s
 
 
+# Columns of a batch's records, read by C-level maps on the hot path.
+_TENANT = operator.itemgetter(0)
+_TIMESTAMP = operator.itemgetter(4)
+_KEY = operator.itemgetter(5)
+_VALUE = operator.itemgetter(6)
+_INTENT = operator.attrgetter("intent")
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
+_new_outgoing = functools.partial(tuple.__new__, OutgoingRecord)  # OutgoingRecord from a tuple, no Python frame
+
+
+def _literal(part: bytes) -> bytes:
+    """A fixed part of a %-template: its own % signs escaped."""
+    return part.replace(b"%", b"%%")
+
+
 def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode()
 
@@ -156,15 +175,76 @@ class BatchScorer:
         return counts
 
     def score(self, records: Sequence[SourceRecord], snapshot: SnapshotLike) -> BatchOutcome:
-        """Every step works on the whole batch: parse + a C-speed validity check per event (pydantic
-        only for the unusual ones), one routing decision per (tenant, intent), one matrix and one
-        inplace_predict per live predictor, results serialized from per-group templates."""
+        """Every step works on the whole batch. A batch of ordinary events (the usual case) is
+        decoded and checked a column at a time (:func:`well_formed_events`); any other batch event by
+        event, with pydantic for the unusual ones. Then one routing decision per (tenant, intent),
+        one matrix and one inplace_predict per live predictor, results formatted from per-(tenant,
+        intent) templates."""
         now_ms = int(time.time() * 1000)
         outcome = BatchOutcome()
         version = snapshot.version
+        columns = self._decode_clean(records)
+        if columns is None:
+            groups = self._parse_each(records, snapshot, version, now_ms, outcome.dead_letters)
+        else:
+            groups = self._route_clean(records, *columns, snapshot, version, now_ms, outcome.dead_letters)
+        for group in groups.values():
+            self._score_live(group, version, outcome, now_ms)
+        self._score_shadows(groups, version, outcome)
+        return outcome
+
+    def _decode_clean(self, records: Sequence[SourceRecord],
+                      ) -> tuple[list[str], list[str | None], list[dict[str, Any]]] | None:
+        """The batch's columns if every record is a non-empty, not oversized, well-formed event;
+        else None (the caller then takes each record on its own and dead-letters the bad ones)."""
+        values = list(map(_VALUE, records))
+        try:
+            if not values or min(map(len, values)) == 0 or max(map(len, values)) > self.max_event_bytes:
+                return None
+            payloads = list(map(orjson.loads, values))
+        except (TypeError, orjson.JSONDecodeError):  # a None value; not JSON
+            return None
+        return well_formed_events(payloads)
+
+    def _route_clean(self, records: Sequence[SourceRecord], event_ids: list[str], intents: list[str | None],
+                     features: list[dict[str, Any]], snapshot: SnapshotLike, version: int, now_ms: int,
+                     dead_letters: list[OutgoingRecord]) -> dict[str, _Group]:
+        """Groups of a clean batch, whole columns at a time when it has one (tenant, intent)."""
+        tenants = list(map(_TENANT, records))
+        pairs = set(zip(tenants, intents))
+        if len(pairs) == 1:
+            (tenant, intent), = pairs
+            decision = self._route(snapshot, tenant, intent)
+            if type(decision) is tuple:
+                dead_letters.extend(self._dead_letter(r, decision[0], decision[1], version, now_ms) for r in records)
+                return {}
+            return {decision.live.id: _Group(decision.live, list(records), event_ids, features,
+                                             [decision] * len(records))}
         groups: dict[str, _Group] = {}
         routes: dict[tuple[str, str | None], RoutingDecisionLike | tuple[RejectReason, str]] = {}
-        dead_letters = outcome.dead_letters
+        for record, tenant, event_id, intent, event_features in zip(records, tenants, event_ids, intents, features):
+            decision = routes.get((tenant, intent))
+            if decision is None:
+                decision = routes[(tenant, intent)] = self._route(snapshot, tenant, intent)
+            if type(decision) is tuple:
+                dead_letters.append(self._dead_letter(record, decision[0], decision[1], version, now_ms))
+                continue
+            live = decision.live
+            group = groups.get(live.id)
+            if group is None:
+                group = groups[live.id] = _Group(live)
+            group.records.append(record)
+            group.event_ids.append(event_id)
+            group.features.append(event_features)
+            group.decisions.append(decision)
+        return groups
+
+    def _parse_each(self, records: Sequence[SourceRecord], snapshot: SnapshotLike, version: int, now_ms: int,
+                    dead_letters: list[OutgoingRecord]) -> dict[str, _Group]:
+        """Groups of a batch with at least one unusual record, event by event: parse + a C-speed
+        validity check per event (pydantic only for the unusual ones)."""
+        groups: dict[str, _Group] = {}
+        routes: dict[tuple[str, str | None], RoutingDecisionLike | tuple[RejectReason, str]] = {}
         loads, max_bytes = orjson.loads, self.max_event_bytes
         for record in records:
             value = record.value
@@ -205,10 +285,7 @@ class BatchScorer:
             group.event_ids.append(event_id)
             group.features.append(features)
             group.decisions.append(decision)
-        for group in groups.values():
-            self._score_live(group, version, outcome, now_ms)
-        self._score_shadows(groups, version, outcome)
-        return outcome
+        return groups
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -255,24 +332,23 @@ class BatchScorer:
         if not mapped:
             return
         # Each result is orjson.dumps of the ScoreResult dict, byte for byte, assembled from parts:
-        # the parts shared by the group are serialized once, the scores all in one call.
+        # one %-template per (tenant, intent) holds everything but the event id, score and
+        # timestamp, the scores are serialized in one call, and the records are formatted and built
+        # by C-level maps (no Python code per event).
         dumps = orjson.dumps
         tail = (b',"predictor_id":' + dumps(predictor.id) + b',"predictor_name":' + dumps(predictor.name)
                 + b',"predictor_version":' + dumps(predictor.version) + b',"config_version":' + dumps(config_version)
                 + b',"timings":{"event_timestamp_ms":')
         end = b',"scored_at_ms":' + dumps(now_ms) + b',"batch_size":' + dumps(len(mapped)) + b"}}"
-        scores = dumps(mapped)[1:-1].split(b",")
-        middles: dict[tuple[str, str], tuple[bytes, str]] = {}
-        append = outcome.results.append
-        for record, event_id, decision, score in zip(group.records, group.event_ids, group.decisions, scores, strict=True):
-            tenant = record.tenant
-            middle = middles.get((tenant, decision.intent))
-            if middle is None:
-                middle = middles[(tenant, decision.intent)] = (
-                    b',"tenant":' + dumps(tenant) + b',"intent":' + dumps(decision.intent) + b',"score":',
-                    self.names.output_topic(tenant))
-            append(OutgoingRecord(middle[1], record.key, b'{"event_id":%b%b%b%b%d%b' % (
-                dumps(event_id), middle[0], score, tail, record.timestamp_ms, end)))
+        pairs = list(zip(map(_TENANT, group.records), map(_INTENT, group.decisions)))
+        templates = {(tenant, intent): (
+            b'{"event_id":%b' + _literal(b',"tenant":' + dumps(tenant) + b',"intent":' + dumps(intent) + b',"score":')
+            + b"%b" + _literal(tail) + b"%d" + _literal(end), self.names.output_topic(tenant))
+            for tenant, intent in set(pairs)}
+        chosen = list(map(templates.__getitem__, pairs))
+        values = map(bytes.__mod__, map(_FIRST, chosen), zip(
+            map(dumps, group.event_ids), dumps(mapped)[1:-1].split(b","), map(_TIMESTAMP, group.records)))
+        outcome.results.extend(map(_new_outgoing, zip(map(_SECOND, chosen), map(_KEY, group.records), values)))
 
     def _score_group(self, group: _Group, outcome: BatchOutcome, config_version: int, now_ms: int) -> list[float]:
         """Mapped scores of a group, in one matrix and one predict call. Rows the predictor cannot

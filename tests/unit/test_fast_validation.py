@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from muse_stream.events import InputEvent, RejectReason, well_formed_event
-from muse_stream.pipeline.scoring import BatchScorer, SourceRecord
+from muse_stream.events import InputEvent, RejectReason, well_formed_event, well_formed_events
+from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard, SourceRecord
 from muse_stream.synthetic import FEATURE_NAMES
 from muse_stream.topics import TopicNames
 from tests.support.poison import POISON
@@ -72,3 +72,92 @@ def test_results_are_byte_for_byte_what_orjson_dumps_of_the_result_dict_gives(tm
         assert orjson.dumps(orjson.loads(result.value)) == result.value
         assert list(orjson.loads(result.value)) == ["event_id", "tenant", "intent", "score", "predictor_id",
                                                     "predictor_name", "predictor_version", "config_version", "timings"]
+
+
+_well_formed = st.fixed_dictionaries(
+    {"event_id": st.text(min_size=1, max_size=8), "features": st.dictionaries(st.sampled_from(FEATURE_NAMES),
+                                                                            st.floats(-1e6, 1e6), max_size=4)},
+    optional={"intent": st.one_of(st.none(), st.text(min_size=1, max_size=3))})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_well_formed, _payloads), max_size=6))
+def test_the_batch_check_vouches_for_a_batch_exactly_when_the_event_check_vouches_for_each(payloads: list) -> None:
+    parsed = [orjson.loads(orjson.dumps(p)) for p in payloads]
+    each = [well_formed_event(p) if type(p) is dict else None for p in parsed]
+    columns = well_formed_events(parsed)
+    if parsed and all(e is not None for e in each):
+        assert columns == ([e[0] for e in each], [e[1] for e in each], [e[2] for e in each])  # type: ignore[index]
+    else:
+        assert columns is None
+
+
+def _mixed_clean_batch(n: int) -> list[SourceRecord]:
+    """Well-formed events over two tenants and four intents (one unknown, one with a reject policy
+    and events missing features, one with a percent sign), ids with quotes, percent signs and
+    non-ASCII characters."""
+    from muse_stream.synthetic import events_as_dicts, generate_events
+    from tests.support.poison import STRICT_INTENT
+
+    X, _ = generate_events(n, seed=5)
+    names = TopicNames("unit")
+    records = []
+    for i, features in enumerate(events_as_dicts(X)):
+        tenant = ("bank-a", "bank-b")[i % 2]
+        intent = (None, "card-fraud", STRICT_INTENT, "no-such-intent", "fraud%d%%")[i % 5 if i % 7 else 1]
+        if i % 3 == 0:
+            features.pop(FEATURE_NAMES[i % len(FEATURE_NAMES)])
+        event = {"event_id": f'e{i}%d"é\\,"', "features": features}
+        if intent is not None:
+            event["intent"] = intent
+        records.append(SourceRecord(tenant, names.input_topic(tenant), i % 3, i, 1_700_000_000_000 + i,
+                                    None if i % 6 == 0 else f"k{i}".encode(), orjson.dumps(event)))
+    return records
+
+
+@pytest.mark.parametrize("shape", ["mixed", "one tenant and intent"])
+def test_a_clean_batch_taken_as_columns_gives_the_bytes_of_the_event_by_event_path(
+        predictors: dict, monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    from muse_stream.pipeline import scoring
+    from tests.support.poison import STRICT_INTENT
+    from tests.unit.test_batch_scoring import StaticSnapshot
+
+    monkeypatch.setattr(scoring.time, "time", lambda: 1_800_000_000.0)  # the same scored_at_ms in both runs
+    snapshot = StaticSnapshot(7, {"card-fraud": (predictors["v1"], (predictors["v2"],)),
+                                  STRICT_INTENT: (predictors["strict"], ()), "fraud%d%%": (predictors["v1"], ())})
+    clean = _mixed_clean_batch(120)
+    if shape != "mixed":
+        clean = [r for r in clean if r.tenant == "bank-b" and b'"intent"' not in r.value]
+    names = TopicNames("unit")
+    # One empty record sends the whole batch down the event-by-event path; it only adds a dead letter.
+    poison = SourceRecord("bank-a", names.input_topic("bank-a"), 0, 999, 1_700_000_000_999, b"k", b"")
+    columns = BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=1e9)).score(clean, snapshot)
+    each = BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=1e9)).score(clean + [poison], snapshot)
+    assert columns.shadows, "the shadow scored"
+    assert columns.results and columns.results == each.results
+    assert all(type(r) is scoring.OutgoingRecord for r in columns.results)
+    assert columns.shadows == each.shadows
+    poison_letters = [d for d in each.dead_letters if orjson.loads(d.value)["source"]["offset"] == 999]
+    assert len(poison_letters) == 1
+    assert columns.dead_letters == [d for d in each.dead_letters if d not in poison_letters]
+    if shape == "mixed":
+        reasons = {orjson.loads(d.value)["reason_code"] for d in columns.dead_letters}
+        assert reasons == {RejectReason.UNKNOWN_INTENT.value, RejectReason.MISSING_FEATURE.value}
+
+
+_GOOD = {"event_id": "e1", "intent": "card-fraud", "features": {"amount_log": 1.5, "is_foreign": 1}}
+_ONE_DEFECT = [{**_GOOD, "event_id": ""}, {**_GOOD, "event_id": "x" * 129}, {**_GOOD, "event_id": 7},
+               {**_GOOD, "intent": ""}, {**_GOOD, "intent": "x" * 65}, {**_GOOD, "intent": 3},
+               {**_GOOD, "features": []}, {**_GOOD, "features": {"": 1.0}}, {**_GOOD, "features": {"x" * 129: 1.0}},
+               {**_GOOD, "features": {f"f{i}": 1.0 for i in range(1025)}}, {**_GOOD, "features": {"a": True}},
+               {**_GOOD, "features": {"a": "1.5"}}, {**_GOOD, "features": {"a": [1]}}, [_GOOD], "e1"]
+
+
+@pytest.mark.parametrize("defect", _ONE_DEFECT + [orjson.loads(p[1]) for p in POISON if p[2] is RejectReason.SCHEMA_VIOLATION])
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_one_event_the_event_check_refuses_makes_the_batch_check_refuse_the_batch(defect: object, position: int) -> None:
+    assert (well_formed_event(defect) if type(defect) is dict else None) is None
+    batch = [orjson.loads(orjson.dumps(_GOOD)) for _ in range(2)]
+    batch.insert(position, orjson.loads(orjson.dumps(defect)))
+    assert well_formed_events(batch) is None
+    assert well_formed_events([b for i, b in enumerate(batch) if i != position]) is not None
