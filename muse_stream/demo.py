@@ -70,7 +70,9 @@ def copy_packaged_topology(topology_dir: Path) -> None:
     """The demo's TOML files ship inside the package, so `muse demo` runs from any folder."""
     topology_dir.mkdir(parents=True, exist_ok=True)
     for file_name, _ in PHASES:
-        (topology_dir / file_name).write_bytes(importlib.resources.files("muse_stream").joinpath(TOPOLOGY_RESOURCE, file_name).read_bytes())
+        (topology_dir / file_name).write_bytes(
+            importlib.resources.files("muse_stream").joinpath(TOPOLOGY_RESOURCE, file_name).read_bytes()
+        )
 
 
 def prepare_topology(topology_dir: Path, say: Callable[[str], None]) -> None:
@@ -83,15 +85,27 @@ def prepare_topology(topology_dir: Path, say: Callable[[str], None]) -> None:
         registry = ModelRegistry(FileArtifactStore(store_dir))
         for recipe in DEMO_RECIPES:
             began = time.monotonic()
-            spec = train_and_fit(registry, X_train, y_train, X_fit, training=recipe.training, seed=recipe.seed,
-                                 model_name=recipe.model_name, model_version=recipe.model_version,
-                                 predictor_name=recipe.predictor, predictor_version=recipe.model_version)
+            spec = train_and_fit(
+                registry,
+                X_train,
+                y_train,
+                X_fit,
+                training=recipe.training,
+                seed=recipe.seed,
+                model_name=recipe.model_name,
+                model_version=recipe.model_version,
+                predictor_name=recipe.predictor,
+                predictor_version=recipe.model_version,
+            )
             (topology_dir / "models" / f"{recipe.model_name}-{recipe.model_version}.json").write_bytes(
-                registry.store.get(spec.model.sha256))
+                registry.store.get(spec.model.sha256)
+            )
             spec.save(topology_dir / "predictors" / f"{recipe.predictor}.json")
             training = recipe.training
-            say(f"  trained {recipe.model_name}:{recipe.model_version} ({training.n_trees} trees, depth {training.max_depth}, "
-                f"negatives kept b={training.b}) and fitted predictor {recipe.predictor} in {time.monotonic() - began:.1f} s")
+            say(
+                f"  trained {recipe.model_name}:{recipe.model_version} ({training.n_trees} trees, depth {training.max_depth}, "
+                f"negatives kept b={training.b}) and fitted predictor {recipe.predictor} in {time.monotonic() - began:.1f} s"
+            )
 
 
 @contextlib.contextmanager
@@ -123,8 +137,9 @@ class _EventSource:
                 event_id = f"{tenant}-{self._seed}-{i}"
                 intent = intents[i % len(intents)]
                 self.features[event_id] = X[i]
-                records.append((topic, event_id.encode(),
-                                orjson.dumps({"event_id": event_id, "intent": intent, "features": features})))
+                records.append(
+                    (topic, event_id.encode(), orjson.dumps({"event_id": event_id, "intent": intent, "features": features}))
+                )
         return produce_acknowledged(self.producer, records, what="the demo's events")
 
 
@@ -135,22 +150,40 @@ def _read(bootstrap: str, topics: list[str], expect: int, timeout: float = 120.0
     return [(topic, orjson.loads(value)) for topic, _, value in records if value is not None]
 
 
-def run_demo(bootstrap: str, topology_dir: Path | None = None, *, events_per_tenant: int = 4000,
-             keep_topics: bool = False, shadow_budget_ms: float | None = None,
-             say: Callable[[str], None] = print) -> dict:
+def run_demo(
+    bootstrap: str,
+    topology_dir: Path | None = None,
+    *,
+    events_per_tenant: int = 4000,
+    keep_topics: bool = False,
+    shadow_budget_ms: float | None = None,
+    say: Callable[[str], None] = print,
+) -> dict:
     """Run the demo; ``topology_dir``: where to write the topology (the packaged TOML files, trained
     models, fitted predictors) to keep it, else a temporary directory. Nothing goes into the cwd."""
     with _working_topology(topology_dir) as workdir:
         copy_packaged_topology(workdir)
         say("training the demo models (seeded, no labels needed for the quantile maps):")
         prepare_topology(workdir, say)
-        return _stream(bootstrap, workdir, events_per_tenant=events_per_tenant, keep_topics=keep_topics,
-                       shadow_guard=ShadowGuard() if shadow_budget_ms is None else ShadowGuard(budget_ms=shadow_budget_ms),
-                       say=say)
+        return _stream(
+            bootstrap,
+            workdir,
+            events_per_tenant=events_per_tenant,
+            keep_topics=keep_topics,
+            shadow_guard=ShadowGuard() if shadow_budget_ms is None else ShadowGuard(budget_ms=shadow_budget_ms),
+            say=say,
+        )
 
 
-def _stream(bootstrap: str, topology_dir: Path, *, events_per_tenant: int, keep_topics: bool, shadow_guard: ShadowGuard,
-            say: Callable[[str], None]) -> dict:
+def _stream(
+    bootstrap: str,
+    topology_dir: Path,
+    *,
+    events_per_tenant: int,
+    keep_topics: bool,
+    shadow_guard: ShadowGuard,
+    say: Callable[[str], None],
+) -> dict:
     names = TopicNames(f"demo-{uuid.uuid4().hex[:8]}")
     say(f"namespace {names.namespace}: each tenant's topics are {names.namespace}.tenant.<tenant>.{{input,output,dlq}}")
     admin = TopicAdmin(bootstrap)
@@ -171,12 +204,17 @@ def _stream(bootstrap: str, topology_dir: Path, *, events_per_tenant: int, keep_
             version = publisher.publish(loaded.config, loaded.artifact_bytes()).version
             watcher.wait_for_version(version, timeout=30)
             phase_of_version[version] = label
-            say(f"applied {file_name} as config version {version} ({label}); live in the worker after "
-                f"{(time.monotonic() - began) * 1000:.0f} ms")
+            say(
+                f"applied {file_name} as config version {version} ({label}); live in the worker after "
+                f"{(time.monotonic() - began) * 1000:.0f} ms"
+            )
             if worker is None:
                 # In-process, so the demo can read the shadow guard's counters.
-                worker = Worker(WorkerSettings(bootstrap=bootstrap, names=names, worker_id="demo"), watcher.live_snapshot,
-                                scorer=BatchScorer(names, shadow_guard=shadow_guard))
+                worker = Worker(
+                    WorkerSettings(bootstrap=bootstrap, names=names, worker_id="demo"),
+                    watcher.live_snapshot,
+                    scorer=BatchScorer(names, shadow_guard=shadow_guard),
+                )
                 thread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
                 thread.start()
             sent += source.send(events_per_tenant)
@@ -194,8 +232,14 @@ def _stream(bootstrap: str, topology_dir: Path, *, events_per_tenant: int, keep_
         shadows = _read(bootstrap, [names.shadow_topic], expect=max(shadowed - skipped, 0))
         check_shadows(shadowed, shadows, skipped)
         summary = _summarize(outputs, shadows, source.features, watcher, phase_of_version, say)
-        return {**summary, "events": sent, "results": len(outputs), "shadowed_events": shadowed,
-                "shadow_skipped": skipped, "shadow_trips": sum(shadow_guard.failures.values())}
+        return {
+            **summary,
+            "events": sent,
+            "results": len(outputs),
+            "shadowed_events": shadowed,
+            "shadow_skipped": skipped,
+            "shadow_trips": sum(shadow_guard.failures.values()),
+        }
     finally:
         if worker is not None:
             worker.stop()
@@ -214,35 +258,59 @@ def check_shadows(shadowed: int, shadows: list[tuple[str, dict]], skipped: int) 
         per_event[result["event_id"]] += 1
     repeated = sorted(event_id for event_id, n in per_event.items() if n > 1)
     if repeated:
-        raise MuseError(f"shadow results repeated for {len(repeated)} events (e.g. {repeated[0]}): "
-                        "exactly-once is broken; see the worker's log")
+        raise MuseError(
+            f"shadow results repeated for {len(repeated)} events (e.g. {repeated[0]}): "
+            "exactly-once is broken; see the worker's log"
+        )
     if len(shadows) > shadowed or len(shadows) + skipped < shadowed:
-        raise MuseError(f"{shadowed} events were shadowed but {len(shadows)} shadow results arrived and the shadow "
-                        f"guard skipped {skipped}; see the worker's log for what happened to the rest")
+        raise MuseError(
+            f"{shadowed} events were shadowed but {len(shadows)} shadow results arrived and the shadow "
+            f"guard skipped {skipped}; see the worker's log for what happened to the rest"
+        )
 
 
 def closing_line(summary: dict) -> str:
     skipped = summary["shadow_skipped"]
-    skipped_text = (f" ({skipped} skipped: the shadow exceeded its time budget {summary['shadow_trips']} times, "
-                    "and live results never wait on a shadow)" if skipped else "")
-    return (f"{summary['events']} events in, {summary['results']} results out (one per event id), "
-            f"{summary['shadow_results']} shadow scores for {summary['shadowed_events']} shadowed events{skipped_text}; "
-            "no tenant threshold was touched.")
+    skipped_text = (
+        f" ({skipped} skipped: the shadow exceeded its time budget {summary['shadow_trips']} times, "
+        "and live results never wait on a shadow)"
+        if skipped
+        else ""
+    )
+    return (
+        f"{summary['events']} events in, {summary['results']} results out (one per event id), "
+        f"{summary['shadow_results']} shadow scores for {summary['shadowed_events']} shadowed events{skipped_text}; "
+        "no tenant threshold was touched."
+    )
 
 
-def _summarize(outputs: list[tuple[str, dict]], shadows: list[tuple[str, dict]], features: dict[str, np.ndarray],
-               watcher: ConfigWatcher, phase_of_version: dict[int, str], say: Callable[[str], None]) -> dict:
+def _summarize(
+    outputs: list[tuple[str, dict]],
+    shadows: list[tuple[str, dict]],
+    features: dict[str, np.ndarray],
+    watcher: ConfigWatcher,
+    phase_of_version: dict[int, str],
+    say: Callable[[str], None],
+) -> dict:
     predictors = {p.id: p for p in watcher.current.predictors.values()}
     targets = AlertRateCurve.default().alert_rate_at(np.array(THRESHOLDS))
     groups: dict[tuple[str, str, int, str], list[tuple[str, float]]] = defaultdict(list)
     for _, result in outputs:
         groups[(result["tenant"], result["intent"], result["config_version"], result["predictor_id"])].append(
-            (result["event_id"], result["score"]))
-    header = (f"{'tenant':8} {'intent':17} {'config':>6} {'predictor':10} {'events':>6}  "
-              + "  ".join(f"alerts>={t:<4}" for t in THRESHOLDS) + "   " + "  ".join(f"raw>={t:<4}" for t in THRESHOLDS))
+            (result["event_id"], result["score"])
+        )
+    header = (
+        f"{'tenant':8} {'intent':17} {'config':>6} {'predictor':10} {'events':>6}  "
+        + "  ".join(f"alerts>={t:<4}" for t in THRESHOLDS)
+        + "   "
+        + "  ".join(f"raw>={t:<4}" for t in THRESHOLDS)
+    )
     say("")
     say("Alert rate per tenant at fixed thresholds (the tenants' thresholds never change):")
-    say("reference curve target: " + ", ".join(f"{target:.0%} of events >= {t}" for t, target in zip(THRESHOLDS, targets, strict=True)))
+    say(
+        "reference curve target: "
+        + ", ".join(f"{target:.0%} of events >= {t}" for t, target in zip(THRESHOLDS, targets, strict=True))
+    )
     say(header)
     rows = []
     for (tenant, intent, version, predictor_id), scored in sorted(groups.items()):
@@ -251,18 +319,32 @@ def _summarize(outputs: list[tuple[str, dict]], shadows: list[tuple[str, dict]],
         raw = predictor.score_batch(np.stack([features[event_id] for event_id, _ in scored])).raw
         alert_rate = {str(t): float(np.mean(mapped >= t)) for t in THRESHOLDS}
         raw_alert_rate = {str(t): float(np.mean(raw >= t)) for t in THRESHOLDS}
-        row = {"tenant": tenant, "intent": intent, "config_version": version, "phase": phase_of_version.get(version, ""),
-               "predictor": f"{predictor.name}:{predictor.version}", "events": len(scored),
-               "alert_rate": alert_rate, "raw_alert_rate": raw_alert_rate}
+        row = {
+            "tenant": tenant,
+            "intent": intent,
+            "config_version": version,
+            "phase": phase_of_version.get(version, ""),
+            "predictor": f"{predictor.name}:{predictor.version}",
+            "events": len(scored),
+            "alert_rate": alert_rate,
+            "raw_alert_rate": raw_alert_rate,
+        }
         rows.append(row)
-        say(f"{tenant:8} {intent:17} {version:>6} {row['predictor']:10} {len(scored):>6}  "
-            + "  ".join(f"{alert_rate[str(t)]:>10.1%}" for t in THRESHOLDS) + "   "
-            + "  ".join(f"{raw_alert_rate[str(t)]:>8.1%}" for t in THRESHOLDS))
+        say(
+            f"{tenant:8} {intent:17} {version:>6} {row['predictor']:10} {len(scored):>6}  "
+            + "  ".join(f"{alert_rate[str(t)]:>10.1%}" for t in THRESHOLDS)
+            + "   "
+            + "  ".join(f"{raw_alert_rate[str(t)]:>8.1%}" for t in THRESHOLDS)
+        )
     shadow_scores = np.array([s["score"] for _, s in shadows])
     live_scores = np.array([s["live_score"] for _, s in shadows])
     if shadow_scores.size:
         say("")
-        say(f"shadow: {shadow_scores.size} events scored by card-v2 on the side, never returned to a tenant; "
-            + ", ".join(f"at >= {t} it would alert {np.mean(shadow_scores >= t):.1%} vs live {np.mean(live_scores >= t):.1%}"
-                        for t in THRESHOLDS))
+        say(
+            f"shadow: {shadow_scores.size} events scored by card-v2 on the side, never returned to a tenant; "
+            + ", ".join(
+                f"at >= {t} it would alert {np.mean(shadow_scores >= t):.1%} vs live {np.mean(live_scores >= t):.1%}"
+                for t in THRESHOLDS
+            )
+        )
     return {"rows": rows, "shadow_results": int(shadow_scores.size)}

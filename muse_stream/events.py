@@ -76,11 +76,16 @@ def well_formed_event(payload: dict) -> tuple[str, str | None, dict[str, float |
     event_id = payload.get("event_id")
     intent = payload.get("intent")
     features = payload.get("features")
-    if (type(event_id) is str and 0 < len(event_id) <= _EVENT_ID_MAX
-            and (intent is None or (type(intent) is str and 0 < len(intent) <= _INTENT_MAX))
-            and type(features) is dict and len(features) <= MAX_FEATURES
-            and "" not in features and (not features or max(map(len, features)) <= _FEATURE_NAME_MAX)
-            and _FEATURE_VALUE_TYPES.issuperset(map(type, features.values()))):
+    if (
+        type(event_id) is str
+        and 0 < len(event_id) <= _EVENT_ID_MAX
+        and (intent is None or (type(intent) is str and 0 < len(intent) <= _INTENT_MAX))
+        and type(features) is dict
+        and len(features) <= MAX_FEATURES
+        and "" not in features
+        and (not features or max(map(len, features)) <= _FEATURE_NAME_MAX)
+        and _FEATURE_VALUE_TYPES.issuperset(map(type, features.values()))
+    ):
         return event_id, intent, features
     return None
 
@@ -100,7 +105,8 @@ def well_formed_events(payloads: list[Any]) -> tuple[list[str], list[str | None]
     intents = list(map(dict.get, payloads, repeat("intent")))
     intent_types = set(map(type, intents))
     if not intent_types <= _INTENT_TYPES or (
-            str in intent_types and ("" in intents or max(map(len, filter(None, intents))) > _INTENT_MAX)):
+        str in intent_types and ("" in intents or max(map(len, filter(None, intents))) > _INTENT_MAX)
+    ):
         return None
     features = list(map(dict.get, payloads, repeat("features")))
     if set(map(type, features)) != {dict}:

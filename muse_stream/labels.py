@@ -40,8 +40,10 @@ def read_label_file(path: str | Path) -> list[LabelRecord]:
         raise LabelFileError(f"label file {path} is not a readable Parquet file: {error}") from None
     missing = [column for column in LABEL_COLUMNS if column not in table.column_names]
     if missing:
-        raise LabelFileError(f"label file {path} lacks column(s) {', '.join(missing)} (it has "
-                             f"{', '.join(table.column_names) or 'none'}); a label file needs {', '.join(LABEL_COLUMNS)}")
+        raise LabelFileError(
+            f"label file {path} lacks column(s) {', '.join(missing)} (it has "
+            f"{', '.join(table.column_names) or 'none'}); a label file needs {', '.join(LABEL_COLUMNS)}"
+        )
     columns = {name: table.column(name).to_pylist() for name in LABEL_COLUMNS}
     if pa.types.is_boolean(table.schema.field("label").type):
         columns["label"] = [None if v is None else int(v) for v in columns["label"]]
@@ -58,9 +60,13 @@ def read_label_file(path: str | Path) -> list[LabelRecord]:
             field = ".".join(str(p) for p in first["loc"]) or "(row)"
             problems.append(f"row {row} {field}={first.get('input')!r}: {first['msg']}")
     if problems:
-        shown = "; ".join(problems[:MAX_PROBLEMS]) + (f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else "")
-        raise LabelFileError(f"label file {path} has {len(problems)} bad row(s): {shown}; labels are 0 (genuine) or 1 (fraud), "
-                             "every row needs an event_id and a labelled_at with a time zone")
+        shown = "; ".join(problems[:MAX_PROBLEMS]) + (
+            f"; and {len(problems) - MAX_PROBLEMS} more" if len(problems) > MAX_PROBLEMS else ""
+        )
+        raise LabelFileError(
+            f"label file {path} has {len(problems)} bad row(s): {shown}; labels are 0 (genuine) or 1 (fraud), "
+            "every row needs an event_id and a labelled_at with a time zone"
+        )
     return records
 
 
@@ -82,4 +88,3 @@ def latest_labels(values: Iterable[bytes | None]) -> tuple[dict[str, LabelRecord
             continue
         labels[record.event_id] = record
     return labels, invalid
-

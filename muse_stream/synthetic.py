@@ -66,18 +66,33 @@ _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # Fraud patterns: feature -> mean shift (in standard deviations) for a fraud event of that pattern.
 _PATTERNS: tuple[dict[str, float], ...] = (
     {  # account takeover
-        "failed_logins_24h": 1.0, "password_reset_7d": 0.8, "device_age_log": -0.9,
-        "distinct_devices_30d": 0.8, "ip_risk": 0.7, "session_length_log": -0.6,
+        "failed_logins_24h": 1.0,
+        "password_reset_7d": 0.8,
+        "device_age_log": -0.9,
+        "distinct_devices_30d": 0.8,
+        "ip_risk": 0.7,
+        "session_length_log": -0.6,
         "keystroke_speed": 0.5,
     },
     {  # stolen card
-        "amount_log": 0.9, "amount_zscore": 1.0, "foreign_txn": 0.8, "merchant_risk": 0.7,
-        "mcc_risk": 0.6, "card_present": -0.8, "hour_sin": -0.5, "billing_shipping_distance_log": 0.7,
+        "amount_log": 0.9,
+        "amount_zscore": 1.0,
+        "foreign_txn": 0.8,
+        "merchant_risk": 0.7,
+        "mcc_risk": 0.6,
+        "card_present": -0.8,
+        "hour_sin": -0.5,
+        "billing_shipping_distance_log": 0.7,
     },
     {  # mule / synthetic identity
-        "account_age_log": -1.0, "customer_age": -0.6, "email_domain_risk": 0.8,
-        "name_email_similarity": -0.8, "phone_valid": -0.7, "velocity_24h": 0.8,
-        "velocity_7d": 0.6, "credit_limit_ratio": 0.6,
+        "account_age_log": -1.0,
+        "customer_age": -0.6,
+        "email_domain_risk": 0.8,
+        "name_email_similarity": -0.8,
+        "phone_valid": -0.7,
+        "velocity_24h": 0.8,
+        "velocity_7d": 0.6,
+        "credit_limit_ratio": 0.6,
     },
 )
 _PATTERN_WEIGHTS = np.array([0.35, 0.40, 0.25])
@@ -92,7 +107,10 @@ _DRIFT_SHIFT = _DRIFT_RNG.normal(0.0, 0.5, N_FEATURES)
 _DRIFT_SCALE = 1.0 + _DRIFT_RNG.uniform(-0.15, 0.25, N_FEATURES)
 _DRIFT_PREVALENCE_GAIN = 0.25  # fraud rate grows by 25% per unit of drift
 
-_LATENT_FEATURES = [_INDEX[n] for n in ("amount_log", "velocity_1h", "velocity_24h", "velocity_7d", "distinct_merchants_24h", "session_length_log")]
+_LATENT_FEATURES = [
+    _INDEX[n]
+    for n in ("amount_log", "velocity_1h", "velocity_24h", "velocity_7d", "distinct_merchants_24h", "session_length_log")
+]
 _BINARY_FEATURES = [_INDEX[n] for n in ("card_present", "foreign_txn", "password_reset_7d", "phone_valid")]
 
 
@@ -130,9 +148,7 @@ def _events(rng: np.random.Generator, n: int, fraud_rate: float, drift: float) -
     return x.astype(np.float32), y
 
 
-def generate_events(
-    n: int, *, seed: int, fraud_rate: float = 0.02, drift: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
+def generate_events(n: int, *, seed: int, fraud_rate: float = 0.02, drift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)``: X float32 ``(n, 30)`` ordered as :data:`FEATURE_NAMES`, y int8 in {0, 1}.
 
     ``drift`` (>= 0, 0 = the base distribution) shifts and rescales every feature along a fixed
@@ -190,8 +206,15 @@ class TrainingParams:
     learning_rate: float = 0.1
 
     def train(self, X: np.ndarray, y: np.ndarray, *, seed: int) -> xgb.Booster:
-        return train_model(X, y, n_trees=self.n_trees, max_depth=self.max_depth, negative_keep_fraction=self.b,
-                           seed=seed, learning_rate=self.learning_rate)
+        return train_model(
+            X,
+            y,
+            n_trees=self.n_trees,
+            max_depth=self.max_depth,
+            negative_keep_fraction=self.b,
+            seed=seed,
+            learning_rate=self.learning_rate,
+        )
 
 
 def train_model(

@@ -120,7 +120,7 @@ class TopicNames:
             prefix = f"{self.namespace}.tenant."
             if not topic.startswith(prefix):
                 raise TopicError(f"topic {topic!r} is not a tenant topic of namespace {self.namespace!r}")
-            tenant, _, kind = topic[len(prefix):].partition(".")
+            tenant, _, kind = topic[len(prefix) :].partition(".")
             if kind not in TENANT_TOPIC_KINDS:
                 raise TopicError(f"topic {topic!r} is not a tenant topic of namespace {self.namespace!r}")
             tenant = self._tenants[topic] = validate_tenant_name(tenant)
@@ -166,8 +166,9 @@ class TopicNames:
 
     # -- what each topic must look like ------------------------------------------------------
 
-    def tenant_topic_specs(self, tenant: str, partitions: int = DEFAULT_TENANT_PARTITIONS, *,
-                           kinds: Iterable[str] = DATA_PATH_KINDS) -> list[TopicSpec]:
+    def tenant_topic_specs(
+        self, tenant: str, partitions: int = DEFAULT_TENANT_PARTITIONS, *, kinds: Iterable[str] = DATA_PATH_KINDS
+    ) -> list[TopicSpec]:
         """The specs of a tenant's topics of ``kinds``: by default the data path's, which is what a
         worker ensures; ``muse tenants add`` asks for every kind (``TENANT_TOPIC_KINDS``)."""
         if partitions < 1:
@@ -178,13 +179,20 @@ class TopicNames:
             raise ValueError(f"unknown tenant topic kinds {unknown}; expected some of {TENANT_TOPIC_KINDS}")
         specs = [
             # Input and labels are what a replay reads: kept DEFAULT_RETENTION_MS unless changed per tenant.
-            TopicSpec(self.input_topic(tenant), partitions, {"max.message.bytes": str(INPUT_RECORD_MAX_BYTES)},
-                      defaults={"retention.ms": str(DEFAULT_RETENTION_MS)}),
+            TopicSpec(
+                self.input_topic(tenant),
+                partitions,
+                {"max.message.bytes": str(INPUT_RECORD_MAX_BYTES)},
+                defaults={"retention.ms": str(DEFAULT_RETENTION_MS)},
+            ),
             TopicSpec(self.output_topic(tenant), partitions),
             # A DLQ is evidence: keep it for a month, whatever the broker's default retention, and
             # take any input record whole (its bytes in base64 plus the reason).
-            TopicSpec(self.dlq_topic(tenant), 1, {"retention.ms": str(30 * 24 * 3600 * 1000),
-                                                  "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}),
+            TopicSpec(
+                self.dlq_topic(tenant),
+                1,
+                {"retention.ms": str(30 * 24 * 3600 * 1000), "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+            ),
             # Labels keyed by event id (an event's relabelling lands on the same partition, after
             # the first), partitioned and retained like the input: a label outliving its event is
             # useless to a replay, and one expiring before it would drop it from backtests.
@@ -206,7 +214,13 @@ class TopicNames:
             TopicSpec(self.models_topic, 1, {"cleanup.policy": "compact", "max.message.bytes": str(ARTIFACT_MAX_BYTES)}),
             # Every config change set, one record per version, kept forever: compaction of the
             # config topic may drop old versions, this log never does.
-            TopicSpec(self.config_history_topic, 1, {
-                "cleanup.policy": "delete", "retention.ms": "-1", "max.message.bytes": str(16 * 1024 * 1024),
-            }),
+            TopicSpec(
+                self.config_history_topic,
+                1,
+                {
+                    "cleanup.policy": "delete",
+                    "retention.ms": "-1",
+                    "max.message.bytes": str(16 * 1024 * 1024),
+                },
+            ),
         ]

@@ -42,9 +42,12 @@ def predictor_spec(name: str, version: str, seed: int) -> PredictorSpec:
     X, _ = synthetic.generate_events(2000, seed=seed + 100)
     qmap = QuantileMap.fit(posterior_correction(booster.inplace_predict(X), B), AlertRateCurve.default(), n_knots=128)
     return PredictorSpec(
-        name=name, version=version,
+        name=name,
+        version=version,
         model=ModelRef(name="fraud-gbm", version=str(seed), sha256=sha256_hex(data), format=detect_format(data)),
-        feature_names=synthetic.FEATURE_NAMES, b=B, quantile_map=qmap.to_dict(),
+        feature_names=synthetic.FEATURE_NAMES,
+        b=B,
+        quantile_map=qmap.to_dict(),
     )
 
 
@@ -52,8 +55,10 @@ def predictor(name: str, seed: int, version: str = "1") -> PredictorConfig:
     return PredictorConfig(name=name, spec=predictor_spec(name, version, seed))
 
 
-def deployment(routes: dict[tuple[str, str], tuple[str, tuple[str, ...]]] | None = None,
-               predictors: tuple[PredictorConfig, ...] | None = None) -> DeploymentConfig:
+def deployment(
+    routes: dict[tuple[str, str], tuple[str, tuple[str, ...]]] | None = None,
+    predictors: tuple[PredictorConfig, ...] | None = None,
+) -> DeploymentConfig:
     """Three tenants, two intents, predictors fraud-v1 (model 1) and fraud-v2 (model 2) by default."""
     predictors = predictors or (predictor("fraud-v1", 1), predictor("fraud-v2", 2))
     if routes is None:
@@ -86,7 +91,7 @@ def write_topology(directory: Path, *, extra: str = "") -> Path:
     return path
 
 
-EXAMPLE_TOML = '''\
+EXAMPLE_TOML = """\
 # A muse-stream deployment: `muse config validate|diff|apply FILE`.
 # Paths are relative to this file. Tenants ask for an intent, never for a model.
 
@@ -152,4 +157,4 @@ tenant = "bank-c"
 intent = "account-takeover"
 live = "fraud-v2"
 shadows = ["fraud-v1"]
-'''
+"""

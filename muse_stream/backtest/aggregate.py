@@ -31,7 +31,9 @@ ALL_PERIODS = "all"
 DEFAULT_ALERT_RATES = (0.01, 0.05, 0.10)
 HISTOGRAM_BINS = 20
 # Alert rates of the recall/alert-rate curve: dense where alerting is realistic (under 10%).
-CURVE_RATES = tuple(float(r) for r in np.unique(np.round(np.concatenate([np.geomspace(0.001, 0.1, 21), np.linspace(0.1, 1.0, 10)]), 6)))
+CURVE_RATES = tuple(
+    float(r) for r in np.unique(np.round(np.concatenate([np.geomspace(0.001, 0.1, 21), np.linspace(0.1, 1.0, 10)]), 6))
+)
 
 
 class BacktestError(MuseError):
@@ -94,8 +96,9 @@ def open_replay(path: str | Path) -> ds.Dataset:
 
 def load_live_scores(path: str | Path) -> LiveScores:
     """The live rows of the replay dataset at ``path``."""
-    table = open_replay(path).to_table(columns=["tenant", "config", "role", "event_timestamp", "score", "label"],
-                             filter=pc.field("role") == "live")
+    table = open_replay(path).to_table(
+        columns=["tenant", "config", "role", "event_timestamp", "score", "label"], filter=pc.field("role") == "live"
+    )
     if table.num_rows == 0:
         raise BacktestError(f"the replay dataset {path} has no live rows")
     return LiveScores.from_table(table)
@@ -155,8 +158,14 @@ def recall_at_alert_rate(scores: np.ndarray, labels: np.ndarray, rate: float) ->
     return float(np.count_nonzero(scores[positives] >= cut) / np.count_nonzero(positives))
 
 
-def _rates(scores: np.ndarray, labelled: np.ndarray, labels: np.ndarray, thresholds: Sequence[float],
-           targets: np.ndarray, with_labels: bool) -> list[RateFigure]:
+def _rates(
+    scores: np.ndarray,
+    labelled: np.ndarray,
+    labels: np.ndarray,
+    thresholds: Sequence[float],
+    targets: np.ndarray,
+    with_labels: bool,
+) -> list[RateFigure]:
     figures = []
     positives = labels.astype(bool)
     n_pos = int(positives.sum())
@@ -173,8 +182,9 @@ def _rates(scores: np.ndarray, labelled: np.ndarray, labels: np.ndarray, thresho
     return figures
 
 
-def _group(tenant: str, config: str, period: str, scores: np.ndarray, labels: np.ndarray, spec: BacktestSpec,
-           *, whole: bool) -> GroupFigures:
+def _group(
+    tenant: str, config: str, period: str, scores: np.ndarray, labels: np.ndarray, spec: BacktestSpec, *, whole: bool
+) -> GroupFigures:
     scored = ~np.isnan(scores)
     live_scores = scores[scored]
     known = scored & (labels >= 0)
@@ -184,11 +194,17 @@ def _group(tenant: str, config: str, period: str, scores: np.ndarray, labels: np
     n_pos = int(label_values.sum())
     both = 0 < n_pos < label_values.size
     group = GroupFigures(
-        tenant=tenant, config=config, period=period, events=int(scores.size), scored=int(live_scores.size),
+        tenant=tenant,
+        config=config,
+        period=period,
+        events=int(scores.size),
+        scored=int(live_scores.size),
         dead_letters=int(scores.size - live_scores.size),
         edges=_rates(live_scores, labelled, label_values, edges.tolist(), spec.curve.alert_rate_at(edges), False),
         thresholds=_rates(live_scores, labelled, label_values, thresholds, spec.curve.alert_rate_at(thresholds), True),
-        labelled=int(labelled.size), positives=n_pos, auc=roc_auc(labelled, label_values) if both else None,
+        labelled=int(labelled.size),
+        positives=n_pos,
+        auc=roc_auc(labelled, label_values) if both else None,
         recall_at_alert_rate={f"{r:g}": recall_at_alert_rate(labelled, label_values, r) for r in spec.alert_rates},
     )
     if whole:
@@ -219,8 +235,17 @@ def backtest(scores: LiveScores, spec: BacktestSpec) -> Backtest:
         c = int(sorted_code[start])
         pair_code, bucket = divmod(c, buckets.size)
         t, k = divmod(pair_code, configs.size)
-        periods.append(_group(str(tenants[t]), str(configs[k]), period_label(int(buckets[bucket]), spec.period),
-                              scores.score[rows], scores.label[rows], spec, whole=False))
+        periods.append(
+            _group(
+                str(tenants[t]),
+                str(configs[k]),
+                period_label(int(buckets[bucket]), spec.period),
+                scores.score[rows],
+                scores.label[rows],
+                spec,
+                whole=False,
+            )
+        )
     totals = []
     pair_order = np.argsort(pair, kind="stable")
     sorted_pair = pair[pair_order]
@@ -228,6 +253,7 @@ def backtest(scores: LiveScores, spec: BacktestSpec) -> Backtest:
     for start, stop in zip(starts, np.r_[starts[1:], pair.size], strict=True):
         rows = pair_order[start:stop]
         t, k = divmod(int(sorted_pair[start]), configs.size)
-        totals.append(_group(str(tenants[t]), str(configs[k]), ALL_PERIODS, scores.score[rows], scores.label[rows],
-                             spec, whole=True))
+        totals.append(
+            _group(str(tenants[t]), str(configs[k]), ALL_PERIODS, scores.score[rows], scores.label[rows], spec, whole=True)
+        )
     return Backtest(spec, periods, totals)

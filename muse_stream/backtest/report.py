@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -52,7 +52,10 @@ def _rows(backtest: Backtest) -> list[GroupFigures]:
 def _table(header: list[str], rows: Iterable[list[str]], left: int) -> list[str]:
     rows = list(rows)
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    line = lambda cells: "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
     return [line(header), "-" * len(line(header)), *(line(r) for r in rows)]
 
 
@@ -70,22 +73,43 @@ def format_table(backtest: Backtest) -> str:
     base = lambda g: [g.tenant, g.config, g.period, f"{g.events:,}", f"{g.scored:,}"]  # noqa: E731
     rate_cells = lambda figures: [f"{_pct(f.alert_rate)} {_dev(f.deviation)}" for f in figures]  # noqa: E731
     out = [f"alert rate at each reference edge (relative deviation from the target), per {spec.period}:"]
-    out += _table(lead + [f">={f.threshold:g} ~{f.target:.0%}" for f in backtest.totals[0].edges],
-                  (base(g) + rate_cells(g.edges) for g in rows), 3)
+    out += _table(
+        lead + [f">={f.threshold:g} ~{f.target:.0%}" for f in backtest.totals[0].edges],
+        (base(g) + rate_cells(g.edges) for g in rows),
+        3,
+    )
     if not _same_thresholds(backtest):
         out += ["", "alert rate at the tenant's thresholds (relative deviation from the reference's rate there):"]
-        out += _table(lead + [f">={f.threshold:g} ~{f.target:.1%}" for f in backtest.totals[0].thresholds],
-                      (base(g) + rate_cells(g.thresholds) for g in rows), 3)
+        out += _table(
+            lead + [f">={f.threshold:g} ~{f.target:.1%}" for f in backtest.totals[0].thresholds],
+            (base(g) + rate_cells(g.thresholds) for g in rows),
+            3,
+        )
     labelled = [g for g in rows if g.labelled]
     if labelled:
-        out += ["", "with labels (labelled scored events only): AUC, precision/recall at each threshold, recall at fixed alert rates:"]
+        out += [
+            "",
+            "with labels (labelled scored events only): AUC, precision/recall at each threshold, recall at fixed alert rates:",
+        ]
         header = ["tenant", "config", spec.period, "labelled", "positives", "AUC"]
-        header += [f"P/R@{t:g}" for t in spec.tenant_thresholds] + [f"R@{float(r):.0%} alerts" for r in labelled[0].recall_at_alert_rate]
-        out += _table(header, ([g.tenant, g.config, g.period, f"{g.labelled:,}", f"{g.positives:,}", _num(g.auc)]
-                               + [f"{_num(f.precision)}/{_num(f.recall)}" for f in g.thresholds]
-                               + [_num(v) for v in g.recall_at_alert_rate.values()] for g in labelled), 3)
+        header += [f"P/R@{t:g}" for t in spec.tenant_thresholds] + [
+            f"R@{float(r):.0%} alerts" for r in labelled[0].recall_at_alert_rate
+        ]
+        out += _table(
+            header,
+            (
+                [g.tenant, g.config, g.period, f"{g.labelled:,}", f"{g.positives:,}", _num(g.auc)]
+                + [f"{_num(f.precision)}/{_num(f.recall)}" for f in g.thresholds]
+                + [_num(v) for v in g.recall_at_alert_rate.values()]
+                for g in labelled
+            ),
+            3,
+        )
     else:
-        out += ["", "no labels joined in this replay: load them with `muse labels load` and replay again for AUC, precision and recall"]
+        out += [
+            "",
+            "no labels joined in this replay: load them with `muse labels load` and replay again for AUC, precision and recall",
+        ]
     return "\n".join(out)
 
 
@@ -198,10 +222,11 @@ def _html_table(backtest: Backtest, groups: list[GroupFigures]) -> str:
             cells += "".join(_cell(f) for f in g.thresholds)
         if labels:
             cells += f"<td>{g.labelled:,}</td><td>{_num(g.auc)}</td>" + "".join(
-                f"<td>{_num(f.precision)}/{_num(f.recall)}</td>" for f in g.thresholds)
+                f"<td>{_num(f.precision)}/{_num(f.recall)}</td>" for f in g.thresholds
+            )
             cells += "".join(f"<td>{_num(v)}</td>" for v in g.recall_at_alert_rate.values())
         rows.append(f"<tr><td>{html.escape(g.config)}</td><td>{html.escape(g.period)}</td><td>{g.events:,}</td>{cells}</tr>")
-    return (f"<table><tr><th>config</th><th>{spec.period}</th><th>events</th>{head}</tr>" + "".join(rows) + "</table>")
+    return f"<table><tr><th>config</th><th>{spec.period}</th><th>events</th>{head}</tr>" + "".join(rows) + "</table>"
 
 
 DEFAULT_PLOTTED_TENANTS = 50
@@ -218,11 +243,13 @@ def html_report(backtest: Backtest, source: str, plotted_tenants: int | None = D
     fraction of a second and ~20 KB, too much for 500 tenants' worth; every tenant keeps its table."""
     spec = backtest.spec
     curve = ", ".join(f"{rate:.0%} at &ge;{edge:g}" for edge, rate in spec.curve.as_mapping().items())
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>muse backtest: {html.escape(source)}</title>"
-             f"<style>{_STYLE}</style></head><body><h1>Backtest of {html.escape(source)}</h1>"
-             f"<p>Per tenant, config and {spec.period}: the alert rate at each edge of the reference curve ({curve}) and the "
-             "relative deviation from its target (red: more than 20% off). Thresholds: "
-             f"{', '.join(f'{t:g}' for t in spec.tenant_thresholds)}.</p>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>muse backtest: {html.escape(source)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Backtest of {html.escape(source)}</h1>"
+        f"<p>Per tenant, config and {spec.period}: the alert rate at each edge of the reference curve ({curve}) and the "
+        "relative deviation from its target (red: more than 20% off). Thresholds: "
+        f"{', '.join(f'{t:g}' for t in spec.tenant_thresholds)}.</p>"
+    ]
     periods: dict[tuple[str, str], list[GroupFigures]] = {}
     for group in backtest.periods:
         periods.setdefault((group.tenant, group.config), []).append(group)
@@ -232,21 +259,34 @@ def html_report(backtest: Backtest, source: str, plotted_tenants: int | None = D
     ranked = sorted(tenants, key=lambda t: -worst_deviation(tenants[t]))
     plotted = set(ranked if plotted_tenants is None else ranked[:plotted_tenants])
     if len(plotted) < len(tenants):
-        parts.append(f"<p>Plots for the {len(plotted)} of {len(tenants)} tenants whose alert rates deviate most from the "
-                     "targets (<code>muse backtest --plot-tenants N</code>, 0 for all); every tenant has its table.</p>")
+        parts.append(
+            f"<p>Plots for the {len(plotted)} of {len(tenants)} tenants whose alert rates deviate most from the "
+            "targets (<code>muse backtest --plot-tenants N</code>, 0 for all); every tenant has its table.</p>"
+        )
     for tenant, totals in tenants.items():
-        rows = [g for t in totals for g in periods[(tenant, t.config)]] + ([] if all(len(periods[(tenant, t.config)]) == 1 for t in totals) else totals)
+        rows = [g for t in totals for g in periods[(tenant, t.config)]] + (
+            [] if all(len(periods[(tenant, t.config)]) == 1 for t in totals) else totals
+        )
         parts.append(f"<section><h2>{html.escape(tenant)}</h2>{_html_table(backtest, rows)}")
         if tenant not in plotted:
             parts.append("</section>")
             continue
         parts.append("<div class='plots'>")
         for total in totals:
-            parts.append(_figure("alert-rate", tenant, total.config, alert_rate_plot(tenant, total.config, periods[(tenant, total.config)]),
-                                 f"{total.config}: alert rate per {spec.period} against the target"))
+            parts.append(
+                _figure(
+                    "alert-rate",
+                    tenant,
+                    total.config,
+                    alert_rate_plot(tenant, total.config, periods[(tenant, total.config)]),
+                    f"{total.config}: alert rate per {spec.period} against the target",
+                )
+            )
         parts.append(_figure("histogram", tenant, None, histogram_plot(tenant, totals), "score histograms"))
         if any(t.recall_curve for t in totals):
-            parts.append(_figure("recall", tenant, None, recall_plot(tenant, totals), "recall against alert rate (labelled events)"))
+            parts.append(
+                _figure("recall", tenant, None, recall_plot(tenant, totals), "recall against alert rate (labelled events)")
+            )
         parts.append("</div></section>")
     parts.append("</body></html>")
     return "".join(parts)
@@ -254,7 +294,7 @@ def html_report(backtest: Backtest, source: str, plotted_tenants: int | None = D
 
 def _figure(kind: str, tenant: str, config: str | None, uri: str, caption: str) -> str:
     config_attr = "" if config is None else f" data-config='{html.escape(config)}'"
-    return (f"<figure data-plot='{kind}' data-tenant='{html.escape(tenant)}'{config_attr}>"
-            f"<img alt='{html.escape(caption)}' src='{uri}'><figcaption>{html.escape(caption)}</figcaption></figure>")
-
-
+    return (
+        f"<figure data-plot='{kind}' data-tenant='{html.escape(tenant)}'{config_attr}>"
+        f"<img alt='{html.escape(caption)}' src='{uri}'><figcaption>{html.escape(caption)}</figcaption></figure>"
+    )

@@ -43,14 +43,19 @@ def paired_scores(table: pa.Table, old: str, new: str) -> pa.Table:
     configs = set(pc.unique(table["config"]).to_pylist())
     missing = [tag for tag in (old, new) if tag not in configs]
     if missing:
-        raise BacktestError(f"config(s) {', '.join(missing)} are not in the replay (it has {', '.join(sorted(configs))}); "
-                            "replay with both, e.g. `muse replay --config-version N --config live`, or pick --old/--new from these")
+        raise BacktestError(
+            f"config(s) {', '.join(missing)} are not in the replay (it has {', '.join(sorted(configs))}); "
+            "replay with both, e.g. `muse replay --config-version N --config live`, or pick --old/--new from these"
+        )
     scored = table.filter(pc.and_(pc.equal(table["role"], "live"), pc.is_valid(table["raw_score"])))
     sides = []
     for tag, side in ((old, "old"), (new, "new")):
         rows = scored.filter(pc.equal(scored["config"], tag))
-        sides.append(rows.select(["tenant", "event_id", "event_timestamp", "label", "raw_score", "corrected_score"]).rename_columns(
-            ["tenant", "event_id", "event_timestamp", "label", f"{side}_raw", f"{side}_corrected"]))
+        sides.append(
+            rows.select(["tenant", "event_id", "event_timestamp", "label", "raw_score", "corrected_score"]).rename_columns(
+                ["tenant", "event_id", "event_timestamp", "label", f"{side}_raw", f"{side}_corrected"]
+            )
+        )
     return sides[0].join(sides[1].drop_columns(["event_timestamp", "label"]), keys=["tenant", "event_id"], join_type="inner")
 
 
@@ -67,7 +72,7 @@ def walk_forward_tenants(table: pa.Table, old: str, new: str, period: str, fpr: 
         windows = np.split(order, cuts)
         if len(windows) < 2:
             continue
-        column = lambda name: rows[name].to_numpy(zero_copy_only=False)  # noqa: E731
+        column = lambda name, rows=rows: rows[name].to_numpy(zero_copy_only=False)  # noqa: E731
         labels = pc.fill_null(rows["label"].cast(pa.int8()), -1).to_numpy()
         raw = {side: [column(f"{side}_raw")[w] for w in windows] for side in ("old", "new")}
         corrected = {side: [column(f"{side}_corrected")[w] for w in windows] for side in ("old", "new")}
@@ -75,10 +80,13 @@ def walk_forward_tenants(table: pa.Table, old: str, new: str, period: str, fpr: 
         try:
             figures = walk_forward(raw, corrected, [labels[w] for w in windows], fit_window=0, fpr=fpr)
         except TransformInputError as error:
-            raise BacktestError(f"tenant {tenant}: cannot fit a mapping on its windows ({len(windows[0]):,} events on {names[0]}, "
-                                f"the fit window): {error}; walk forward with a longer --period") from None
-        out.append(TenantWalkForward(tenant, names, [len(w) for w in windows], [int((labels[w] >= 0).sum()) for w in windows],
-                                     figures))
+            raise BacktestError(
+                f"tenant {tenant}: cannot fit a mapping on its windows ({len(windows[0]):,} events on {names[0]}, "
+                f"the fit window): {error}; walk forward with a longer --period"
+            ) from None
+        out.append(
+            TenantWalkForward(tenant, names, [len(w) for w in windows], [int((labels[w] >= 0).sum()) for w in windows], figures)
+        )
     return out
 
 
@@ -86,22 +94,28 @@ def load_walk_forward(path: str | Path, old: str, new: str, period: str) -> list
     table = open_replay(path).to_table(columns=COLUMNS, filter=pc.field("role") == "live")
     results = walk_forward_tenants(table, old, new, period)
     if not results:
-        raise BacktestError(f"no tenant of {path} has events in two or more {period}s scored by both {old} and {new}: "
-                            f"a walk-forward needs a fit {period} and at least one after it; try --period hour or a longer replay")
+        raise BacktestError(
+            f"no tenant of {path} has events in two or more {period}s scored by both {old} and {new}: "
+            f"a walk-forward needs a fit {period} and at least one after it; try --period hour or a longer replay"
+        )
     return results
 
 
 def format_walk_forward(results: list[TenantWalkForward], old: str, new: str, fpr: float = 0.01) -> str:
     parts = []
     for result in results:
-        title = (f"\n== {result.tenant}: old={old}, new={new}; fit on {result.windows[0]} ({result.events[0]:,} events), "
-                 f"evaluated on {len(result.windows) - 1} window(s) {result.windows[1]}..{result.windows[-1]} "
-                 f"({sum(result.events[1:]):,} events, {sum(result.labelled[1:]):,} labelled)")
+        title = (
+            f"\n== {result.tenant}: old={old}, new={new}; fit on {result.windows[0]} ({result.events[0]:,} events), "
+            f"evaluated on {len(result.windows) - 1} window(s) {result.windows[1]}..{result.windows[-1]} "
+            f"({sum(result.events[1:]):,} events, {sum(result.labelled[1:]):,} labelled)"
+        )
         parts.append(format_table(title, result.figures, fpr))
-    parts.append("\np1: old model, its mapping fit on the fit window; p1_5: new model through the old model's mapping "
-                 "(a swap without refit); p2: new model, mapping refit on the previous window; custom: refit on all windows "
-                 "so far; default: fit once on the fit window; raw: no mapping. edge/grid err: median |observed - target| / "
-                 "target alert rate; AUC, recall and ECE on labelled events (nan: no window with both classes).")
+    parts.append(
+        "\np1: old model, its mapping fit on the fit window; p1_5: new model through the old model's mapping "
+        "(a swap without refit); p2: new model, mapping refit on the previous window; custom: refit on all windows "
+        "so far; default: fit once on the fit window; raw: no mapping. edge/grid err: median |observed - target| / "
+        "target alert rate; AUC, recall and ECE on labelled events (nan: no window with both classes)."
+    )
     return "\n".join(parts)
 
 

@@ -48,15 +48,21 @@ def main(argv: Sequence[str]) -> int:
     scorer = BatchScorer(names)
 
     app = faust.App(
-        app_id(names), datadir=tempfile.mkdtemp(prefix="muse-faust-"), broker=f"kafka://{bootstrap}", web_enabled=False, topic_replication_factor=1,
-        consumer_auto_offset_reset="earliest", processing_guarantee="at_least_once",
-        key_serializer="raw", value_serializer="raw",
+        app_id(names),
+        datadir=tempfile.mkdtemp(prefix="muse-faust-"),
+        broker=f"kafka://{bootstrap}",
+        web_enabled=False,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        key_serializer="raw",
+        value_serializer="raw",
         # Faust's own topic declarations cannot talk to Kafka 4 (see muse_stream.monitor.app): the
         # input and output topics exist already, and no leader topic is needed.
-        topic_allow_declare=False, topic_disable_leader=True,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
     )
-    inputs = app.topic(*(names.input_topic(t) for t in args.tenants.split(",")),
-                       key_serializer="raw", value_serializer="raw")
+    inputs = app.topic(*(names.input_topic(t) for t in args.tenants.split(",")), key_serializer="raw", value_serializer="raw")
 
     @app.agent(inputs)
     async def score(stream):
@@ -64,8 +70,17 @@ def main(argv: Sequence[str]) -> int:
             records = []
             for event in events:
                 message = event.message
-                records.append(SourceRecord(names.tenant_of_topic(message.topic), message.topic, message.partition,
-                                            message.offset, message.timestamp, message.key, message.value))
+                records.append(
+                    SourceRecord(
+                        names.tenant_of_topic(message.topic),
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        message.timestamp,
+                        message.key,
+                        message.value,
+                    )
+                )
             outcome = scorer.score(records, watcher.current)
             for record in outcome.results + outcome.dead_letters + outcome.shadows:
                 await app.send(record.topic, key=record.key, value=record.value)

@@ -123,8 +123,9 @@ def _offer(bootstrap: str, topic: str, rate: float | None, seconds: float, prefi
 def stamp_on_append(bootstrap: str, names: TopicNames, partitions: int) -> None:
     """Create the tenant's input topic with broker append-time timestamps (before the other topics)."""
     spec = names.tenant_topic_specs(TENANT, partitions)[0]
-    TopicAdmin(bootstrap).ensure([TopicSpec(spec.name, spec.partitions,
-                                            {**spec.configs, "message.timestamp.type": "LogAppendTime"})])
+    TopicAdmin(bootstrap).ensure(
+        [TopicSpec(spec.name, spec.partitions, {**spec.configs, "message.timestamp.type": "LogAppendTime"})]
+    )
 
 
 def _reader(bootstrap: str, names: TopicNames, partitions: int) -> Consumer:
@@ -133,8 +134,16 @@ def _reader(bootstrap: str, names: TopicNames, partitions: int) -> Consumer:
     return consumer
 
 
-def measure_load(bootstrap: str, names: TopicNames, reader: Consumer, rate: float | None, seconds: float,
-                 commit_interval_ms: int, label: str, app: str = "muse") -> LoadResult:
+def measure_load(
+    bootstrap: str,
+    names: TopicNames,
+    reader: Consumer,
+    rate: float | None,
+    seconds: float,
+    commit_interval_ms: int,
+    label: str,
+    app: str = "muse",
+) -> LoadResult:
     """One offered load. A muse result carries its input's timestamp in ``timings``; a Quix result
     (which carries no timings) is produced with its input's timestamp, which the reader sees."""
     context = multiprocessing.get_context("spawn")
@@ -178,18 +187,37 @@ def measure_load(bootstrap: str, names: TopicNames, reader: Consumer, rate: floa
         return round(float(np.percentile(array, q)), 1)
 
     legs: dict[str, float | None] = dict.fromkeys(
-        ("to_scoring_p50_ms", "to_scoring_p99_ms", "scoring_to_visible_p50_ms", "scoring_to_visible_p99_ms",
-         "transactions_per_s", "mean_batch"))
+        (
+            "to_scoring_p50_ms",
+            "to_scoring_p99_ms",
+            "scoring_to_visible_p50_ms",
+            "scoring_to_visible_p99_ms",
+            "transactions_per_s",
+            "mean_batch",
+        )
+    )
     if scored:
         to_scoring = np.asarray(scored)
         after = values - to_scoring
-        legs = {"to_scoring_p50_ms": pct(to_scoring, 50), "to_scoring_p99_ms": pct(to_scoring, 99),
-                "scoring_to_visible_p50_ms": pct(after, 50), "scoring_to_visible_p99_ms": pct(after, 99),
-                "transactions_per_s": round(batches / span), "mean_batch": round(len(values) / batches, 1)}
+        legs = {
+            "to_scoring_p50_ms": pct(to_scoring, 50),
+            "to_scoring_p99_ms": pct(to_scoring, 99),
+            "scoring_to_visible_p50_ms": pct(after, 50),
+            "scoring_to_visible_p99_ms": pct(after, 99),
+            "transactions_per_s": round(batches / span),
+            "mean_batch": round(len(values) / batches, 1),
+        }
     return LoadResult(
-        app=app, commit_interval_ms=commit_interval_ms, offered=label, offered_per_s=round(sent / offered_s),
-        completed_per_s=round(len(values) / span), events=len(values),
-        p50_ms=pct(values, 50), p95_ms=pct(values, 95), p99_ms=pct(values, 99), max_ms=round(float(values.max()), 1),
+        app=app,
+        commit_interval_ms=commit_interval_ms,
+        offered=label,
+        offered_per_s=round(sent / offered_s),
+        completed_per_s=round(len(values) / span),
+        events=len(values),
+        p50_ms=pct(values, 50),
+        p95_ms=pct(values, 95),
+        p99_ms=pct(values, 99),
+        max_ms=round(float(values.max()), 1),
         **legs,  # type: ignore[arg-type]
     )
 
@@ -207,11 +235,26 @@ def run_round(bootstrap: str, predictor: Predictor, tmp_path: Path, args: argpar
                 stamp_on_append(bootstrap, names, args.partitions)
                 deploy_single_tenant(bootstrap, names, args.partitions, predictor if app == "muse" else None, tmp_path)
                 if app == "muse":
-                    worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path,
-                                           "--commit-interval-ms", str(interval), "--max-batch", str(args.max_batch))
+                    worker = WorkerProcess(
+                        bootstrap,
+                        names.namespace,
+                        "w1",
+                        tmp_path,
+                        "--commit-interval-ms",
+                        str(interval),
+                        "--max-batch",
+                        str(args.max_batch),
+                    )
                 else:
-                    worker = WorkerProcess(bootstrap, names.namespace, "q1", tmp_path, "--commit-interval-ms",
-                                           str(interval), entry=("muse_stream.bench.quix_baseline", "passthrough"))
+                    worker = WorkerProcess(
+                        bootstrap,
+                        names.namespace,
+                        "q1",
+                        tmp_path,
+                        "--commit-interval-ms",
+                        str(interval),
+                        entry=("muse_stream.bench.quix_baseline", "passthrough"),
+                    )
                 reader = _reader(bootstrap, names, args.partitions)
                 worker.start()
                 try:
@@ -219,8 +262,11 @@ def run_round(bootstrap: str, predictor: Predictor, tmp_path: Path, args: argpar
                     measure_load(bootstrap, names, reader, 200.0, 3.0, interval, "warmup", app)
                     for label, rate in loads:
                         results.append(measure_load(bootstrap, names, reader, rate, args.seconds, interval, label, app))
-                        print(f"  {app}, interval {interval} ms, {label}: p99 {results[-1].p99_ms} ms "
-                              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+                        print(
+                            f"  {app}, interval {interval} ms, {label}: p99 {results[-1].p99_ms} ms "
+                            f"(load average {os.getloadavg()[0]:.1f})",
+                            flush=True,
+                        )
                 finally:
                     worker.stop()
                     reader.close()
@@ -231,23 +277,43 @@ def run_round(bootstrap: str, predictor: Predictor, tmp_path: Path, args: argpar
 
 def median_result(rounds: list[LoadResult]) -> LoadResult:
     """One row from its rounds: the median of every figure, the highest max, and every round's p99."""
+
     def median(name: str) -> float | None:
         values = [getattr(r, name) for r in rounds]
         return None if None in values else round(statistics.median(values), 1)
 
-    figures = {name: median(name) for name in (
-        "offered_per_s", "completed_per_s", "p50_ms", "p95_ms", "p99_ms", "to_scoring_p50_ms", "to_scoring_p99_ms",
-        "scoring_to_visible_p50_ms", "scoring_to_visible_p99_ms", "transactions_per_s", "mean_batch")}
-    return replace(rounds[0], **figures, events=sum(r.events for r in rounds),  # type: ignore[arg-type]
-                   max_ms=max(r.max_ms for r in rounds), rounds_p99_ms=[r.p99_ms for r in rounds])
+    figures = {
+        name: median(name)
+        for name in (
+            "offered_per_s",
+            "completed_per_s",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "to_scoring_p50_ms",
+            "to_scoring_p99_ms",
+            "scoring_to_visible_p50_ms",
+            "scoring_to_visible_p99_ms",
+            "transactions_per_s",
+            "mean_batch",
+        )
+    }
+    return replace(
+        rounds[0],
+        **figures,
+        events=sum(r.events for r in rounds),  # type: ignore[arg-type]
+        max_ms=max(r.max_ms for r in rounds),
+        rounds_p99_ms=[r.p99_ms for r in rounds],
+    )
 
 
 def run_benchmark(args: argparse.Namespace) -> list[LoadResult]:
     """``--repeat`` whole rounds; with more than one, each row is the median of its rounds."""
     bootstrap = command_bootstrap()
     if not args.skip_quix and not quix_available():
-        raise MuseError("the Quix Streams baseline needs quixstreams: .venv/bin/pip install -e '.[bench]' "
-                        "(or leave it out with --skip-quix)")
+        raise MuseError(
+            "the Quix Streams baseline needs quixstreams: .venv/bin/pip install -e '.[bench]' (or leave it out with --skip-quix)"
+        )
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
@@ -267,21 +333,32 @@ def _cell(value: float | None, spec: str = ",.0f") -> str:
 
 def _handle(args: argparse.Namespace) -> int:
     results = run_benchmark(args)
-    print(f"latency: ack of the input produce -> visible to read_committed; 1 tenant x {args.partitions} "
-          f"partitions, {args.trees} trees depth {args.depth}, {args.seconds:.0f} s per load, max batch {args.max_batch}"
-          + (f"; medians of {args.repeat} whole runs (p99 of each run in the last column)" if args.repeat > 1 else "")
-          + f"; load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"{'app':<17}{'commit ms':>10}{'offered':>12}{'offered/s':>11}{'done/s':>9}{'events':>11}{'txn/s':>7}{'batch':>7}"
-          f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}  {'->scoring p50/p99':>18}  {'scoring->visible p50/p99':>25}"
-          + ("  p99 per run" if args.repeat > 1 else ""))
+    print(
+        f"latency: ack of the input produce -> visible to read_committed; 1 tenant x {args.partitions} "
+        f"partitions, {args.trees} trees depth {args.depth}, {args.seconds:.0f} s per load, max batch {args.max_batch}"
+        + (f"; medians of {args.repeat} whole runs (p99 of each run in the last column)" if args.repeat > 1 else "")
+        + f"; load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"{'app':<17}{'commit ms':>10}{'offered':>12}{'offered/s':>11}{'done/s':>9}{'events':>11}{'txn/s':>7}{'batch':>7}"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}  {'->scoring p50/p99':>18}  {'scoring->visible p50/p99':>25}"
+        + ("  p99 per run" if args.repeat > 1 else "")
+    )
     for r in results:
-        legs = ("-", "-") if r.to_scoring_p50_ms is None else (
-            f"{r.to_scoring_p50_ms:.0f} / {r.to_scoring_p99_ms:.0f}",
-            f"{r.scoring_to_visible_p50_ms:.0f} / {r.scoring_to_visible_p99_ms:.0f}")
-        print(f"{r.app:<17}{r.commit_interval_ms:>10}{r.offered:>12}{r.offered_per_s:>11,.0f}{r.completed_per_s:>9,.0f}"
-              f"{r.events:>11,}{_cell(r.transactions_per_s):>7}{_cell(r.mean_batch):>7}"
-              f"{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}  {legs[0]:>18}  {legs[1]:>25}"
-              + (f"  {', '.join(f'{p:.0f}' for p in r.rounds_p99_ms)}" if r.rounds_p99_ms else ""))
+        legs = (
+            ("-", "-")
+            if r.to_scoring_p50_ms is None
+            else (
+                f"{r.to_scoring_p50_ms:.0f} / {r.to_scoring_p99_ms:.0f}",
+                f"{r.scoring_to_visible_p50_ms:.0f} / {r.scoring_to_visible_p99_ms:.0f}",
+            )
+        )
+        print(
+            f"{r.app:<17}{r.commit_interval_ms:>10}{r.offered:>12}{r.offered_per_s:>11,.0f}{r.completed_per_s:>9,.0f}"
+            f"{r.events:>11,}{_cell(r.transactions_per_s):>7}{_cell(r.mean_batch):>7}"
+            f"{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}  {legs[0]:>18}  {legs[1]:>25}"
+            + (f"  {', '.join(f'{p:.0f}' for p in r.rounds_p99_ms)}" if r.rounds_p99_ms else "")
+        )
     goals = {}
     for r in results:
         rate = int(r.offered[:-2]) if r.offered.endswith("/s") else None
@@ -291,23 +368,45 @@ def _handle(args: argparse.Namespace) -> int:
             every = r.rounds_p99_ms or [r.p99_ms]
             goals[f"every run's p99 < {TARGET_EVERY_RUN_P99_MS:.0f} ms {where}"] = max(every) < TARGET_EVERY_RUN_P99_MS
     print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
-    print(orjson.dumps({"bench": "latency", "partitions": args.partitions, "trees": args.trees, "depth": args.depth,
-                        "seconds_per_load": args.seconds, "max_batch": args.max_batch, "repeat": args.repeat,
-                        "load_average": os.getloadavg()[0],
-                        "results": [r.__dict__ for r in results], "goals": goals}).decode())
+    print(
+        orjson.dumps(
+            {
+                "bench": "latency",
+                "partitions": args.partitions,
+                "trees": args.trees,
+                "depth": args.depth,
+                "seconds_per_load": args.seconds,
+                "max_batch": args.max_batch,
+                "repeat": args.repeat,
+                "load_average": os.getloadavg()[0],
+                "results": [r.__dict__ for r in results],
+                "goals": goals,
+            }
+        ).decode()
+    )
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("latency", help="produce-ack to read_committed-visible latency at fixed loads and saturation")
-    parser.add_argument("--rates", type=positive_ints, default=[1000, 5000],
-                        help="offered loads, events/s, comma-separated (default: 1000,5000)")
-    parser.add_argument("--commit-intervals", type=positive_ints, default=[10, 50],
-                        help="worker commit intervals to compare, ms, comma-separated (default: 10,50)")
+    parser.add_argument(
+        "--rates", type=positive_ints, default=[1000, 5000], help="offered loads, events/s, comma-separated (default: 1000,5000)"
+    )
+    parser.add_argument(
+        "--commit-intervals",
+        type=positive_ints,
+        default=[10, 50],
+        help="worker commit intervals to compare, ms, comma-separated (default: 10,50)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds per offered load")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the tenant's input topic (default: %(default)s)")
     add_worker_arguments(parser, commit_interval=False)
-    parser.add_argument("--repeat", type=positive_int, default=1, metavar="N",
-                        help="N whole runs; report the median of each figure and every run's p99 (default: 1)")
+    parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N whole runs; report the median of each figure and every run's p99 (default: 1)",
+    )
     parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams pass-through baseline")
     parser.set_defaults(handler=_handle)

@@ -58,8 +58,13 @@ def _passthrough_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = TopicNames(args.namespace)
-    settings = WorkerSettings(bootstrap=command_bootstrap(), names=names, worker_id=args.worker_id,
-                              commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
+    settings = WorkerSettings(
+        bootstrap=command_bootstrap(),
+        names=names,
+        worker_id=args.worker_id,
+        commit_interval_ms=args.commit_interval_ms,
+        max_batch=args.max_batch,
+    )
     no_config = ConfigSnapshot.empty()  # the pass-through routes nothing
     worker = Worker(settings, lambda: no_config, PassthroughScorer(names))
     for signum in (signal.SIGTERM, signal.SIGINT):

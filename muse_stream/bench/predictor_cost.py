@@ -99,9 +99,15 @@ def run_benchmark(*, batch_size: int, trees: int, depth: int, repetitions: int, 
     bare_median = statistics.median(bare_ns) / 1e3
     full_median = statistics.median(full_ns) / 1e3
     return CostResult(
-        batch_size=batch_size, trees=trees, depth=depth, features=matrix.shape[1], repetitions=repetitions,
-        bare_median_us=round(bare_median, 1), predictor_median_us=round(full_median, 1),
-        bare_p90_us=round(p90(bare_ns), 1), predictor_p90_us=round(p90(full_ns), 1),
+        batch_size=batch_size,
+        trees=trees,
+        depth=depth,
+        features=matrix.shape[1],
+        repetitions=repetitions,
+        bare_median_us=round(bare_median, 1),
+        predictor_median_us=round(full_median, 1),
+        bare_p90_us=round(p90(bare_ns), 1),
+        predictor_p90_us=round(p90(full_ns), 1),
         ratio=round(full_median / bare_median, 4),
         pairwise_median_ratio=round(statistics.median(f / b_ for f, b_ in zip(full_ns, bare_ns, strict=True)), 4),
     )
@@ -109,17 +115,25 @@ def run_benchmark(*, batch_size: int, trees: int, depth: int, repetitions: int, 
 
 def _handle(args: argparse.Namespace) -> int:
     result = run_benchmark(
-        batch_size=args.batch_size, trees=args.trees, depth=args.depth,
-        repetitions=args.repetitions, warmup=args.warmup, seed=args.seed,
+        batch_size=args.batch_size,
+        trees=args.trees,
+        depth=args.depth,
+        repetitions=args.repetitions,
+        warmup=args.warmup,
+        seed=args.seed,
     )
-    print(f"predictor cost: {result.batch_size} events, {result.trees} trees, depth {result.depth}, "
-          f"{result.features} features, {result.repetitions} interleaved repetitions")
+    print(
+        f"predictor cost: {result.batch_size} events, {result.trees} trees, depth {result.depth}, "
+        f"{result.features} features, {result.repetitions} interleaved repetitions"
+    )
     print(f"{'path':<34}{'median us':>12}{'p90 us':>12}")
     print(f"{'bare xgboost inplace_predict':<34}{result.bare_median_us:>12.1f}{result.bare_p90_us:>12.1f}")
     print(f"{'predictor.score_batch (full DAG)':<34}{result.predictor_median_us:>12.1f}{result.predictor_p90_us:>12.1f}")
     verdict = "within" if result.passed else "ABOVE"
-    print(f"ratio of medians {result.ratio:.3f} (pairwise median {result.pairwise_median_ratio:.3f}); "
-          f"{verdict} the {result.target}x target")
+    print(
+        f"ratio of medians {result.ratio:.3f} (pairwise median {result.pairwise_median_ratio:.3f}); "
+        f"{verdict} the {result.target}x target"
+    )
     print(orjson.dumps({"bench": "predictor", **asdict(result), "passed": result.passed}).decode())
     return 0
 

@@ -15,9 +15,23 @@ class Profiler:
         executable = Path(sys.executable).with_name("py-spy")
         self.output = output
         self.process = subprocess.Popen(
-            [str(executable if executable.exists() else "py-spy"), "record", "--pid", str(pid), "--format", "raw",
-             "--output", str(output), "--rate", str(rate), "--nonblocking", "--idle"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(executable if executable.exists() else "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+                "--rate",
+                str(rate),
+                "--nonblocking",
+                "--idle",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -25,7 +39,9 @@ class Profiler:
         self.process.wait(30)
 
 
-def profile_summary(path: Path, *, root: str = "Worker.run (muse_stream/pipeline/worker.py", top: int = 24) -> list[tuple[str, float, float]]:
+def profile_summary(
+    path: Path, *, root: str = "Worker.run (muse_stream/pipeline/worker.py", top: int = 24
+) -> list[tuple[str, float, float]]:
     """(function, inclusive share, self share) of the samples under ``root``, largest inclusive first."""
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
@@ -36,7 +52,7 @@ def profile_summary(path: Path, *, root: str = "Worker.run (muse_stream/pipeline
         starts = [i for i, frame in enumerate(frames) if frame.startswith(root)]
         if not starts:
             continue
-        frames = frames[starts[0]:]
+        frames = frames[starts[0] :]
         count = int(count_text)
         total += count
         names = [frame.split(":")[0].replace(" (", " ").rstrip(")") for frame in frames]

@@ -63,8 +63,7 @@ def high_watermark_counter(bootstrap: str, partitions: Sequence[tuple[str, int]]
     consumer = Consumer(consumer_config(bootstrap, f"muse-bench-{uuid.uuid4().hex}", **{"isolation.level": "read_uncommitted"}))
 
     def count() -> int:
-        return sum(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1]
-                   for t, p in partitions)
+        return sum(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1] for t, p in partitions)
 
     count.close = consumer.close  # type: ignore[attr-defined]
     return count
@@ -82,9 +81,16 @@ def records_written(bootstrap: str, partitions: Sequence[tuple[str, int]]) -> Ca
     return any_written
 
 
-def wait_for(count: Callable[[], int], total: int, *, timeout: float, pid: int | None = None,
-             alive: Callable[[], bool] = lambda: True, interval: float = 0.02,
-             started: Callable[[], bool] | None = None) -> Progress:
+def wait_for(
+    count: Callable[[], int],
+    total: int,
+    *,
+    timeout: float,
+    pid: int | None = None,
+    alive: Callable[[], bool] = lambda: True,
+    interval: float = 0.02,
+    started: Callable[[], bool] | None = None,
+) -> Progress:
     """Poll ``count`` until it reaches ``total``; note when the first and the last completion showed.
     With ``started``, the clock starts when it first says so instead (e.g. the first result written,
     for a worker that commits seldom: its first commit would come after most of the work)."""

@@ -45,14 +45,21 @@ def main(argv: Sequence[str]) -> int:
     bootstrap = command_bootstrap()
     names = TopicNames(args.namespace)
     app = Application(
-        broker_address=bootstrap, consumer_group=names.worker_group, auto_offset_reset="earliest",
-        processing_guarantee="exactly-once", commit_interval=args.commit_interval_ms / 1000,
-        state_dir=tempfile.mkdtemp(prefix="muse-quix-"), loglevel="WARNING",
+        broker_address=bootstrap,
+        consumer_group=names.worker_group,
+        auto_offset_reset="earliest",
+        processing_guarantee="exactly-once",
+        commit_interval=args.commit_interval_ms / 1000,
+        state_dir=tempfile.mkdtemp(prefix="muse-quix-"),
+        loglevel="WARNING",
         auto_create_topics=False,  # the bench created them
     )
-    print(f"quix {args.mode}: processing_guarantee={app.config.processing_guarantee} "
-          f"transactional.id={app.config.producer_extra_config['transactional.id']} "
-          f"commit_interval={app.config.commit_interval}s", flush=True)
+    print(
+        f"quix {args.mode}: processing_guarantee={app.config.processing_guarantee} "
+        f"transactional.id={app.config.producer_extra_config['transactional.id']} "
+        f"commit_interval={app.config.commit_interval}s",
+        flush=True,
+    )
     if args.mode == "passthrough":
         source = app.topic(names.input_topic(args.tenant), key_deserializer="bytes", value_deserializer="bytes")
         sink = app.topic(names.output_topic(args.tenant), key_serializer="bytes", value_serializer="bytes")
@@ -84,10 +91,16 @@ def _per_record_scorer(bootstrap: str, names: TopicNames, tenant: str) -> Any:
 
     def score(event: dict[str, Any]) -> dict[str, Any]:
         scores = predictor.score_batch(predictor.vectorize([event["features"]]))
-        return {"event_id": event["event_id"], "tenant": tenant, "intent": decision.intent,
-                "score": float(scores.mapped[0]), "predictor_id": predictor.id,
-                "predictor_name": predictor.name, "predictor_version": predictor.version,
-                "config_version": decision.config_version}
+        return {
+            "event_id": event["event_id"],
+            "tenant": tenant,
+            "intent": decision.intent,
+            "score": float(scores.mapped[0]),
+            "predictor_id": predictor.id,
+            "predictor_name": predictor.name,
+            "predictor_version": predictor.version,
+            "config_version": decision.config_version,
+        }
 
     return score
 

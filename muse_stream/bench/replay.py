@@ -85,49 +85,85 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             dataset_mib = sum(f.stat().st_size for f in out.rglob("*.parquet")) / 2**20
             if not args.skip_worker:
                 partitions = [(names.input_topic(TENANT), p) for p in range(args.partitions)]
-                worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, "--max-batch", str(args.max_batch),
-                                       "--commit-interval-ms", str(args.commit_interval_ms))
-                progress = time_workers([worker], committed_counter(bootstrap, names.worker_group, partitions),
-                                        args.events, timeout=args.timeout)
-                runs.append(Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds,
-                                progress.peak_rss_kib / 1024))
+                worker = WorkerProcess(
+                    bootstrap,
+                    names.namespace,
+                    "w1",
+                    tmp_path,
+                    "--max-batch",
+                    str(args.max_batch),
+                    "--commit-interval-ms",
+                    str(args.commit_interval_ms),
+                )
+                progress = time_workers(
+                    [worker], committed_counter(bootstrap, names.worker_group, partitions), args.events, timeout=args.timeout
+                )
+                runs.append(
+                    Run("muse worker (exactly-once, scoring)", progress.rate, progress.seconds, progress.peak_rss_kib / 1024)
+                )
             runs.append(bare_xgboost(predictor, first, args.max_batch))
         finally:
             delete_namespace(TopicAdmin(bootstrap), names)
-    return {"events": args.events, "partitions": args.partitions, "trees": args.trees, "depth": args.depth,
-            "batch_size": args.batch_size, "cpus": os.cpu_count(), "dataset_mib": round(dataset_mib, 1),
-            "replay_call_s": round(replay_call_s, 2), "runs": runs}
+    return {
+        "events": args.events,
+        "partitions": args.partitions,
+        "trees": args.trees,
+        "depth": args.depth,
+        "batch_size": args.batch_size,
+        "cpus": os.cpu_count(),
+        "dataset_mib": round(dataset_mib, 1),
+        "replay_call_s": round(replay_call_s, 2),
+        "runs": runs,
+    }
 
 
 def _handle(args: argparse.Namespace) -> int:
     result = run_benchmark(args)
     runs: list[Run] = result["runs"]  # type: ignore[assignment]
     replay = runs[0]
-    print(f"replay: {result['events']:,} events, 1 tenant x {result['partitions']} partitions, {result['trees']} trees "
-          f"depth {result['depth']}, replay batches of {result['batch_size']:,}, {result['cpus']} CPUs; "
-          f"dataset {result['dataset_mib']} MiB; the whole replay call (configs, model loading, labels too) "
-          f"took {result['replay_call_s']} s")
+    print(
+        f"replay: {result['events']:,} events, 1 tenant x {result['partitions']} partitions, {result['trees']} trees "
+        f"depth {result['depth']}, replay batches of {result['batch_size']:,}, {result['cpus']} CPUs; "
+        f"dataset {result['dataset_mib']} MiB; the whole replay call (configs, model loading, labels too) "
+        f"took {result['replay_call_s']} s"
+    )
     print(f"{'path':<55}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'replay / this':>15}")
     for run in runs:
         rss = f"{run.peak_rss_mib:.0f}" if run.peak_rss_mib else "-"
-        print(f"{run.path:<55}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{replay.events_per_s / run.events_per_s:>15.2f}")
-    goals = {f"replay >= {TARGET_EVENTS_PER_S:,}/s": replay.events_per_s >= TARGET_EVENTS_PER_S,
-             f"replay peak RSS < {TARGET_PEAK_RSS_MIB} MiB": (replay.peak_rss_mib or 0) < TARGET_PEAK_RSS_MIB}
+        print(
+            f"{run.path:<55}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{replay.events_per_s / run.events_per_s:>15.2f}"
+        )
+    goals = {
+        f"replay >= {TARGET_EVENTS_PER_S:,}/s": replay.events_per_s >= TARGET_EVENTS_PER_S,
+        f"replay peak RSS < {TARGET_PEAK_RSS_MIB} MiB": (replay.peak_rss_mib or 0) < TARGET_PEAK_RSS_MIB,
+    }
     by_path = {run.path.split(" (")[0]: run for run in runs}
     if "muse worker" in by_path:
-        goals[f"replay >= {TARGET_WORKER_RATIO:g}x worker"] = \
+        goals[f"replay >= {TARGET_WORKER_RATIO:g}x worker"] = (
             replay.events_per_s >= TARGET_WORKER_RATIO * by_path["muse worker"].events_per_s
+        )
     print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
-    print(orjson.dumps({"bench": "replay", **{k: v for k, v in result.items() if k != "runs"},
-                        "events_per_s": {path: round(run.events_per_s) for path, run in by_path.items()},
-                        "peak_rss_mib": {path: round(run.peak_rss_mib) for path, run in by_path.items() if run.peak_rss_mib},
-                        "goals": goals}).decode())
+    print(
+        orjson.dumps(
+            {
+                "bench": "replay",
+                **{k: v for k, v in result.items() if k != "runs"},
+                "events_per_s": {path: round(run.events_per_s) for path, run in by_path.items()},
+                "peak_rss_mib": {path: round(run.peak_rss_mib) for path, run in by_path.items() if run.peak_rss_mib},
+                "goals": goals,
+            }
+        ).decode()
+    )
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("replay", help="events/s of muse replay (Kafka -> Parquet) vs the live worker and bare XGBoost",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "replay",
+        help="events/s of muse replay (Kafka -> Parquet) vs the live worker and bare XGBoost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the backlog (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=5000, help="the replay's records per batch (default: %(default)s)")

@@ -122,8 +122,7 @@ def _score_stream(
     for i, (name, spec) in enumerate(specs.items()):
         booster = spec.train(x_train, y_train, seed=config.seed + i)
         raw[name] = [
-            booster.predict(xgb.DMatrix(x, feature_names=list(FEATURE_NAMES), nthread=2)).astype(np.float64)
-            for x, _ in stream
+            booster.predict(xgb.DMatrix(x, feature_names=list(FEATURE_NAMES), nthread=2)).astype(np.float64) for x, _ in stream
         ]
     corrected = {name: [posterior_correction(s, specs[name].b) for s in scores] for name, scores in raw.items()}
     return raw, corrected
@@ -141,8 +140,15 @@ def run_stability(config: StabilityConfig) -> list[PredictorFigures]:
         drift_per_window=config.drift_per_window,
     )
     raw, corrected = _score_stream(config, stream)
-    return walk_forward(raw, corrected, [y for _, y in stream], fit_window=FIT_WINDOW, fpr=config.fpr,
-                        grid=config.grid, grid_floor=config.grid_floor)
+    return walk_forward(
+        raw,
+        corrected,
+        [y for _, y in stream],
+        fit_window=FIT_WINDOW,
+        fpr=config.fpr,
+        grid=config.grid,
+        grid_floor=config.grid_floor,
+    )
 
 
 def _mean(values: list[float]) -> float:
@@ -153,9 +159,17 @@ def _max_abs_change(a: list[float], b: list[float]) -> float:
     return float(np.max(np.abs(np.subtract(a, b)))) if a else float("nan")
 
 
-def walk_forward(raw: dict[str, list[np.ndarray]], corrected: dict[str, list[np.ndarray]], labels: list[np.ndarray], *,
-                 fit_window: int, fpr: float = StabilityConfig.fpr, grid: tuple[float, ...] = StabilityConfig.grid,
-                 grid_floor: float = StabilityConfig.grid_floor, curve: AlertRateCurve | None = None) -> list[PredictorFigures]:
+def walk_forward(
+    raw: dict[str, list[np.ndarray]],
+    corrected: dict[str, list[np.ndarray]],
+    labels: list[np.ndarray],
+    *,
+    fit_window: int,
+    fpr: float = StabilityConfig.fpr,
+    grid: tuple[float, ...] = StabilityConfig.grid,
+    grid_floor: float = StabilityConfig.grid_floor,
+    curve: AlertRateCurve | None = None,
+) -> list[PredictorFigures]:
     """The study's predictors evaluated on windows ``fit_window + 1 ..``, the mappings fit on
     ``fit_window`` (and, for ``p2``/``custom``, refit on the previous/expanding windows).
 
@@ -202,13 +216,15 @@ def walk_forward(raw: dict[str, list[np.ndarray]], corrected: dict[str, list[np.
                 a.recall_mapped.append(recall_at_fpr(mapped[known], y, fpr))
                 a.tie_bound.append(_auc_tie_bound(score[known], mapped[known], y))
 
-    eval_labels = np.concatenate(labels[fit_window + 1:])
+    eval_labels = np.concatenate(labels[fit_window + 1 :])
     known = eval_labels >= 0
     ece = {
         model: (
-            expected_calibration_error(np.concatenate(raw[model][fit_window + 1:])[known], eval_labels[known]),
-            expected_calibration_error(np.concatenate(corrected[model][fit_window + 1:])[known], eval_labels[known]),
-        ) if known.any() else (float("nan"), float("nan"))
+            expected_calibration_error(np.concatenate(raw[model][fit_window + 1 :])[known], eval_labels[known]),
+            expected_calibration_error(np.concatenate(corrected[model][fit_window + 1 :])[known], eval_labels[known]),
+        )
+        if known.any()
+        else (float("nan"), float("nan"))
         for model in ("old", "new")
     }
     figures = []
@@ -304,8 +320,12 @@ def register(bench_subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic stream and models (default: %(default)s)")
     parser.add_argument("--windows", type=int, default=StabilityConfig.windows, help="train + fit + evaluation windows (>= 3)")
-    parser.add_argument("--events-per-window", type=int, default=StabilityConfig.events_per_window,
-                        help="events in each window (default: %(default)s)")
+    parser.add_argument(
+        "--events-per-window",
+        type=int,
+        default=StabilityConfig.events_per_window,
+        help="events in each window (default: %(default)s)",
+    )
     parser.add_argument("--fraud-rate", type=float, default=0.02, help="fraction of fraudulent events (default: %(default)s)")
     parser.add_argument(
         "--drift",

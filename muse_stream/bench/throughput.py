@@ -62,14 +62,17 @@ class Run:
     peak_rss_mib: float | None = None
 
 
-def bench_predictor(store_dir: Path, *, trees: int, depth: int, seed: int = 0, name: str = "fraud",
-                    version: str = "1") -> Predictor:
-    return train_predictor(store_dir, name=name, version=version, n_trees=trees, max_depth=depth, b=0.1,
-                           seed=seed, n_train=20_000)
+def bench_predictor(
+    store_dir: Path, *, trees: int, depth: int, seed: int = 0, name: str = "fraud", version: str = "1"
+) -> Predictor:
+    return train_predictor(
+        store_dir, name=name, version=version, n_trees=trees, max_depth=depth, b=0.1, seed=seed, n_train=20_000
+    )
 
 
-def deploy_single_tenant(bootstrap: str, names: TopicNames, partitions: int, predictor: Predictor | None,
-                         store_dir: Path) -> None:
+def deploy_single_tenant(
+    bootstrap: str, names: TopicNames, partitions: int, predictor: Predictor | None, store_dir: Path
+) -> None:
     ensure_tenant_topics(TopicAdmin(bootstrap), names, [TENANT], partitions=partitions)
     if predictor is not None:
         config = deployment([TENANT], {"live": predictor}, {(TENANT, "card-fraud"): ("live", ())})
@@ -78,8 +81,12 @@ def deploy_single_tenant(bootstrap: str, names: TopicNames, partitions: int, pre
 
 def produce_backlog(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
     started = time.monotonic()
-    produce_records(bootstrap, ((topic, p[13:p.index(b'"', 13)], p) for p in payloads),  # key: event id
-                    what="the backlog", config={"linger.ms": 20, "batch.size": 1_000_000})
+    produce_records(
+        bootstrap,
+        ((topic, p[13 : p.index(b'"', 13)], p) for p in payloads),  # key: event id
+        what="the backlog",
+        config={"linger.ms": 20, "batch.size": 1_000_000},
+    )
     return time.monotonic() - started
 
 
@@ -92,7 +99,7 @@ def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repeti
     for _ in range(repetitions):
         started = time.perf_counter()
         for start in range(0, len(matrix), batch):
-            booster.inplace_predict(matrix[start:start + batch], validate_features=False)
+            booster.inplace_predict(matrix[start : start + batch], validate_features=False)
         times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
     return Run(f"bare xgboost inplace_predict (batches of {batch})", len(matrix) / seconds, seconds)
@@ -106,11 +113,16 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     bootstrap = command_bootstrap()
     with_quix = not args.skip_quix
     if with_quix and not quix_available():
-        raise MuseError("the Quix Streams baseline needs quixstreams: .venv/bin/pip install -e '.[bench]' "
-                        "(or leave it out with --skip-quix)")
+        raise MuseError(
+            "the Quix Streams baseline needs quixstreams: .venv/bin/pip install -e '.[bench]' (or leave it out with --skip-quix)"
+        )
     quix_intervals = {"matched": args.commit_interval_ms, "default": QUIX_DEFAULT_COMMIT_INTERVAL_MS}
-    kinds = ["score", "pass", *(["faust"] if not args.skip_faust else []),
-             *([f"quix-{mode}-{which}" for mode in ("passthrough", "score") for which in quix_intervals] if with_quix else [])]
+    kinds = [
+        "score",
+        "pass",
+        *(["faust"] if not args.skip_faust else []),
+        *([f"quix-{mode}-{which}" for mode in ("passthrough", "score") for which in quix_intervals] if with_quix else []),
+    ]
     spaces = {kind: bench_names(f"bench{kind[0]}") for kind in kinds}
     backlog = {kind: args.quix_score_events if kind.startswith("quix-score") else args.events for kind in kinds}
     worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
@@ -126,47 +138,93 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             for kind, names in spaces.items():
                 scoring = kind != "pass" and not kind.startswith("quix-passthrough")
                 deploy_single_tenant(bootstrap, names, args.partitions, predictor if scoring else None, tmp_path)
-                produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), payloads[:backlog[kind]])
+                produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), payloads[: backlog[kind]])
             print(f"backlogs produced: {len(kinds)} ({', '.join(f'{k} {backlog[k]:,}' for k in kinds)}) in {produce_s:.1f} s")
 
-            def drain(kind: str, process: WorkerProcess, path: str, *, transactional: bool = True,
-                      profile: Path | None = None) -> None:
+            def drain(
+                kind: str, process: WorkerProcess, path: str, *, transactional: bool = True, profile: Path | None = None
+            ) -> None:
                 names = spaces[kind]
                 inputs = [(names.input_topic(TENANT), p) for p in range(args.partitions)]
                 outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
                 # Transactional drains: from the first result written to the last event committed
                 # (results and offsets commit together); Faust: records on its output.
-                count = (committed_counter(bootstrap, names.worker_group, inputs) if transactional
-                         else high_watermark_counter(bootstrap, outputs))
-                progress = time_workers([process], count, backlog[kind], timeout=args.timeout, profile=profile,
-                                        started=records_written(bootstrap, outputs) if transactional else None)
+                count = (
+                    committed_counter(bootstrap, names.worker_group, inputs)
+                    if transactional
+                    else high_watermark_counter(bootstrap, outputs)
+                )
+                progress = time_workers(
+                    [process],
+                    count,
+                    backlog[kind],
+                    timeout=args.timeout,
+                    profile=profile,
+                    started=records_written(bootstrap, outputs) if transactional else None,
+                )
                 runs.append(Run(path, progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
                 if kind.startswith("quix"):
                     quix_markers[run_key(runs[-1])] = commit_markers(bootstrap, outputs, backlog[kind])
 
-            drain("score", WorkerProcess(bootstrap, spaces["score"].namespace, "w1", tmp_path, *worker_args),
-                  "muse worker (exactly-once, scoring)", profile=args.profile)
-            drain("pass", WorkerProcess(bootstrap, spaces["pass"].namespace, "p1", tmp_path, *worker_args,
-                                        entry=("muse_stream.bench.passthrough", "passthrough")),
-                  "pass-through worker (exactly-once, no scoring)")
+            drain(
+                "score",
+                WorkerProcess(bootstrap, spaces["score"].namespace, "w1", tmp_path, *worker_args),
+                "muse worker (exactly-once, scoring)",
+                profile=args.profile,
+            )
+            drain(
+                "pass",
+                WorkerProcess(
+                    bootstrap,
+                    spaces["pass"].namespace,
+                    "p1",
+                    tmp_path,
+                    *worker_args,
+                    entry=("muse_stream.bench.passthrough", "passthrough"),
+                ),
+                "pass-through worker (exactly-once, no scoring)",
+            )
             if not args.skip_faust:
-                drain("faust", WorkerProcess(bootstrap, spaces["faust"].namespace, "f1", tmp_path, "--tenants", TENANT,
-                                             "--max-batch", str(args.max_batch), "--within-ms", str(args.commit_interval_ms),
-                                             entry=("muse_stream.bench.faust_baseline",)),
-                      "faust agent (at-least-once, same scoring)", transactional=False)
+                drain(
+                    "faust",
+                    WorkerProcess(
+                        bootstrap,
+                        spaces["faust"].namespace,
+                        "f1",
+                        tmp_path,
+                        "--tenants",
+                        TENANT,
+                        "--max-batch",
+                        str(args.max_batch),
+                        "--within-ms",
+                        str(args.commit_interval_ms),
+                        entry=("muse_stream.bench.faust_baseline",),
+                    ),
+                    "faust agent (at-least-once, same scoring)",
+                    transactional=False,
+                )
             if with_quix:
                 for mode in ("passthrough", "score"):
                     for which, interval in quix_intervals.items():
                         kind = f"quix-{mode}-{which}"
                         what = "passing bytes through" if mode == "passthrough" else "scoring per record"
-                        drain(kind, WorkerProcess(bootstrap, spaces[kind].namespace, f"q-{mode}-{which}", tmp_path,
-                                                  "--commit-interval-ms", str(interval),
-                                                  entry=("muse_stream.bench.quix_baseline", mode)),
-                              f"quix {mode} commit {interval} ms (exactly-once, {what})")
+                        drain(
+                            kind,
+                            WorkerProcess(
+                                bootstrap,
+                                spaces[kind].namespace,
+                                f"q-{mode}-{which}",
+                                tmp_path,
+                                "--commit-interval-ms",
+                                str(interval),
+                                entry=("muse_stream.bench.quix_baseline", mode),
+                            ),
+                            f"quix {mode} commit {interval} ms (exactly-once, {what})",
+                        )
 
             runs.append(bare_xgboost(predictor, payloads, args.max_batch))
         finally:
-            for kind, names in spaces.items():
+            for names in spaces.values():
                 delete_namespace(TopicAdmin(bootstrap), names, app_id(names))
 
     muse = runs[0].events_per_s
@@ -181,11 +239,19 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         if key.startswith("quix"):
             ratios["to_" + key.replace(" ", "_").replace("_commit_", "_").replace("_ms", "ms")] = muse / run.events_per_s
     return {
-        "events": args.events, "quix_score_events": args.quix_score_events if with_quix else None,
-        "mean_event_bytes": round(mean_bytes, 1), "partitions": args.partitions,
-        "trees": args.trees, "depth": args.depth, "features": len(predictor.feature_names),
-        "commit_interval_ms": args.commit_interval_ms, "max_batch": args.max_batch,
-        "cpus": os.cpu_count(), "load_average": os.getloadavg()[0], "runs": runs, "ratios": ratios,
+        "events": args.events,
+        "quix_score_events": args.quix_score_events if with_quix else None,
+        "mean_event_bytes": round(mean_bytes, 1),
+        "partitions": args.partitions,
+        "trees": args.trees,
+        "depth": args.depth,
+        "features": len(predictor.feature_names),
+        "commit_interval_ms": args.commit_interval_ms,
+        "max_batch": args.max_batch,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "runs": runs,
+        "ratios": ratios,
         "quix_commit_markers": quix_markers,
     }
 
@@ -206,10 +272,12 @@ def _handle(args: argparse.Namespace) -> int:
     runs: list[Run] = result["runs"]  # type: ignore[assignment]
     ratios: dict[str, float] = result["ratios"]  # type: ignore[assignment]
     muse = runs[0].events_per_s
-    print(f"throughput: {result['events']:,} events of {result['mean_event_bytes']:.0f} B mean, 1 tenant x "
-          f"{result['partitions']} partitions, {result['trees']} trees depth {result['depth']} over "
-          f"{result['features']} features, commit interval {result['commit_interval_ms']} ms, "
-          f"max batch {result['max_batch']}, {result['cpus']} CPUs")
+    print(
+        f"throughput: {result['events']:,} events of {result['mean_event_bytes']:.0f} B mean, 1 tenant x "
+        f"{result['partitions']} partitions, {result['trees']} trees depth {result['depth']} over "
+        f"{result['features']} features, commit interval {result['commit_interval_ms']} ms, "
+        f"max batch {result['max_batch']}, {result['cpus']} CPUs"
+    )
     if result["quix_score_events"]:
         print(f"(the Quix scoring apps drain {result['quix_score_events']:,} of the same events: they score one at a time)")
     print(f"{'path':<75}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'muse / this':>13}")
@@ -218,8 +286,10 @@ def _handle(args: argparse.Namespace) -> int:
         print(f"{run.path:<75}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{muse / run.events_per_s:>13.2f}")
     markers: dict[str, int] = result["quix_commit_markers"]  # type: ignore[assignment]
     if markers:
-        print("Quix transactions, commit markers on each output (0 would mean no transactions): "
-              + ", ".join(f"{key}: {count:,}" for key, count in markers.items()))
+        print(
+            "Quix transactions, commit markers on each output (0 would mean no transactions): "
+            + ", ".join(f"{key}: {count:,}" for key, count in markers.items())
+        )
     goals = {
         f"muse >= {TARGET_EVENTS_PER_S:,}/s": muse >= TARGET_EVENTS_PER_S,
         f"muse >= {TARGET_PASSTHROUGH_RATIO}x pass-through": ratios["to_passthrough"] >= TARGET_PASSTHROUGH_RATIO,
@@ -234,14 +304,18 @@ def _handle(args: argparse.Namespace) -> int:
         goals["quix ran transactions"] = min(markers.values()) > 0
     print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
     figures = {
-        "bench": "throughput", **{k: v for k, v in result.items() if k not in ("runs", "ratios")},
+        "bench": "throughput",
+        **{k: v for k, v in result.items() if k not in ("runs", "ratios")},
         "events_per_s": {run_key(run): round(run.events_per_s) for run in runs},
         "peak_rss_mib": {run_key(run): round(run.peak_rss_mib) for run in runs if run.peak_rss_mib},
-        "ratios": {k: round(v, 3) for k, v in ratios.items()}, "goals": goals,
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "goals": goals,
     }
     print(orjson.dumps(figures).decode())
     if args.profile:
-        print(f"py-spy profile of the muse worker ({args.profile}), wall-clock samples of its main thread (waits included) in Worker.run:")
+        print(
+            f"py-spy profile of the muse worker ({args.profile}), wall-clock samples of its main thread (waits included) in Worker.run:"
+        )
         print(f"{'function':<90}{'inclusive':>10}{'self':>8}")
         for name, inclusive, own in profile_summary(args.profile):
             print(f"{name[:89]:<90}{inclusive:>10.1%}{own:>8.1%}")
@@ -268,24 +342,41 @@ def add_worker_arguments(parser: argparse.ArgumentParser, *, commit_interval: bo
     """The model and worker settings every pipeline benchmark takes."""
     parser.add_argument("--trees", type=int, default=300, help="trees of the benchmark's model (default: %(default)s)")
     parser.add_argument("--depth", type=int, default=6, help="depth of its trees (default: %(default)s)")
-    parser.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch,
-                        help="the worker's most records per transaction (default: %(default)s)")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=WorkerSettings.max_batch,
+        help="the worker's most records per transaction (default: %(default)s)",
+    )
     if commit_interval:
-        parser.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms,
-                            help="the worker's commit interval (default: %(default)s)")
+        parser.add_argument(
+            "--commit-interval-ms",
+            type=int,
+            default=WorkerSettings.commit_interval_ms,
+            help="the worker's commit interval (default: %(default)s)",
+        )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("throughput", help="events/s of one exactly-once worker vs pass-through, Faust, "
-                                                      "Quix Streams, bare XGBoost")
+    parser = subparsers.add_parser(
+        "throughput", help="events/s of one exactly-once worker vs pass-through, Faust, Quix Streams, bare XGBoost"
+    )
     parser.add_argument("--events", type=int, default=200_000, help="events in each backlog drained (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
     add_worker_arguments(parser)
     parser.add_argument("--skip-faust", action="store_true", help="leave out the Faust baseline")
     parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams baselines")
-    parser.add_argument("--quix-score-events", type=positive_int, default=20_000,
-                        help="events the Quix per-record scoring apps drain (default: %(default)s)")
+    parser.add_argument(
+        "--quix-score-events",
+        type=positive_int,
+        default=20_000,
+        help="events the Quix per-record scoring apps drain (default: %(default)s)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each consumer may take")
-    parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="sample the muse worker with py-spy into FILE (raw collapsed stacks) and print a summary")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="sample the muse worker with py-spy into FILE (raw collapsed stacks) and print a summary",
+    )
     parser.set_defaults(handler=_handle)

@@ -18,8 +18,15 @@ from muse_stream.errors import MuseError
 class WorkerProcess:
     """`muse worker` (or another worker entry point) in its own process, so it can be SIGKILLed like a crash."""
 
-    def __init__(self, bootstrap: str, namespace: str, worker_id: str, log_dir: Path, *extra: str,
-                 entry: Sequence[str] = ("muse_stream.cli", "worker")) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        namespace: str,
+        worker_id: str,
+        log_dir: Path,
+        *extra: str,
+        entry: Sequence[str] = ("muse_stream.cli", "worker"),
+    ) -> None:
         self.args = [sys.executable, "-m", *entry, "--namespace", namespace, "--worker-id", worker_id, *extra]
         self.env = {**os.environ, "MUSE_BOOTSTRAP": bootstrap}
         self.log_path = log_dir / f"worker-{worker_id}.log"
@@ -27,8 +34,9 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         log_file = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=log_file, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.args, env=self.env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         log_file.close()
         return self
 
@@ -63,22 +71,37 @@ class WorkerProcess:
             return ""
 
 
-def time_workers(processes: Sequence[WorkerProcess], count: Callable[[], int], total: int, *, timeout: float,
-                 interval: float = 0.02, profile: Path | None = None,
-                 started: Callable[[], bool] | None = None) -> Progress:
+def time_workers(
+    processes: Sequence[WorkerProcess],
+    count: Callable[[], int],
+    total: int,
+    *,
+    timeout: float,
+    interval: float = 0.02,
+    profile: Path | None = None,
+    started: Callable[[], bool] | None = None,
+) -> Progress:
     """Start the processes, poll ``count`` until ``total``, stop them. The progress's peak RSS is the
     highest VmHWM among them; ``profile`` samples the first with py-spy; ``started`` as in wait_for."""
     for process in processes:
         process.start()
     profiler = Profiler(processes[0].pid, profile) if profile else None
     try:
-        progress = wait_for(count, total, timeout=timeout, pid=processes[0].pid,
-                            alive=lambda: all(p.alive() for p in processes), interval=interval,
-                            started=started)
+        progress = wait_for(
+            count,
+            total,
+            timeout=timeout,
+            pid=processes[0].pid,
+            alive=lambda: all(p.alive() for p in processes),
+            interval=interval,
+            started=started,
+        )
         progress.peak_rss_kib = max([progress.peak_rss_kib, *(rss_kib(p.pid).get("VmHWM", 0) for p in processes)])
         if math.isnan(progress.rate):
-            raise MuseError(f"all {total:,} events completed between two progress samples ({interval} s apart), "
-                            "too fast to time: give the benchmark more events (--events)")
+            raise MuseError(
+                f"all {total:,} events completed between two progress samples ({interval} s apart), "
+                "too fast to time: give the benchmark more events (--events)"
+            )
         return progress
     except Exception:
         for process in processes:

@@ -34,5 +34,4 @@ def compact_features(n: int, *, seed: int) -> list[bytes]:
 def event_payloads(n: int, *, seed: int = 0, prefix: str = "e", pool: int = 20_000) -> list[bytes]:
     """``n`` input events with unique ids; features cycle through a pool of ``pool`` distinct rows."""
     features = compact_features(min(n, pool), seed=seed)
-    return [b'{"event_id":"%s%d","features":%s}' % (prefix.encode(), i, features[i % len(features)])
-            for i in range(n)]
+    return [b'{"event_id":"%s%d","features":%s}' % (prefix.encode(), i, features[i % len(features)]) for i in range(n)]

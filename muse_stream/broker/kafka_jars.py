@@ -44,9 +44,7 @@ def require_java() -> str:
     first_line = (result.stderr or result.stdout).splitlines()[0] if (result.stderr or result.stdout) else ""
     major = _java_major_version(first_line)
     if major is not None and major < 17:
-        raise BrokerSetupError(
-            f"{java} is Java {major} ({first_line.strip()}); Kafka {KAFKA_VERSION} needs Java 17 or newer."
-        )
+        raise BrokerSetupError(f"{java} is Java {major} ({first_line.strip()}); Kafka {KAFKA_VERSION} needs Java 17 or newer.")
     return java
 
 
@@ -75,17 +73,27 @@ def ensure_kafka_jars(version: str = KAFKA_VERSION) -> Path:
         )
     libs.parent.mkdir(parents=True, exist_ok=True)
     # Maven runs quietly (-q) for a minute or more: say why nothing seems to happen.
-    print(f"downloading Apache Kafka {version} jars ({DOWNLOAD_SIZE}) from Maven Central into {libs} "
-          "(first run only)...", file=sys.stderr, flush=True)
+    print(
+        f"downloading Apache Kafka {version} jars ({DOWNLOAD_SIZE}) from Maven Central into {libs} (first run only)...",
+        file=sys.stderr,
+        flush=True,
+    )
     pom_text = resources.files("muse_stream.broker").joinpath(_POM_RESOURCE).read_text()
-    pom_text = pom_text.replace(f"<kafka.version>{KAFKA_VERSION}</kafka.version>",
-                                f"<kafka.version>{version}</kafka.version>")
+    pom_text = pom_text.replace(f"<kafka.version>{KAFKA_VERSION}</kafka.version>", f"<kafka.version>{version}</kafka.version>")
     with tempfile.TemporaryDirectory(dir=libs.parent, prefix="resolve-") as work:
         pom = Path(work) / "pom.xml"
         pom.write_text(pom_text)
         staging = Path(work) / "libs"
-        command = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-                   "-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
+        command = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         jars = sorted(staging.glob("*.jar")) if staging.exists() else []
         if result.returncode != 0 or not any(j.name.startswith(f"kafka_2.13-{version}") for j in jars):

@@ -68,8 +68,9 @@ def default_home() -> Path:
     return Path(os.environ.get("MUSE_HOME") or user_state_dir("muse-stream")) / "broker"
 
 
-def server_properties(*, port: int, controller_port: int, data_dir: Path, admin: ScramLogin | None = None,
-                      tls: BrokerTls | None = None) -> str:
+def server_properties(
+    *, port: int, controller_port: int, data_dir: Path, admin: ScramLogin | None = None, tls: BrokerTls | None = None
+) -> str:
     """One-node settings under which transactions and consumer groups work; with ``admin``, the
     secured broker of :func:`secure_settings`."""
     settings = {
@@ -107,8 +108,10 @@ def secure_settings(port: int, controller_port: int, admin: ScramLogin, tls: Bro
     node's own broker reaches its controller as User:ANONYMOUS, which must therefore be a super
     user too; clients never get ANONYMOUS, as the client listener requires SASL."""
     listener = "SASL_SSL" if tls else "SASL_PLAINTEXT"
-    jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
-            f'username="{admin.username}" password="{admin.password}";')
+    jaas = (
+        f"org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{admin.username}" password="{admin.password}";'
+    )
     settings = {
         "listeners": f"{listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"{listener}://127.0.0.1:{port}",
@@ -122,13 +125,15 @@ def secure_settings(port: int, controller_port: int, admin: ScramLogin, tls: Bro
         "super.users": f"User:{admin.username};User:ANONYMOUS",
     }
     if tls:
-        settings.update({
-            "ssl.keystore.type": "PEM",
-            "ssl.keystore.location": str(tls.keystore),
-            "ssl.truststore.type": "PEM",
-            "ssl.truststore.location": str(tls.ca_file),
-            "ssl.client.auth": "none",
-        })
+        settings.update(
+            {
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(tls.keystore),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(tls.ca_file),
+                "ssl.client.auth": "none",
+            }
+        )
     return settings
 
 
@@ -186,7 +191,7 @@ class LocalBroker:
     heap: str = "1g"
 
     @classmethod
-    def default(cls) -> "LocalBroker":
+    def default(cls) -> LocalBroker:
         port = int(os.environ.get("MUSE_BROKER_PORT", DEFAULT_PORT))
         return cls(home=default_home(), port=port)
 
@@ -294,7 +299,8 @@ class LocalBroker:
         if formatted and secure and not self.secure:
             raise BrokerSetupError(
                 f"the broker in {self.home} was formatted without --secure and keeps its data; to secure it, "
-                f"stop it and delete {self.home}, or use another MUSE_HOME for the secured broker")
+                f"stop it and delete {self.home}, or use another MUSE_HOME for the secured broker"
+            )
         if self.status() is BrokerStatus.RUNNING:
             return False
         if not formatted and secure:
@@ -311,14 +317,22 @@ class LocalBroker:
         self._write_config()
         self._format_storage(java, libs)
         command = [
-            java, "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            java,
+            "-Xms256m",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-            "-cp", f"{libs}/*", "kafka.Kafka", str(self.properties_file),
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(self.properties_file),
         ]
         with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         ticks = _process_start_ticks(process.pid)
         self.pid_file.write_text(f"{process.pid} {ticks}\n")
         deadline = time.monotonic() + timeout
@@ -361,9 +375,16 @@ class LocalBroker:
         self.home.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         login = self.admin_login()
-        write_private(self.properties_file, server_properties(
-            port=self.port, controller_port=self.controller_port, data_dir=self.data_dir, admin=login,
-            tls=self.tls if login and login.ca_file else None))
+        write_private(
+            self.properties_file,
+            server_properties(
+                port=self.port,
+                controller_port=self.controller_port,
+                data_dir=self.data_dir,
+                admin=login,
+                tls=self.tls if login and login.ca_file else None,
+            ),
+        )
         (self.home / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
 
     def _format_storage(self, java: str, libs: Path) -> None:
@@ -372,17 +393,30 @@ class LocalBroker:
             return
         cluster_id = new_cluster_id()
         result = subprocess.run(
-            [java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(self.properties_file), *self._scram_arguments()],
-            capture_output=True, text=True, check=False,
+            [
+                java,
+                "-Xmx256m",
+                f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+                "-cp",
+                f"{libs}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties_file),
+                *self._scram_arguments(),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise BrokerSetupError(
                 f"formatting Kafka storage in {self.data_dir} failed (exit {result.returncode}):\n"
                 f"{(result.stdout + result.stderr).strip()[-2000:]}"
             )
-
 
     def _make_credentials(self, tls: bool) -> None:
         """A random password for the admin and each of muse's principals, in their client files;

@@ -47,8 +47,9 @@ def docker_engine_answers() -> bool:
 
 
 @contextlib.contextmanager
-def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True,
-                   throwaway: bool = False) -> Iterator[BrokerHandle]:
+def acquire_broker(
+    *, stop_if_started: bool = True, allow_container: bool = True, throwaway: bool = False
+) -> Iterator[BrokerHandle]:
     """Yield a reachable broker; stop it on exit only if this call started it and asked to.
 
     ``throwaway`` (the test suite's choice) starts a fresh local broker in a temporary directory
@@ -96,8 +97,12 @@ def throwaway_broker(*, secure: bool = False, tls: bool = False) -> Iterator[Bro
                     raise
                 shutil.rmtree(home, ignore_errors=True)
                 broker = LocalBroker(home=home, port=free_port_pair(broker.port + 2))
-        yield BrokerHandle(bootstrap=broker.bootstrap, source="local (throwaway)", started_here=True,
-                           credentials_dir=broker.credentials_dir if secure else None)
+        yield BrokerHandle(
+            bootstrap=broker.bootstrap,
+            source="local (throwaway)",
+            started_here=True,
+            credentials_dir=broker.credentials_dir if secure else None,
+        )
     finally:
         broker.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -152,9 +157,12 @@ def _check_reachable(bootstrap: str, *, from_env: bool) -> None:
     from muse_stream.clients.admin import check_reachable
 
     if from_env:
-        check_reachable(bootstrap, f"from {BOOTSTRAP_ENV}",
-                        f"that {BOOTSTRAP_ENV} names the host:port of a running broker's listener")
+        check_reachable(
+            bootstrap, f"from {BOOTSTRAP_ENV}", f"that {BOOTSTRAP_ENV} names the host:port of a running broker's listener"
+        )
     else:
-        check_reachable(bootstrap, f"the local broker, as {BOOTSTRAP_ENV} is not set",
-                        "`muse broker status` and `muse broker logs`, or export MUSE_BOOTSTRAP=host:port "
-                        "for another cluster")
+        check_reachable(
+            bootstrap,
+            f"the local broker, as {BOOTSTRAP_ENV} is not set",
+            "`muse broker status` and `muse broker logs`, or export MUSE_BOOTSTRAP=host:port for another cluster",
+        )

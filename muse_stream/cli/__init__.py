@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="muse",
         description="muse-stream: multi-tenant model serving with seamless model updates, on Apache Kafka.",
         epilog="Commands talk to MUSE_BOOTSTRAP when it is set, else to the local broker (`muse broker start`). "
-               "The options above are accepted after any command and action too.",
+        "The options above are accepted after any command and action too.",
     )
     add_top_level_options(parser)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -64,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KafkaException as error:
         # Kafka refused something after the cluster answered (say, an authorization error): one
         # line with Kafka's own words, the details at --log-level debug.
-        print(f"muse: error: the Kafka cluster refused the request: {error.args[0].str()}; "
-              "rerun with --log-level debug for the client's log", file=sys.stderr)
+        print(
+            f"muse: error: the Kafka cluster refused the request: {error.args[0].str()}; "
+            "rerun with --log-level debug for the client's log",
+            file=sys.stderr,
+        )
         return 2
     except BrokenPipeError:
         # `muse config show | head`: the reader has what it wants; stop quietly, as `git log | head` does.

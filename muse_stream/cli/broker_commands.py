@@ -14,9 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     broker = subparsers.add_parser("broker", help="run a local Apache Kafka (KRaft) on 127.0.0.1")
     actions = broker.add_subparsers(dest="action", required=True, metavar="ACTION")
     start = actions.add_parser("start", help="start the broker (idempotent)")
-    start.add_argument("--secure", action="store_true",
-                       help="SASL/SCRAM-SHA-512 and ACLs (decided when the storage is first formatted; see "
-                            "README, Tenant isolation)")
+    start.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL/SCRAM-SHA-512 and ACLs (decided when the storage is first formatted; see README, Tenant isolation)",
+    )
     start.add_argument("--tls", action="store_true", help="with --secure: SASL_SSL, with a CA made locally by openssl")
     start.set_defaults(handler=_start)
     actions.add_parser("stop", help="stop the broker this machine's muse started").set_defaults(handler=_stop)
@@ -36,12 +38,16 @@ def _start(args: argparse.Namespace) -> int:
     else:
         print(f"already running (pid {broker.running_pid()}); bootstrap {broker.bootstrap}")
     if broker.secure:
-        print(f"secured: SASL/SCRAM-SHA-512{' over TLS' if broker.admin_login().ca_file else ''}, ACLs required. "
-              f"Client files (mode 600) in {broker.credentials_dir}:")
+        print(
+            f"secured: SASL/SCRAM-SHA-512{' over TLS' if broker.admin_login().ca_file else ''}, ACLs required. "
+            f"Client files (mode 600) in {broker.credentials_dir}:"
+        )
         for principal in (ADMIN, *SERVICE_PRINCIPALS):
             print(f"  {principal:14} {broker.credential_file(principal)}")
-        print("muse commands use the admin's file unless MUSE_CLIENT_CONFIG / --client-config names another; "
-              "grant a namespace's principals with `muse tenants add`.")
+        print(
+            "muse commands use the admin's file unless MUSE_CLIENT_CONFIG / --client-config names another; "
+            "grant a namespace's principals with `muse tenants add`."
+        )
     return 0
 
 

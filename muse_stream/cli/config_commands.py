@@ -44,8 +44,10 @@ def _validate(args: argparse.Namespace) -> int:
 
     loaded = load_deployment_file(args.file)
     config = loaded.config
-    print(f"{args.file}: valid: {len(config.tenants)} tenants, {len(config.intents)} intents, "
-          f"{len(config.predictors)} predictors, {len(config.routes)} routes, {len(config.models)} models")
+    print(
+        f"{args.file}: valid: {len(config.tenants)} tenants, {len(config.intents)} intents, "
+        f"{len(config.predictors)} predictors, {len(config.routes)} routes, {len(config.models)} models"
+    )
     return 0
 
 
@@ -72,8 +74,10 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"no changes: {args.file} is live as version {diff.live_version}")
         return 0
     if diff.empty:
-        print(f"no changes, but the version marker is missing from {names.config_topic}: "
-              f"`muse config apply` restores it as version {version}")
+        print(
+            f"no changes, but the version marker is missing from {names.config_topic}: "
+            f"`muse config apply` restores it as version {version}"
+        )
         return 0
     print(f"live version {diff.live_version} -> {version}: {len(diff.changed)} key(s) change")
     for line in diff.describe():
@@ -84,18 +88,32 @@ def _diff(args: argparse.Namespace) -> int:
 def _add_expectation_options(parser: argparse.ArgumentParser) -> None:
     from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE
 
-    parser.add_argument("--since", type=duration, default=3600.0, metavar="DURATION",
-                        help="a changed live predictor's expected alert rates come from this much recent output and "
-                             "shadow traffic (default: 1h)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_EXPECTATION_TOLERANCE, metavar="RATE",
-                        help="a new live predictor expected to miss a reference target by more than this (relative) "
-                             "needs --yes (default: %(default)s)")
+    parser.add_argument(
+        "--since",
+        type=duration,
+        default=3600.0,
+        metavar="DURATION",
+        help="a changed live predictor's expected alert rates come from this much recent output and shadow traffic (default: 1h)",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_EXPECTATION_TOLERANCE,
+        metavar="RATE",
+        help="a new live predictor expected to miss a reference target by more than this (relative) "
+        "needs --yes (default: %(default)s)",
+    )
 
 
-def _add_yes(parser: argparse.ArgumentParser, what: str = "or makes live a predictor expected to miss its target "
-                                                          "alert rates (by --tolerance)") -> None:
-    parser.add_argument("--yes", action="store_true",
-                        help=f"apply even when the plan removes a tenant, intent or route, {what} (refused without it)")
+def _add_yes(
+    parser: argparse.ArgumentParser,
+    what: str = "or makes live a predictor expected to miss its target alert rates (by --tolerance)",
+) -> None:
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"apply even when the plan removes a tenant, intent or route, {what} (refused without it)",
+    )
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -109,8 +127,10 @@ def _plan(args: argparse.Namespace) -> int:
     if plan.destructive:
         print(f"`muse config apply` will refuse this plan without --yes: it removes {', '.join(plan.destructive)}")
     if plan.miscalibrated:
-        print(f"`muse config apply` will refuse this plan without --yes: its new live predictor is expected to miss "
-              f"the target alert rates on {', '.join(plan.miscalibrated)}")
+        print(
+            f"`muse config apply` will refuse this plan without --yes: its new live predictor is expected to miss "
+            f"the target alert rates on {', '.join(plan.miscalibrated)}"
+        )
     return 0
 
 
@@ -120,8 +140,15 @@ def _apply(args: argparse.Namespace) -> int:
 
     loaded = load_deployment_file(args.file)
     publisher = _publisher(args)
-    result = publish_with_plan(publisher, loaded.config, loaded.artifact_bytes(), yes=args.yes, source=args.file,
-                               since_s=args.since, tolerance=args.tolerance)
+    result = publish_with_plan(
+        publisher,
+        loaded.config,
+        loaded.artifact_bytes(),
+        yes=args.yes,
+        source=args.file,
+        since_s=args.since,
+        tolerance=args.tolerance,
+    )
     partitions = TopicAdmin(publisher.bootstrap).existing_topics() if result.created_topics else {}
     for topic in result.created_topics:
         print(f"created topic {topic}  partitions={partitions.get(topic, '?')}")

@@ -13,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     labels = subparsers.add_parser("labels", help="publish event outcomes (labels) for replays and backtests")
     add_namespace_option(labels)
     actions = labels.add_subparsers(dest="action", required=True, metavar="ACTION")
-    load = actions.add_parser("load", help="publish a Parquet file of {event_id, label (0/1), labelled_at} to a tenant's labels topic")
+    load = actions.add_parser(
+        "load", help="publish a Parquet file of {event_id, label (0/1), labelled_at} to a tenant's labels topic"
+    )
     load.add_argument("file", help="a Parquet file with columns event_id, label, labelled_at")
     load.add_argument("--tenant", required=True, help="the tenant whose events the labels are for")
     load.set_defaults(handler=_load)

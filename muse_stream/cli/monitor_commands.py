@@ -20,17 +20,20 @@ from muse_stream.topics import TopicNames
 def register(subparsers: argparse._SubParsersAction) -> None:
     from muse_stream.monitor.aggregates import DEFAULT_BINS
 
-    monitor = subparsers.add_parser(
-        "monitor", help="serve live per-tenant score monitoring (Faust, at-least-once) on 127.0.0.1"
-    )
+    monitor = subparsers.add_parser("monitor", help="serve live per-tenant score monitoring (Faust, at-least-once) on 127.0.0.1")
     add_namespace_option(monitor)
     monitor.add_argument("--web-port", type=int, default=6066, help="HTTP port on 127.0.0.1 (default: %(default)s)")
-    monitor.add_argument("--data-dir", type=Path, default=None,
-                         help="Faust's data directory (default: <MUSE_HOME or user state dir>/monitor/<namespace>)")
+    monitor.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="Faust's data directory (default: <MUSE_HOME or user state dir>/monitor/<namespace>)",
+    )
     monitor.add_argument("--window", type=float, default=60.0, help="tumbling window, seconds (default: %(default)s)")
     monitor.add_argument("--retention", type=float, default=3600.0, help="windows kept, seconds (default: %(default)s)")
-    monitor.add_argument("--rescan", type=float, default=30.0,
-                         help="seconds between looks for new tenants' output topics (default: %(default)s)")
+    monitor.add_argument(
+        "--rescan", type=float, default=30.0, help="seconds between looks for new tenants' output topics (default: %(default)s)"
+    )
     monitor.add_argument("--bins", type=int, default=DEFAULT_BINS, help="score histogram bins (default: %(default)s)")
     monitor.set_defaults(handler=_monitor)
 
@@ -45,9 +48,12 @@ def _wait_for_tenants(admin: TopicAdmin, names: TopicNames, rescan_s: float) -> 
     announced = False
     while not (tenants := discover_tenants(admin, names)):
         if not announced:
-            print(f"no tenant output topics in namespace {names.namespace!r} yet; add one with "
-                  f"`muse tenants add NAME --namespace {names.namespace}` (looking every {rescan_s:g} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"no tenant output topics in namespace {names.namespace!r} yet; add one with "
+                f"`muse tenants add NAME --namespace {names.namespace}` (looking every {rescan_s:g} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             announced = True
         time.sleep(rescan_s)
     return tenants
@@ -75,8 +81,11 @@ def _monitor(args: argparse.Namespace) -> int:
     tenants = _wait_for_tenants(admin, names, settings.rescan_s)
     app, state = build_app(settings, tenants)
     admin.ensure(faust_topic_specs(app))
-    print(f"monitoring {len(tenants)} tenant(s) of namespace {names.namespace!r} from {bootstrap}: "
-          f"http://127.0.0.1:{settings.web_port}/tenants/", flush=True)
+    print(
+        f"monitoring {len(tenants)} tenant(s) of namespace {names.namespace!r} from {bootstrap}: "
+        f"http://127.0.0.1:{settings.web_port}/tenants/",
+        flush=True,
+    )
     worker = faust.Worker(app, loglevel=(args.log_level or DEFAULT_LOG_LEVEL).upper(), quiet=True)
     try:
         worker.execute_from_commandline()

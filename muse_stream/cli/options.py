@@ -63,8 +63,12 @@ def _global_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 
 def _add_namespace(parser: argparse.ArgumentParser, default: object) -> None:
     target = parser if default is not argparse.SUPPRESS else _global_group(parser)
-    target.add_argument("--namespace", default=default, metavar="NS",
-                        help=f"topic namespace (default: ${NAMESPACE_ENV}, else {DEFAULT_NAMESPACE})")
+    target.add_argument(
+        "--namespace",
+        default=default,
+        metavar="NS",
+        help=f"topic namespace (default: ${NAMESPACE_ENV}, else {DEFAULT_NAMESPACE})",
+    )
 
 
 def _add_global(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -72,15 +76,28 @@ def _add_global(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
         return value if top_level else argparse.SUPPRESS
 
     group = parser if top_level else _global_group(parser)
-    group.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=default(None),
-                        help="how much to log, librdkafka's own lines included at debug "
-                             f"(default: {DEFAULT_LOG_LEVEL}; the worker's: info)")
-    group.add_argument("--connect-timeout", type=_seconds, default=default(None), metavar="SECONDS",
-                        help="how long to wait for the cluster to answer before saying it cannot be reached "
-                             f"(default: ${CONNECT_TIMEOUT_ENV}, else {DEFAULT_CONNECT_TIMEOUT_S:g})")
-    group.add_argument("--client-config", default=default(None), metavar="FILE",
-                        help="librdkafka properties file with the cluster's security settings "
-                             f"(security.protocol, ssl.*, sasl.*) for every client (default: ${CLIENT_CONFIG_ENV})")
+    group.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=default(None),
+        help=f"how much to log, librdkafka's own lines included at debug (default: {DEFAULT_LOG_LEVEL}; the worker's: info)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=default(None),
+        metavar="SECONDS",
+        help="how long to wait for the cluster to answer before saying it cannot be reached "
+        f"(default: ${CONNECT_TIMEOUT_ENV}, else {DEFAULT_CONNECT_TIMEOUT_S:g})",
+    )
+    group.add_argument(
+        "--client-config",
+        default=default(None),
+        metavar="FILE",
+        help="librdkafka properties file with the cluster's security settings "
+        f"(security.protocol, ssl.*, sasl.*) for every client (default: ${CLIENT_CONFIG_ENV})",
+    )
 
 
 def add_namespace_option(parser: argparse.ArgumentParser) -> None:

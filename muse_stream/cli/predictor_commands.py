@@ -79,13 +79,16 @@ def feature_matrix(path: str, feature_names: tuple[str, ...], policy: str) -> np
         raise MissingFeatureError(
             f"Parquet file {path} lacks {len(absent)} of the model's {len(feature_names)} feature columns: {_names(absent)}; "
             f"it has: {_names(table.column_names) or 'no columns'}. Fit on features named as the model's "
-            "(a column of nulls for a feature that is always missing), or on scores with --score-column")
+            "(a column of nulls for a feature that is always missing), or on scores with --score-column"
+        )
     matrix = np.full((table.num_rows, len(feature_names)), np.nan, dtype=np.float32)
     for index, name in enumerate(feature_names):
         matrix[:, index] = _column(table, name, pa.float32())
     if policy == "reject" and np.isnan(matrix).any():
         column = int(np.nonzero(np.isnan(matrix))[1][0])
-        raise MissingFeatureError(f"Parquet file {path}: feature {feature_names[column]!r} has missing values and the policy is reject")
+        raise MissingFeatureError(
+            f"Parquet file {path}: feature {feature_names[column]!r} has missing values and the policy is reject"
+        )
     return matrix
 
 
@@ -100,7 +103,9 @@ def _model_record(args: argparse.Namespace, registry: ModelRegistry) -> ModelRec
     if args.model:
         record = registry.resolve(args.model)
         if args.b is not None and args.b != record.b:
-            raise MuseError(f"--b {args.b} disagrees with b={record.b} registered for {record.ref}; drop --b or register a new version")
+            raise MuseError(
+                f"--b {args.b} disagrees with b={record.b} registered for {record.ref}; drop --b or register a new version"
+            )
         return record
     if args.b is None:
         raise MuseError(f"--artifact {args.artifact} needs --b (the fraction of negatives kept in training)")
@@ -130,7 +135,9 @@ def _check_rates(qmap: QuantileMap, rates: list[EdgeRate], args: argparse.Namesp
         f"the fitted map misses its target alert rates by more than {args.tolerance:.0%} "
         f"({qmap.x.size} knots on {qmap.n_fit} scores): {figures}. Too few distinct scores (a model of few "
         "trees, or a small or degenerate fit sample) cannot be mapped finely; use a larger model or sample",
-        args, widen="--tolerance widens the check")
+        args,
+        widen="--tolerance widens the check",
+    )
 
 
 def _refuse_unless_forced(message: str, args: argparse.Namespace, *, widen: str) -> None:
@@ -167,8 +174,13 @@ def _fit(args: argparse.Namespace) -> int:
             text = qmap.to_json()
             Path(args.out).write_text(text + "\n")
         else:
-            spec = predictor_spec(record, qmap, name=args.name or record.name, version=args.version or record.version,
-                                  missing_policy=args.missing_policy)
+            spec = predictor_spec(
+                record,
+                qmap,
+                name=args.name or record.name,
+                version=args.version or record.version,
+                missing_policy=args.missing_policy,
+            )
             spec.save(args.out)
             print(f"predictor {spec.name}:{spec.version} id {spec.id}")
         print(f"wrote {args.out}")
@@ -182,12 +194,16 @@ def _shadow_reference(args: argparse.Namespace, config: DeploymentConfig, routes
 
     if args.curve or args.reference_parquet:
         return _reference(args)
-    references = {route.key: reference_of(config.predictor(route.live).spec.quantile_map, owner=f"live predictor {route.live}")
-                  for route in routes}
+    references = {
+        route.key: reference_of(config.predictor(route.live).spec.quantile_map, owner=f"live predictor {route.live}")
+        for route in routes
+    }
     described = {key: ref.describe() for key, ref in references.items()}
     if len({orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in described.values()}) > 1:
-        raise MuseError(f"the routes {args.from_shadow} shadows map onto different references "
-                        f"({'; '.join(f'{k}: {d}' for k, d in sorted(described.items()))}); fit per tenant with --tenant")
+        raise MuseError(
+            f"the routes {args.from_shadow} shadows map onto different references "
+            f"({'; '.join(f'{k}: {d}' for k, d in sorted(described.items()))}); fit per tenant with --tenant"
+        )
     return next(iter(references.values()))
 
 
@@ -209,21 +225,27 @@ def _fit_from_shadow(args: argparse.Namespace) -> int:
     config = live_config(ConfigPublisher(bootstrap, names)).config
     declared = {p.name: p for p in config.predictors}
     if args.from_shadow not in declared:
-        raise MuseError(f"predictor {args.from_shadow} is not in the live config of namespace {names.namespace!r} "
-                        f"(predictors: {', '.join(sorted(declared)) or 'none'})")
+        raise MuseError(
+            f"predictor {args.from_shadow} is not in the live config of namespace {names.namespace!r} "
+            f"(predictors: {', '.join(sorted(declared)) or 'none'})"
+        )
     spec = declared[args.from_shadow].spec
     routes = [r for r in config.routes if args.from_shadow in r.shadows and (not args.tenant or r.tenant in args.tenant)]
     if not routes:
         which = f" of tenant(s) {', '.join(args.tenant)}" if args.tenant else ""
-        raise MuseError(f"predictor {args.from_shadow} is not a shadow of any route{which} in the live config: "
-                        "add it as a shadow, let it score live traffic, then fit")
+        raise MuseError(
+            f"predictor {args.from_shadow} is not a shadow of any route{which} in the live config: "
+            "add it as a shadow, let it score live traffic, then fit"
+        )
     reference = _shadow_reference(args, config, routes)
     tenants = sorted({r.tenant for r in routes})
     scores = read_shadow_scores(bootstrap, names, spec.id, since_s=args.since, last=args.events, tenants=tenants)
     per_tenant = {tenant: sum(s.tenant == tenant for s in scores) for tenant in tenants}
     window = f"the last {args.since:g} s" if args.since else "all the shadow topic holds"
-    print(f"{len(scores)} events of shadow {args.from_shadow} ({spec.name}:{spec.version}, id {spec.id[:12]}) "
-          f"from {window}{f', the latest {args.events}' if args.events else ''}:")
+    print(
+        f"{len(scores)} events of shadow {args.from_shadow} ({spec.name}:{spec.version}, id {spec.id[:12]}) "
+        f"from {window}{f', the latest {args.events}' if args.events else ''}:"
+    )
     for tenant, count in per_tenant.items():
         print(f"  {tenant:<24}{count:>10}")
     if len(scores) < args.min_events:
@@ -231,11 +253,14 @@ def _fit_from_shadow(args: argparse.Namespace) -> int:
             f"{len(scores)} events of shadow {args.from_shadow} on {names.shadow_topic} "
             f"({', '.join(f'{t} {n}' for t, n in per_tenant.items())}) are fewer than --min-events {args.min_events}: "
             "too few to fit a map whose tail holds; let the shadow score longer or widen --since",
-            args, widen="--min-events lowers the bar")
+            args,
+            widen="--min-events lowers the bar",
+        )
         if not scores:
             raise MuseError(f"there are no events of shadow {args.from_shadow} on {names.shadow_topic} to fit on")
-    fitted, qmap, rates = refit_spec(spec, np.array([s.corrected_score for s in scores]), reference,
-                                     version=args.version, n_knots=args.n_knots)
+    fitted, qmap, rates = refit_spec(
+        spec, np.array([s.corrected_score for s in scores]), reference, version=args.version, n_knots=args.n_knots
+    )
     _print_fit(qmap, rates)
     _check_rates(qmap, rates, args)
     fitted.save(args.out)
@@ -246,7 +271,9 @@ def _fit_from_shadow(args: argparse.Namespace) -> int:
 
 def _register_model(args: argparse.Namespace) -> int:
     names = tuple(args.feature_names.split(",")) if args.feature_names else None
-    record = ModelRegistry(open_store(args.store)).register(args.artifact, name=args.name, version=args.version, b=args.b, feature_names=names)
+    record = ModelRegistry(open_store(args.store)).register(
+        args.artifact, name=args.name, version=args.version, b=args.b, feature_names=names
+    )
     print(f"registered {record.ref} sha256 {record.sha256} ({record.format}, b={record.b}, {len(record.feature_names)} features)")
     return 0
 
@@ -261,18 +288,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predictors = subparsers.add_parser("predictors", help="fit and inspect predictors")
     sub = predictors.add_subparsers(dest="predictors_command", required=True, metavar="ACTION")
     fit = sub.add_parser("fit", help="fit a predictor's quantile map from a Parquet file")
-    fit.add_argument("parquet", nargs="?",
-                     help="Parquet file of features (with --model/--artifact) or scores (--score-column); none with --from-shadow")
+    fit.add_argument(
+        "parquet",
+        nargs="?",
+        help="Parquet file of features (with --model/--artifact) or scores (--score-column); none with --from-shadow",
+    )
     add_namespace_option(fit)
-    fit.add_argument("--from-shadow", metavar="PREDICTOR",
-                     help="fit this shadow predictor of the live config on its corrected scores from the shadow topic")
-    fit.add_argument("--since", type=duration, metavar="DURATION",
-                     help="with --from-shadow: the shadow's scores of the last DURATION (e.g. 30m; default: all the topic holds)")
+    fit.add_argument(
+        "--from-shadow",
+        metavar="PREDICTOR",
+        help="fit this shadow predictor of the live config on its corrected scores from the shadow topic",
+    )
+    fit.add_argument(
+        "--since",
+        type=duration,
+        metavar="DURATION",
+        help="with --from-shadow: the shadow's scores of the last DURATION (e.g. 30m; default: all the topic holds)",
+    )
     fit.add_argument("--events", type=int, metavar="N", help="with --from-shadow: the latest N of them")
-    fit.add_argument("--tenant", action="append", metavar="TENANT",
-                     help="with --from-shadow: only this tenant's traffic (repeat for more; default: every route it shadows)")
-    fit.add_argument("--min-events", type=int, default=DEFAULT_MIN_SHADOW_EVENTS, metavar="N",
-                     help="with --from-shadow: refuse to fit on fewer events, unless --force (default: %(default)s)")
+    fit.add_argument(
+        "--tenant",
+        action="append",
+        metavar="TENANT",
+        help="with --from-shadow: only this tenant's traffic (repeat for more; default: every route it shadows)",
+    )
+    fit.add_argument(
+        "--min-events",
+        type=int,
+        default=DEFAULT_MIN_SHADOW_EVENTS,
+        metavar="N",
+        help="with --from-shadow: refuse to fit on fewer events, unless --force (default: %(default)s)",
+    )
     source = fit.add_mutually_exclusive_group()
     source.add_argument("--model", metavar="NAME:VERSION", help="a registered model")
     source.add_argument("--artifact", metavar="PATH", help="an XGBoost JSON/UBJ file (registered on the way)")
@@ -280,23 +326,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--model-version", default="1", help="registry version for --artifact (default: 1)")
     fit.add_argument("--b", type=float, help="fraction of negatives kept in training (default: the model's; 1 for scores)")
     fit.add_argument("--score-column", metavar="COLUMN", help="fit on this column of model scores instead of features")
-    fit.add_argument("--curve", metavar="EDGE:RATE,...", help="target alert-rate curve (default 0.2:0.70,0.5:0.35,0.6:0.10,0.8:0.05)")
+    fit.add_argument(
+        "--curve", metavar="EDGE:RATE,...", help="target alert-rate curve (default 0.2:0.70,0.5:0.35,0.6:0.10,0.8:0.05)"
+    )
     fit.add_argument("--reference-parquet", metavar="FILE", help="map onto the scores in this file instead of a curve")
     fit.add_argument("--reference-column", default="score", help="column of --reference-parquet (default: score)")
-    fit.add_argument("--n-knots", type=int, default=DEFAULT_N_KNOTS,
-                     help="knots of the quantile map's body, before the extra upper-tail knots (default: %(default)s)")
-    fit.add_argument("--missing-policy", choices=["xgboost_missing", "reject"], default="xgboost_missing",
-                     help="a missing feature goes to XGBoost as missing, or the event is rejected (default: %(default)s)")
+    fit.add_argument(
+        "--n-knots",
+        type=int,
+        default=DEFAULT_N_KNOTS,
+        help="knots of the quantile map's body, before the extra upper-tail knots (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--missing-policy",
+        choices=["xgboost_missing", "reject"],
+        default="xgboost_missing",
+        help="a missing feature goes to XGBoost as missing, or the event is rejected (default: %(default)s)",
+    )
     fit.add_argument("--name", help="predictor name (default: the model's)")
-    fit.add_argument("--version", help="predictor version (default: the model's version; "
-                                       "with --from-shadow the shadow's plus -fitN, e.g. 2 -> 2-fit1)")
+    fit.add_argument(
+        "--version",
+        help="predictor version (default: the model's version; with --from-shadow the shadow's plus -fitN, e.g. 2 -> 2-fit1)",
+    )
     fit.add_argument("--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})")
     fit.add_argument("--out", metavar="FILE", help="write the predictor spec (or, for scores, the map) as JSON")
-    fit.add_argument("--tolerance", type=float, default=DEFAULT_RATE_TOLERANCE, metavar="RATE",
-                     help="largest error of a reproduced alert rate at a reference edge, relative to its target "
-                          "(default: %(default)s, i.e. within 10%%)")
-    fit.add_argument("--force", action="store_true",
-                     help="write the fit even when it misses its target alert rates (or, from a shadow, has too few events)")
+    fit.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_RATE_TOLERANCE,
+        metavar="RATE",
+        help="largest error of a reproduced alert rate at a reference edge, relative to its target "
+        "(default: %(default)s, i.e. within 10%%)",
+    )
+    fit.add_argument(
+        "--force",
+        action="store_true",
+        help="write the fit even when it misses its target alert rates (or, from a shadow, has too few events)",
+    )
     fit.set_defaults(handler=_fit)
 
     models = subparsers.add_parser("models", help="register and list model artifacts")
@@ -310,5 +376,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reg.add_argument("--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})")
     reg.set_defaults(handler=_register_model)
     listing = model_sub.add_parser("list", help="registered models")
-    listing.add_argument("--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})")
+    listing.add_argument(
+        "--store", default=DEFAULT_STORE, help=f"artifact store directory or file:// URI (default {DEFAULT_STORE})"
+    )
     listing.set_defaults(handler=_list_models)

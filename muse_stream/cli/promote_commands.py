@@ -30,24 +30,43 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     promote = subparsers.add_parser(
-        "promote", help="make a shadow predictor live (the old live one becomes a shadow)",
+        "promote",
+        help="make a shadow predictor live (the old live one becomes a shadow)",
         description="Derive the next config from the live one: on the route(s) named, shadow PREDICTOR becomes live "
-                    "and the live predictor becomes a shadow. Prints the plan, then publishes it as a new version.")
+        "and the live predictor becomes a shadow. Prints the plan, then publishes it as a new version.",
+    )
     add_namespace_option(promote)
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("route", nargs="?", metavar="TENANT/INTENT", help="the route to promote on, e.g. bank-a/card-fraud")
     which.add_argument("--all-tenants", metavar="INTENT", help="promote on every tenant's route of INTENT")
     promote.add_argument("--to", required=True, metavar="PREDICTOR", help="the shadow predictor to make live")
-    promote.add_argument("--yes", action="store_true",
-                         help="apply even when the plan removes a tenant, intent or route, or the predictor is expected "
-                              "to miss its target alert rates on recent shadow traffic (by --tolerance)")
-    promote.add_argument("--guard", type=duration, metavar="DURATION",
-                         help="watch the promoted routes' alert rates for DURATION (e.g. 10m) and roll back when one drifts")
-    promote.add_argument("--tolerance", type=float, default=DEFAULT_GUARD_TOLERANCE, metavar="RATE",
-                         help="largest drift of an expected (plan) or observed (--guard) alert rate from its target, "
-                              "relative (default: %(default)s, i.e. within 20%%)")
-    promote.add_argument("--guard-min-events", type=int, default=DEFAULT_GUARD_MIN_EVENTS, metavar="N",
-                         help="with --guard: results a route needs before it is judged (default: %(default)s)")
+    promote.add_argument(
+        "--yes",
+        action="store_true",
+        help="apply even when the plan removes a tenant, intent or route, or the predictor is expected "
+        "to miss its target alert rates on recent shadow traffic (by --tolerance)",
+    )
+    promote.add_argument(
+        "--guard",
+        type=duration,
+        metavar="DURATION",
+        help="watch the promoted routes' alert rates for DURATION (e.g. 10m) and roll back when one drifts",
+    )
+    promote.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_GUARD_TOLERANCE,
+        metavar="RATE",
+        help="largest drift of an expected (plan) or observed (--guard) alert rate from its target, "
+        "relative (default: %(default)s, i.e. within 20%%)",
+    )
+    promote.add_argument(
+        "--guard-min-events",
+        type=int,
+        default=DEFAULT_GUARD_MIN_EVENTS,
+        metavar="N",
+        help="with --guard: results a route needs before it is judged (default: %(default)s)",
+    )
     promote.set_defaults(handler=_promote)
 
 
@@ -94,8 +113,16 @@ def _guard_targets(config: DeploymentConfig, predictor: str) -> dict[str, float]
     return reference_targets(curve)
 
 
-def _guard(args: argparse.Namespace, publisher: ConfigPublisher, routes: list[tuple[str, str]], predictor_id: str,
-           version: int, previous: int, targets: dict[str, float], start: Offsets) -> None:
+def _guard(
+    args: argparse.Namespace,
+    publisher: ConfigPublisher,
+    routes: list[tuple[str, str]],
+    predictor_id: str,
+    version: int,
+    previous: int,
+    targets: dict[str, float],
+    start: Offsets,
+) -> None:
     from muse_stream.config.operations import rollback_to
     from muse_stream.monitor.output_watch import watch_routes
 
@@ -105,27 +132,44 @@ def _guard(args: argparse.Namespace, publisher: ConfigPublisher, routes: list[tu
             print(judgement.render())
         sys.stdout.flush()
 
-    print(f"guard: watching {len(routes)} route(s) for {args.guard:g} s: roll back to version {previous} when an alert "
-          f"rate drifts more than {args.tolerance:.0%} from its target (judged from {args.guard_min_events} results)")
+    print(
+        f"guard: watching {len(routes)} route(s) for {args.guard:g} s: roll back to version {previous} when an alert "
+        f"rate drifts more than {args.tolerance:.0%} from its target (judged from {args.guard_min_events} results)"
+    )
     sys.stdout.flush()
     judgements = watch_routes(
-        publisher.bootstrap, start, routes, predictor_id=predictor_id, config_version=version, targets=targets,
-        duration_s=args.guard, tolerance=args.tolerance, min_events=args.guard_min_events,
-        on_progress=lambda current: show(current, "guard: so far"))
+        publisher.bootstrap,
+        start,
+        routes,
+        predictor_id=predictor_id,
+        config_version=version,
+        targets=targets,
+        duration_s=args.guard,
+        tolerance=args.tolerance,
+        min_events=args.guard_min_events,
+        on_progress=lambda current: show(current, "guard: so far"),
+    )
     failed = [j for j in judgements if j.verdict == "fail"]
     show(judgements, "guard: what it saw")
     if not failed:
         unjudged = [j.route for j in judgements if j.verdict == "pending"]
         if unjudged:
-            print(f"guard: window over; {', '.join(unjudged)} had fewer than {args.guard_min_events} results and "
-                  f"was not judged; version {version} stays live")
+            print(
+                f"guard: window over; {', '.join(unjudged)} had fewer than {args.guard_min_events} results and "
+                f"was not judged; version {version} stays live"
+            )
         else:
             print(f"guard: passed; version {version} stays live")
         return
-    drift = "; ".join(f"{j.route} at >={e.threshold}: {e.observed:.4f} against {e.target:.4f} ({e.relative_error:+.0%})"
-                      for j in failed for e in j.drifted(args.tolerance))
+    drift = "; ".join(
+        f"{j.route} at >={e.threshold}: {e.observed:.4f} against {e.target:.4f} ({e.relative_error:+.0%})"
+        for j in failed
+        for e in j.drifted(args.tolerance)
+    )
     # The step back restores what was live a moment ago: never held up by the plan's guard.
     result = rollback_to(publisher, previous, yes=True, source=f"the guard's rollback to version {previous}")
-    raise GuardRolledBack(f"guard: {args.to} drifted beyond {args.tolerance:.0%}: {drift}; rolled back: version "
-                          f"{result.version} is live, with version {previous}'s config. Refit its map "
-                          f"(`muse predictors fit --from-shadow {args.to}`) before promoting it again")
+    raise GuardRolledBack(
+        f"guard: {args.to} drifted beyond {args.tolerance:.0%}: {drift}; rolled back: version "
+        f"{result.version} is live, with version {previous}'s config. Refit its map "
+        f"(`muse predictors fit --from-shadow {args.to}`) before promoting it again"
+    )

@@ -30,8 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=_add)
     alter = actions.add_parser("alter", help="give a tenant's input and output topics more partitions (they only grow)")
     alter.add_argument("name", help="the tenant whose topics to alter")
-    alter.add_argument("--partitions", type=int, required=True,
-                       help="new input/output partition count; Kafka only adds partitions, never removes them")
+    alter.add_argument(
+        "--partitions",
+        type=int,
+        required=True,
+        help="new input/output partition count; Kafka only adds partitions, never removes them",
+    )
     alter.set_defaults(handler=_alter)
     actions.add_parser("list", help="list tenants found on the broker").set_defaults(handler=_list)
     tenant_security.register(actions)
@@ -55,15 +59,20 @@ def _alter(args: argparse.Namespace) -> int:
     # The kinds that scale with the tenant (input, output, labels; the DLQ keeps one partition), of
     # those that exist: a tenant made before labels existed has no labels topic to grow.
     existing = admin.existing_topics()
-    topics = [spec.name for spec in specs
-              if spec.partitions == args.partitions and (spec.name in existing or spec.name == names.input_topic(args.name))]
+    topics = [
+        spec.name
+        for spec in specs
+        if spec.partitions == args.partitions and (spec.name in existing or spec.name == names.input_topic(args.name))
+    ]
     before = admin.grow({topic: args.partitions for topic in topics})
     for topic in topics:
         change = "unchanged" if before[topic] == args.partitions else f"grew from {before[topic]}"
         print(f"{change:<14} {topic}  partitions={args.partitions}")
     if any(before[topic] != args.partitions for topic in topics):
-        print("note: keyed events now hash onto more partitions, so one key's later events may go to another partition "
-              "than its earlier ones")
+        print(
+            "note: keyed events now hash onto more partitions, so one key's later events may go to another partition "
+            "than its earlier ones"
+        )
     return 0
 
 

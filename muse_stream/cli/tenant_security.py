@@ -26,17 +26,29 @@ from muse_stream.topics import TopicNames, validate_tenant_name
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """``tenants add``'s secure-mode options."""
-    parser.add_argument("--out", type=Path, help="where to write the tenant's client properties file "
-                        "(secure mode; default: tenants/<principal>.properties next to the admin's client config)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the tenant's client properties file "
+        "(secure mode; default: tenants/<principal>.properties next to the admin's client config)",
+    )
     _quota_options(parser)
 
 
 def _quota_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--produce-byte-rate", type=int, metavar="BYTES_PER_S",
-                        help="Kafka produce quota of the tenant's principal, bytes per second (secure mode)")
-    parser.add_argument("--request-percentage", type=float, metavar="PERCENT",
-                        help="Kafka request quota of the tenant's principal: percent of one broker I/O and network "
-                             "thread's time per quota window (Kafka's request_percentage; secure mode)")
+    parser.add_argument(
+        "--produce-byte-rate",
+        type=int,
+        metavar="BYTES_PER_S",
+        help="Kafka produce quota of the tenant's principal, bytes per second (secure mode)",
+    )
+    parser.add_argument(
+        "--request-percentage",
+        type=float,
+        metavar="PERCENT",
+        help="Kafka request quota of the tenant's principal: percent of one broker I/O and network "
+        "thread's time per quota window (Kafka's request_percentage; secure mode)",
+    )
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -54,8 +66,9 @@ def register(actions: argparse._SubParsersAction) -> None:
     acls = actions.add_parser("acls", help="print the exact ACLs of a tenant, as kafka-acls.sh commands")
     acls.add_argument("name", help="tenant name")
     acls.add_argument("--bootstrap-server", default="BOOTSTRAP", help="address to put in the commands")
-    acls.add_argument("--command-config", default="admin.properties",
-                      help="the admin's Java client properties file to put in the commands")
+    acls.add_argument(
+        "--command-config", default="admin.properties", help="the admin's Java client properties file to put in the commands"
+    )
     acls.set_defaults(handler=_acls)
 
     quota = actions.add_parser("quota", help="set a tenant's produce and request quotas (secure mode)")
@@ -77,8 +90,10 @@ def _require_secure(action: str) -> str:
     """The cluster's address, once the admin's login is known to be in use."""
     bootstrap = command_bootstrap()  # for the secured local broker, also picks its admin's login
     if not secure_mode():
-        raise MuseError(f"`muse tenants {action}` needs a secured cluster and the admin's login: set MUSE_CLIENT_CONFIG "
-                        "(--client-config) to the admin's client properties file (`muse broker start --secure` prints it)")
+        raise MuseError(
+            f"`muse tenants {action}` needs a secured cluster and the admin's login: set MUSE_CLIENT_CONFIG "
+            "(--client-config) to the admin's client properties file (`muse broker start --secure` prints it)"
+        )
     return bootstrap
 
 
@@ -104,8 +119,7 @@ def quotas_by_tenant(bootstrap: str, names: TopicNames, tenants: object) -> dict
     if not secure_mode():
         return {}
     found = quotas(bootstrap)
-    return {tenant: found[p].describe() for tenant in tenants
-            if (p := tenant_principal(names, tenant)) in found}
+    return {tenant: found[p].describe() for tenant in tenants if (p := tenant_principal(names, tenant)) in found}
 
 
 def _credentials(args: argparse.Namespace) -> int:
@@ -129,8 +143,11 @@ def _remove(args: argparse.Namespace) -> int:
     bootstrap = _require_secure("remove")
     had = revoke_tenant(SecurityAdmin(bootstrap), names, args.name)
     set_quota(bootstrap, tenant_principal(names, args.name), Quota())
-    print(f"removed the credential and ACLs of {tenant_principal(names, args.name)}" if had
-          else f"{tenant_principal(names, args.name)} had no credential; removed any ACLs naming its topics")
+    print(
+        f"removed the credential and ACLs of {tenant_principal(names, args.name)}"
+        if had
+        else f"{tenant_principal(names, args.name)} had no credential; removed any ACLs naming its topics"
+    )
     if args.delete_topics:
         admin = TopicAdmin(bootstrap)
         doomed = [topic for topic in admin.existing_topics() if topic.startswith(names.tenant_prefix(args.name))]
@@ -142,8 +159,10 @@ def _remove(args: argparse.Namespace) -> int:
 def _acls(args: argparse.Namespace) -> int:
     names = TopicNames(args.namespace)
     validate_tenant_name(args.name)
-    print(f"# tenant {args.name}: principal User:{tenant_principal(names, args.name)} (SCRAM-SHA-512) and muse's "
-          "principals' rights on its topics")
+    print(
+        f"# tenant {args.name}: principal User:{tenant_principal(names, args.name)} (SCRAM-SHA-512) and muse's "
+        "principals' rights on its topics"
+    )
     print(format_kafka_acls(tenant_acls(names, args.name), args.bootstrap_server, args.command_config), end="")
     print(f"# once per namespace {names.namespace!r}: muse's principals on its internal topics, groups and transactions")
     print(format_kafka_acls(namespace_acls(names), args.bootstrap_server, args.command_config), end="")

@@ -27,20 +27,40 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="score every tenant's input topic, exactly once")
     add_namespace_option(worker)
-    worker.add_argument("--worker-id", required=True,
-                        help="stable id, unique among running workers (e.g. w1, w2): it is the static group "
-                             "membership and the transactional.id, so a restart with the same id takes over at once "
-                             "and two live workers with one id fence each other")
-    worker.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms,
-                        help="how long a batch gathers before its transaction commits (default: %(default)s)")
-    worker.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch,
-                        help="most records per transaction (default: %(default)s)")
-    worker.add_argument("--shadow-budget-ms", type=float, default=ShadowGuard.budget_ms,
-                        help="a shadow slower than this per batch is skipped for a while (default: %(default)s)")
-    worker.add_argument("--metrics-port", type=int, metavar="PORT",
-                        help="serve Prometheus metrics on http://ADDRESS:PORT/metrics (0: any free port, logged)")
-    worker.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDRESS",
-                        help="address the metrics endpoint listens on (default: %(default)s; 0.0.0.0 for every interface)")
+    worker.add_argument(
+        "--worker-id",
+        required=True,
+        help="stable id, unique among running workers (e.g. w1, w2): it is the static group "
+        "membership and the transactional.id, so a restart with the same id takes over at once "
+        "and two live workers with one id fence each other",
+    )
+    worker.add_argument(
+        "--commit-interval-ms",
+        type=int,
+        default=WorkerSettings.commit_interval_ms,
+        help="how long a batch gathers before its transaction commits (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--max-batch", type=int, default=WorkerSettings.max_batch, help="most records per transaction (default: %(default)s)"
+    )
+    worker.add_argument(
+        "--shadow-budget-ms",
+        type=float,
+        default=ShadowGuard.budget_ms,
+        help="a shadow slower than this per batch is skipped for a while (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://ADDRESS:PORT/metrics (0: any free port, logged)",
+    )
+    worker.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the metrics endpoint listens on (default: %(default)s; 0.0.0.0 for every interface)",
+    )
     worker.set_defaults(handler=_run, default_log_level="info")
 
 
@@ -56,10 +76,16 @@ def _run(args: argparse.Namespace) -> int:
     try:
         snapshot = watcher.wait_for_version(1, timeout=CONFIG_WAIT_S)
         logger.info("config version %d in force", snapshot.version)
-        settings = WorkerSettings(bootstrap=bootstrap, names=names, worker_id=args.worker_id,
-                                  commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
-        worker = Worker(settings, watcher.live_snapshot,
-                        BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms)))
+        settings = WorkerSettings(
+            bootstrap=bootstrap,
+            names=names,
+            worker_id=args.worker_id,
+            commit_interval_ms=args.commit_interval_ms,
+            max_batch=args.max_batch,
+        )
+        worker = Worker(
+            settings, watcher.live_snapshot, BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms))
+        )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: worker.stop())
         metrics = _serve_metrics(args, worker, watcher) if args.metrics_port is not None else None
@@ -77,14 +103,17 @@ def _run(args: argparse.Namespace) -> int:
 def _serve_metrics(args: argparse.Namespace, worker: Worker, watcher: ConfigWatcher) -> WorkerMetrics:
     settings = worker.settings
     lag = PartitionLag(settings.bootstrap, settings.group_id, settings.names.input_topic_regex)
-    metrics = WorkerMetrics(settings.names, aborts=lambda: worker.stats.aborts,
-                            config_version=lambda: watcher.live_snapshot().version, lag=lag)
+    metrics = WorkerMetrics(
+        settings.names, aborts=lambda: worker.stats.aborts, config_version=lambda: watcher.live_snapshot().version, lag=lag
+    )
     worker.on_batch = metrics.record_batch
     try:
         port = metrics.serve(args.metrics_port, args.metrics_address)
     except OSError as error:
         lag.close()
-        raise MuseError(f"cannot serve metrics on {args.metrics_address}:{args.metrics_port}: {error.strerror}; "
-                        "choose another --metrics-port (0 picks a free one)") from error
+        raise MuseError(
+            f"cannot serve metrics on {args.metrics_address}:{args.metrics_port}: {error.strerror}; "
+            "choose another --metrics-port (0 picks a free one)"
+        ) from error
     logger.info("metrics on http://%s:%d/metrics", args.metrics_address, port)
     return metrics

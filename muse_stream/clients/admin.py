@@ -58,8 +58,9 @@ def check_reachable(bootstrap: str, source: str, hint: str) -> None:
         admin.list_topics(timeout=settings.connect_timeout_s)
     except KafkaException as error:
         reason = error.args[0].str() if error.args and hasattr(error.args[0], "str") else str(error)
-        security = (f"; that the security settings in {settings.security_file} match its listener"
-                    if settings.security_file else "")
+        security = (
+            f"; that the security settings in {settings.security_file} match its listener" if settings.security_file else ""
+        )
         raise ClusterUnreachable(
             f"cannot reach Kafka at {bootstrap} ({source}) within {settings.connect_timeout_s:g} s: {reason}. "
             f"Check {hint}{security}; on a slow network allow more time with --connect-timeout SECONDS "
@@ -88,10 +89,12 @@ class TopicAdmin:
         missing = [spec for spec in specs if spec.name not in existing]
         created: list[str] = []
         for start in range(0, len(missing), ADMIN_REQUEST_TOPICS):
-            chunk = missing[start:start + ADMIN_REQUEST_TOPICS]
+            chunk = missing[start : start + ADMIN_REQUEST_TOPICS]
             futures = self._admin.create_topics(
-                [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config={**s.defaults, **s.configs})
-                 for s in chunk],
+                [
+                    NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config={**s.defaults, **s.configs})
+                    for s in chunk
+                ],
                 operation_timeout=ADMIN_TIMEOUT_S,
             )
             for name, future in futures.items():
@@ -103,7 +106,8 @@ class TopicAdmin:
                         raise TopicAccessDenied(
                             f"topic {name!r} on {self.bootstrap} is missing or not visible to this login, which may "
                             "not create it: create a namespace's and tenants' topics as the admin (`muse tenants add`), "
-                            "or check the client config (MUSE_CLIENT_CONFIG / --client-config)") from None
+                            "or check the client config (MUSE_CLIENT_CONFIG / --client-config)"
+                        ) from None
                     if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won
                         raise TopicError(f"creating topic {name!r} on {self.bootstrap} failed: {error}") from error
         if missing:
@@ -121,8 +125,10 @@ class TopicAdmin:
                 return existing
             if time.monotonic() > deadline:
                 missing = [name for name in names if name not in existing]
-                raise TopicError(f"topics {missing} were created on {self.bootstrap} but are not in its metadata "
-                                 f"after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`.")
+                raise TopicError(
+                    f"topics {missing} were created on {self.bootstrap} but are not in its metadata "
+                    f"after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`."
+                )
             time.sleep(0.1)
 
     def check(self, specs: Iterable[TopicSpec], existing: Mapping[str, int] | None = None) -> None:
@@ -158,8 +164,10 @@ class TopicAdmin:
             raise TopicError(f"topics {absent} do not exist on {self.bootstrap}; create them with `muse tenants add`.")
         for name, partitions in topics.items():
             if partitions < existing[name]:
-                raise TopicError(f"topic {name!r} has {existing[name]} partitions; it cannot shrink to {partitions}: "
-                                 "Kafka only adds partitions. Ask for at least its current count")
+                raise TopicError(
+                    f"topic {name!r} has {existing[name]} partitions; it cannot shrink to {partitions}: "
+                    "Kafka only adds partitions. Ask for at least its current count"
+                )
         wanted = [NewPartitions(name, n) for name, n in topics.items() if n > existing[name]]
         if wanted:
             futures = self._admin.create_partitions(wanted, operation_timeout=ADMIN_TIMEOUT_S)
@@ -167,8 +175,9 @@ class TopicAdmin:
                 try:
                     future.result()
                 except KafkaException as error:
-                    raise TopicError(f"adding partitions to topic {name!r} on {self.bootstrap} failed: "
-                                     f"{error.args[0].str()}") from error
+                    raise TopicError(
+                        f"adding partitions to topic {name!r} on {self.bootstrap} failed: {error.args[0].str()}"
+                    ) from error
             self._await_partitions({p.topic: p.new_total_count for p in wanted})
         return {name: existing[name] for name in topics}
 
@@ -181,8 +190,10 @@ class TopicAdmin:
             if not short:
                 return
             if time.monotonic() > deadline:
-                raise TopicError(f"partitions were added to {sorted(short)} on {self.bootstrap} but its metadata still shows "
-                                 f"{short} after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`.")
+                raise TopicError(
+                    f"partitions were added to {sorted(short)} on {self.bootstrap} but its metadata still shows "
+                    f"{short} after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`."
+                )
             time.sleep(0.1)
 
     def topic_configs(self, names: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -191,8 +202,7 @@ class TopicAdmin:
             return {}
         futures = self._admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT_S)
         return {
-            resource.name: {key: entry.value for key, entry in future.result().items()}
-            for resource, future in futures.items()
+            resource.name: {key: entry.value for key, entry in future.result().items()} for resource, future in futures.items()
         }
 
     def delete(self, names: Iterable[str]) -> None:
@@ -200,7 +210,7 @@ class TopicAdmin:
         if not names:
             return
         for start in range(0, len(names), ADMIN_REQUEST_TOPICS):
-            chunk = names[start:start + ADMIN_REQUEST_TOPICS]
+            chunk = names[start : start + ADMIN_REQUEST_TOPICS]
             for future in self._admin.delete_topics(chunk, operation_timeout=ADMIN_TIMEOUT_S).values():
                 future.result()
 
@@ -218,8 +228,14 @@ def tenant_retention(admin: TopicAdmin, names: TopicNames, tenants: Iterable[str
     return {t: describe_retention(configs[names.input_topic(t)].get("retention.ms")) for t in tenants}
 
 
-def ensure_tenant_topics(admin: TopicAdmin, names: TopicNames, tenants: Sequence[str], partitions: int = 1, *,
-                         kinds: Iterable[str] = TENANT_TOPIC_KINDS) -> list[tuple[TopicSpec, bool]]:
+def ensure_tenant_topics(
+    admin: TopicAdmin,
+    names: TopicNames,
+    tenants: Sequence[str],
+    partitions: int = 1,
+    *,
+    kinds: Iterable[str] = TENANT_TOPIC_KINDS,
+) -> list[tuple[TopicSpec, bool]]:
     """Create (idempotently) a namespace's internal topics and each tenant's topics of ``kinds``
     (all of them unless told); returns each spec ensured, internal ones first, with whether this
     call created it."""

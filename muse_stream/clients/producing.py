@@ -19,8 +19,9 @@ from muse_stream.errors import MuseError
 Record = tuple[str, bytes | None, bytes | None]
 
 
-def produce_grouped(producer: Producer, records: Iterable[Record], *,
-                    on_delivery: Callable[[KafkaError | None, object], None] | None = None) -> int:
+def produce_grouped(
+    producer: Producer, records: Iterable[Record], *, on_delivery: Callable[[KafkaError | None, object], None] | None = None
+) -> int:
     """Queue ``(topic, key, value)`` records with one ``produce_batch`` call per topic; returns how many.
 
     Why not ``produce()`` per record: librdkafka finds a topic's handle by walking the list of every
@@ -51,8 +52,9 @@ def produce_grouped(producer: Producer, records: Iterable[Record], *,
     return count
 
 
-def produce_acknowledged(producer: Producer, records: Iterable[Record], *, what: str, timeout_s: float = 60.0,
-                         error: type[MuseError] = MuseError) -> int:
+def produce_acknowledged(
+    producer: Producer, records: Iterable[Record], *, what: str, timeout_s: float = 60.0, error: type[MuseError] = MuseError
+) -> int:
     """Queue ``(topic, key, value)`` records and wait until the broker acknowledged every one;
     returns how many. A refusal or a timeout raises ``error`` naming ``what`` was produced."""
     failures: list[str] = []
@@ -69,16 +71,15 @@ def produce_acknowledged(producer: Producer, records: Iterable[Record], *, what:
     return count
 
 
-def produce_records(bootstrap: str, records: Iterable[Record], *, what: str = "records",
-                    config: Mapping[str, Any] | None = None) -> int:
+def produce_records(
+    bootstrap: str, records: Iterable[Record], *, what: str = "records", config: Mapping[str, Any] | None = None
+) -> int:
     """Produce ``(topic, key, value)`` records with a fresh idempotent producer (``config``: librdkafka
     settings on top of ours) and wait for every acknowledgement: for one-off loads (benchmarks, tests)."""
-    return produce_acknowledged(Producer(producer_config(bootstrap, **(config or {}))), records,
-                                what=f"{what} to {bootstrap}")
+    return produce_acknowledged(Producer(producer_config(bootstrap, **(config or {}))), records, what=f"{what} to {bootstrap}")
 
 
-def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None,
-                  deadline: float | None = None) -> None:
+def call_retrying(call: Callable[..., object], *args: object, attempts: int | None = None, deadline: float | None = None) -> None:
     """Call ``call(*args)`` again while librdkafka says its error is retriable (at most ``attempts``
     times, and no new attempt after ``deadline``, a ``time.monotonic()`` instant; both None: until
     it is not). Past either limit the last retriable error is raised. For commit_transaction this is
@@ -90,6 +91,9 @@ def call_retrying(call: Callable[..., object], *args: object, attempts: int | No
             call(*args)
             return
         except KafkaException as exception:
-            if (not exception.args[0].retriable() or (attempts is not None and attempt >= attempts)
-                    or (deadline is not None and time.monotonic() >= deadline)):
+            if (
+                not exception.args[0].retriable()
+                or (attempts is not None and attempt >= attempts)
+                or (deadline is not None and time.monotonic() >= deadline)
+            ):
                 raise

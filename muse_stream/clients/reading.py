@@ -24,7 +24,6 @@ READ_TIMEOUT_S = 30.0
 LEADER_WAIT_S = 10.0
 
 
-
 class Record(Protocol):
     """A consumed message that is a record, not an error event. confluent-kafka types topic(),
     partition() and offset() as optional because an error event may lack them; a message whose
@@ -48,8 +47,16 @@ def good_batch(messages: list[Message]) -> list[Record]:
     """A batch as records, without a per-message cost: for batches whose error events were taken out."""
     return cast(list[Record], messages)
 
-def read_topics(bootstrap: str, topics: list[str], *, expect: int, timeout: float = 60.0, settle: float = 1.0,
-                isolation: str = "read_committed") -> list[tuple[str, bytes | None, bytes | None]]:
+
+def read_topics(
+    bootstrap: str,
+    topics: list[str],
+    *,
+    expect: int,
+    timeout: float = 60.0,
+    settle: float = 1.0,
+    isolation: str = "read_committed",
+) -> list[tuple[str, bytes | None, bytes | None]]:
     """(topic, key, value) of every record, read until at least `expect` arrived and then `settle`
     seconds passed with nothing new (so records beyond `expect`, e.g. duplicates, are seen too),
     or until `timeout`. Uses a fresh group id, so it always starts at the beginning."""
@@ -90,8 +97,10 @@ def reader_from_start(bootstrap: str, topic: str, **overrides: object) -> Consum
             # Just after creation a topic may have no leader yet: wait a little for one.
             if time.monotonic() > deadline:
                 consumer.close()
-                raise MuseError(f"cannot read topic {topic} on {bootstrap}: {error.args[0].str()}; check that it exists "
-                                "(`muse config apply` and `muse tenants add` create the internal topics)") from error
+                raise MuseError(
+                    f"cannot read topic {topic} on {bootstrap}: {error.args[0].str()}; check that it exists "
+                    "(`muse config apply` and `muse tenants add` create the internal topics)"
+                ) from error
             time.sleep(0.05)
     consumer.assign([TopicPartition(topic, 0, low if low >= 0 else OFFSET_BEGINNING)])
     return consumer
@@ -104,8 +113,10 @@ def read_to_end(bootstrap: str, topic: str, *, timeout: float = READ_TIMEOUT_S, 
         deadline = time.monotonic() + timeout
         while True:
             if time.monotonic() > deadline:
-                raise MuseError(f"reading topic {topic} on {bootstrap} did not reach its end within {timeout:.0f} s; "
-                                "check the broker with `muse broker status`, and that no transaction is stuck open")
+                raise MuseError(
+                    f"reading topic {topic} on {bootstrap} did not reach its end within {timeout:.0f} s; "
+                    "check the broker with `muse broker status`, and that no transaction is stuck open"
+                )
             message = consumer.poll(0.2)
             if message is None:
                 continue

@@ -44,16 +44,25 @@ def _recent(bootstrap: str, topics: dict[str, int], since_s: float | None, per_p
         yield from batch
 
 
-def read_shadow_scores(bootstrap: str, names: TopicNames, predictor_id: str, *, since_s: float | None = None,
-                       last: int | None = None, tenants: Iterable[str] | None = None) -> list[ShadowScore]:
+def read_shadow_scores(
+    bootstrap: str,
+    names: TopicNames,
+    predictor_id: str,
+    *,
+    since_s: float | None = None,
+    last: int | None = None,
+    tenants: Iterable[str] | None = None,
+) -> list[ShadowScore]:
     """The scores of the shadow ``predictor_id`` (its spec's id), oldest first: those of the last
     ``since_s`` seconds (all the topic holds when None), of ``tenants`` (all when None), the most
     recent ``last`` of them when given."""
     topic = names.shadow_topic
     partitions = TopicAdmin(bootstrap).existing_topics().get(topic)
     if partitions is None:
-        raise MuseError(f"there is no shadow topic {topic} on {bootstrap}: no worker has scored a shadow in namespace "
-                        f"{names.namespace!r}; check --namespace")
+        raise MuseError(
+            f"there is no shadow topic {topic} on {bootstrap}: no worker has scored a shadow in namespace "
+            f"{names.namespace!r}; check --namespace"
+        )
     wanted = None if tenants is None else set(tenants)
     marker = predictor_id.encode()
     found: list[ShadowScore] = []
@@ -72,14 +81,18 @@ def read_shadow_scores(bootstrap: str, names: TopicNames, predictor_id: str, *, 
     return found[-last:] if last else found
 
 
-def read_recent_scores(bootstrap: str, names: TopicNames, tenants: Iterable[str], *, since_s: float,
-                       per_partition: int = 20_000) -> RecentScores:
+def read_recent_scores(
+    bootstrap: str, names: TopicNames, tenants: Iterable[str], *, since_s: float, per_partition: int = 20_000
+) -> RecentScores:
     """Live results (output topics of ``tenants``) and shadow scores of the last ``since_s`` seconds,
     at most ``per_partition`` records of each partition, by (tenant, intent, predictor id)."""
     existing = TopicAdmin(bootstrap).existing_topics()
     wanted = set(tenants)
-    topics = {topic: existing[topic] for topic in [*(names.output_topic(t) for t in sorted(wanted)), names.shadow_topic]
-              if topic in existing}
+    topics = {
+        topic: existing[topic]
+        for topic in [*(names.output_topic(t) for t in sorted(wanted)), names.shadow_topic]
+        if topic in existing
+    }
     live: dict[tuple[str, str, str], list[float]] = {}
     shadow: dict[tuple[str, str, str], tuple[list[float], list[float]]] = {}
     for message in _recent(bootstrap, topics, since_s, per_partition):
@@ -100,4 +113,5 @@ def read_recent_scores(bootstrap: str, names: TopicNames, tenants: Iterable[str]
             continue
     return RecentScores(
         live={key: np.asarray(scores) for key, scores in live.items()},
-        shadow={key: (np.asarray(m), np.asarray(c)) for key, (m, c) in shadow.items()})
+        shadow={key: (np.asarray(m), np.asarray(c)) for key, (m, c) in shadow.items()},
+    )

@@ -44,13 +44,25 @@ class SecurityError(MuseError):
 
 
 def _binding(acl: Acl) -> AclBinding:
-    return AclBinding(ResourceType[acl.resource_type], acl.name, ResourcePatternType[acl.pattern],
-                      acl.kafka_principal, "*", AclOperation[acl.operation], AclPermissionType.ALLOW)
+    return AclBinding(
+        ResourceType[acl.resource_type],
+        acl.name,
+        ResourcePatternType[acl.pattern],
+        acl.kafka_principal,
+        "*",
+        AclOperation[acl.operation],
+        AclPermissionType.ALLOW,
+    )
 
 
 def _acl(binding: AclBinding) -> Acl:
-    return Acl(binding.principal.removeprefix("User:"), binding.restype.name, binding.resource_pattern_type.name,
-               binding.name, binding.operation.name)
+    return Acl(
+        binding.principal.removeprefix("User:"),
+        binding.restype.name,
+        binding.resource_pattern_type.name,
+        binding.name,
+        binding.operation.name,
+    )
 
 
 class SecurityAdmin:
@@ -69,8 +81,10 @@ class SecurityAdmin:
         operations = self._result(future, "checking the login's rights on the cluster").authorized_operations or []
         if AclOperation.ALTER not in operations:
             who = client_settings().security.get("sasl.username", "this login")
-            raise SecurityError(f"{who} may not manage credentials and ACLs on {self.bootstrap} (no Alter on the "
-                                f"cluster); use the admin's client config (MUSE_CLIENT_CONFIG / --client-config)")
+            raise SecurityError(
+                f"{who} may not manage credentials and ACLs on {self.bootstrap} (no Alter on the "
+                f"cluster); use the admin's client config (MUSE_CLIENT_CONFIG / --client-config)"
+            )
 
     # -- ACLs ----------------------------------------------------------------------------------
 
@@ -82,23 +96,27 @@ class SecurityAdmin:
                 self._result(future, "creating ACLs")
 
     def revoke(self, acls: Iterable[Acl]) -> None:
-        filters = [AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                                    b.permission_type) for b in map(_binding, acls)]
+        filters = [
+            AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type)
+            for b in map(_binding, acls)
+        ]
         if filters:
             for future in self._admin.delete_acls(filters, request_timeout=ADMIN_TIMEOUT_S).values():
                 self._result(future, "deleting ACLs")
 
     def revoke_principal(self, principal: str) -> None:
         """Every rule of ``principal``, whatever it names (also rules added by hand)."""
-        any_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{principal}", None,
-                                      AclOperation.ANY, AclPermissionType.ANY)
+        any_filter = AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{principal}", None, AclOperation.ANY, AclPermissionType.ANY
+        )
         for future in self._admin.delete_acls([any_filter], request_timeout=ADMIN_TIMEOUT_S).values():
             self._result(future, f"deleting the ACLs of {principal}")
 
     def acls(self) -> list[Acl]:
         """Every rule on the cluster."""
-        any_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-                                      AclOperation.ANY, AclPermissionType.ANY)
+        any_filter = AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+        )
         future = self._admin.describe_acls(any_filter, request_timeout=ADMIN_TIMEOUT_S)
         return sorted(_acl(binding) for binding in self._result(future, "listing ACLs"))
 
@@ -109,7 +127,8 @@ class SecurityAdmin:
         password = password or new_password()
         info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
         futures = self._admin.alter_user_scram_credentials(
-            [UserScramCredentialUpsertion(user, info, password.encode(), None)], request_timeout=ADMIN_TIMEOUT_S)
+            [UserScramCredentialUpsertion(user, info, password.encode(), None)], request_timeout=ADMIN_TIMEOUT_S
+        )
         for future in futures.values():
             self._result(future, f"setting the credential of {user}")
         return password
@@ -119,7 +138,8 @@ class SecurityAdmin:
         if user not in self.users():
             return False
         futures = self._admin.alter_user_scram_credentials(
-            [UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)], request_timeout=ADMIN_TIMEOUT_S)
+            [UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)], request_timeout=ADMIN_TIMEOUT_S
+        )
         for future in futures.values():
             self._result(future, f"deleting the credential of {user}")
         return True
@@ -132,8 +152,10 @@ class SecurityAdmin:
         try:
             return future.result()
         except KafkaException as error:
-            raise SecurityError(f"{doing} on {self.bootstrap} failed: {error.args[0].str()}; the client config "
-                                f"must be the admin's (MUSE_CLIENT_CONFIG / --client-config)") from None
+            raise SecurityError(
+                f"{doing} on {self.bootstrap} failed: {error.args[0].str()}; the client config "
+                f"must be the admin's (MUSE_CLIENT_CONFIG / --client-config)"
+            ) from None
 
 
 # -- client quotas, through Kafka's kafka-configs ---------------------------------------------------
@@ -147,9 +169,11 @@ class Quota:
     request_percentage: float | None = None
 
     def settings(self) -> dict[str, str]:
-        return {key: str(value) for key, value in (("producer_byte_rate", self.producer_byte_rate),
-                                                   ("request_percentage", self.request_percentage))
-                if value is not None}
+        return {
+            key: str(value)
+            for key, value in (("producer_byte_rate", self.producer_byte_rate), ("request_percentage", self.request_percentage))
+            if value is not None
+        }
 
     def describe(self) -> str:
         parts = []
@@ -176,8 +200,9 @@ def java_client_properties(login: ScramLogin) -> str:
 def _admin_login() -> ScramLogin:
     security = client_settings().security
     if "sasl.username" not in security:
-        raise SecurityError("quotas need the admin's SCRAM login: set MUSE_CLIENT_CONFIG (--client-config) to the "
-                            "admin's client properties file")
+        raise SecurityError(
+            "quotas need the admin's SCRAM login: set MUSE_CLIENT_CONFIG (--client-config) to the admin's client properties file"
+        )
     ca = security.get("ssl.ca.location")
     return ScramLogin(security["sasl.username"], security["sasl.password"], Path(ca) if ca else None)
 
@@ -189,9 +214,24 @@ def _config_command(bootstrap: str, *arguments: str) -> str:
     with tempfile.TemporaryDirectory(prefix="muse-quota-") as scratch:
         command_config = write_private(Path(scratch) / "admin.properties", java_client_properties(_admin_login()))
         result = subprocess.run(
-            [java, "-Xmx256m", "-Dlog4j2.level=ERROR", "-cp", f"{libs}/*", "kafka.admin.ConfigCommand",
-             "--bootstrap-server", bootstrap, "--command-config", str(command_config), *arguments],
-            capture_output=True, text=True, check=False, timeout=120)
+            [
+                java,
+                "-Xmx256m",
+                "-Dlog4j2.level=ERROR",
+                "-cp",
+                f"{libs}/*",
+                "kafka.admin.ConfigCommand",
+                "--bootstrap-server",
+                bootstrap,
+                "--command-config",
+                str(command_config),
+                *arguments,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
     if result.returncode != 0:
         last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
         raise SecurityError(f"kafka-configs {' '.join(arguments[:3])} on {bootstrap} failed: {last[0]}")

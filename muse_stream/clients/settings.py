@@ -80,8 +80,10 @@ def parse_client_properties(text: str, source: str) -> dict[str, str]:
         if not sep or not key:
             raise MuseError(f"{where}: expected key=value, got {line!r}")
         if not (key in SECURITY_KEYS or key.startswith(SECURITY_PREFIXES)):
-            raise MuseError(f"{where}: {key!r} is not a security setting; a client config file holds only "
-                            "security.protocol, ssl.* and sasl.* (the bootstrap address goes in MUSE_BOOTSTRAP)")
+            raise MuseError(
+                f"{where}: {key!r} is not a security setting; a client config file holds only "
+                "security.protocol, ssl.* and sasl.* (the bootstrap address goes in MUSE_BOOTSTRAP)"
+            )
         if key in settings:
             raise MuseError(f"{where}: {key!r} is set twice; keep one")
         if key == "security.protocol" and value.lower() not in SECURITY_PROTOCOLS:
@@ -102,17 +104,21 @@ def parse_connect_timeout(text: str, source: str) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _load(security_file: str | None, connect_timeout: str | None) -> ClientSettings:
-    seconds = (DEFAULT_CONNECT_TIMEOUT_S if connect_timeout is None
-               else parse_connect_timeout(connect_timeout, CONNECT_TIMEOUT_ENV))
+    seconds = (
+        DEFAULT_CONNECT_TIMEOUT_S if connect_timeout is None else parse_connect_timeout(connect_timeout, CONNECT_TIMEOUT_ENV)
+    )
     if not security_file:
         return ClientSettings(connect_timeout_s=seconds)
     try:
         text = Path(security_file).read_text()
     except (OSError, UnicodeDecodeError) as error:
-        raise MuseError(f"cannot read the client config file {security_file} ({CLIENT_CONFIG_ENV} / --client-config): "
-                        f"{getattr(error, 'strerror', None) or error}") from error
-    return ClientSettings(connect_timeout_s=seconds, security=parse_client_properties(text, security_file),
-                          security_file=security_file)
+        raise MuseError(
+            f"cannot read the client config file {security_file} ({CLIENT_CONFIG_ENV} / --client-config): "
+            f"{getattr(error, 'strerror', None) or error}"
+        ) from error
+    return ClientSettings(
+        connect_timeout_s=seconds, security=parse_client_properties(text, security_file), security_file=security_file
+    )
 
 
 def client_settings() -> ClientSettings:
@@ -142,14 +148,17 @@ def admin_config(bootstrap: str, *, plaintext: bool = False, **overrides: Any) -
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     """An idempotent producer: no duplicates from retries, order kept per partition."""
-    return client_config(bootstrap, {
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "message.timeout.ms": MESSAGE_TIMEOUT_MS,
-        "message.max.bytes": DEAD_LETTER_MAX_BYTES,
-        **overrides,
-    })
+    return client_config(
+        bootstrap,
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+            "message.max.bytes": DEAD_LETTER_MAX_BYTES,
+            **overrides,
+        },
+    )
 
 
 def transactional_producer_config(bootstrap: str, transactional_id: str, **overrides: Any) -> dict[str, Any]:
@@ -161,14 +170,17 @@ def transactional_producer_config(bootstrap: str, transactional_id: str, **overr
 
 def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str, Any]:
     """A consumer that sees only committed records and commits offsets only when told to."""
-    return client_config(bootstrap, {
-        "group.id": group_id,
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        **overrides,
-    })
+    return client_config(
+        bootstrap,
+        {
+            "group.id": group_id,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            **overrides,
+        },
+    )
 
 
 def artifact_producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -196,8 +208,14 @@ _AIOKAFKA_PLAIN = {
     "sasl.username": "sasl_plain_username",
     "sasl.password": "sasl_plain_password",
 }
-_AIOKAFKA_SSL = ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
-                 "ssl.endpoint.identification.algorithm", "enable.ssl.certificate.verification")
+_AIOKAFKA_SSL = (
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
+    "enable.ssl.certificate.verification",
+)
 
 
 def aiokafka_security(settings: ClientSettings | None = None) -> dict[str, Any]:
@@ -214,8 +232,10 @@ def aiokafka_security(settings: ClientSettings | None = None) -> dict[str, Any]:
             kwargs[keyword] = security.pop(key)
     ssl_settings = {key: security.pop(key) for key in _AIOKAFKA_SSL if key in security}
     if security:
-        raise MuseError(f"{source}: {min(security)!r} has no aiokafka equivalent, so the monitor cannot use it; "
-                        f"aiokafka takes {', '.join(sorted({*_AIOKAFKA_PLAIN, *_AIOKAFKA_SSL, 'security.protocol'}))}")
+        raise MuseError(
+            f"{source}: {min(security)!r} has no aiokafka equivalent, so the monitor cannot use it; "
+            f"aiokafka takes {', '.join(sorted({*_AIOKAFKA_PLAIN, *_AIOKAFKA_SSL, 'security.protocol'}))}"
+        )
     if kwargs["security_protocol"] in ("SSL", "SASL_SSL"):
         kwargs["ssl_context"] = _ssl_context(ssl_settings, source)
     return kwargs
@@ -225,8 +245,9 @@ def _ssl_context(settings: Mapping[str, str], source: str) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=settings.get("ssl.ca.location"))
         if "ssl.certificate.location" in settings:
-            context.load_cert_chain(settings["ssl.certificate.location"], settings.get("ssl.key.location"),
-                                    settings.get("ssl.key.password"))
+            context.load_cert_chain(
+                settings["ssl.certificate.location"], settings.get("ssl.key.location"), settings.get("ssl.key.password")
+            )
     except (OSError, ssl.SSLError) as error:
         raise MuseError(f"{source}: cannot load the TLS files it names: {error}") from error
     if settings.get("ssl.endpoint.identification.algorithm", "https").lower() == "none":

@@ -26,8 +26,7 @@ def default_credentials_dir() -> Path:
     """Tenants' client files go next to the admin's, in ``tenants/``."""
     settings = client_settings()
     if not settings.security_file:
-        raise MuseError(f"no client config to put the tenant's credentials next to; set {CLIENT_CONFIG_ENV} "
-                        "or pass --out FILE")
+        raise MuseError(f"no client config to put the tenant's credentials next to; set {CLIENT_CONFIG_ENV} or pass --out FILE")
     return Path(settings.security_file).resolve().parent / "tenants"
 
 
@@ -47,8 +46,9 @@ class TenantAccess:
     acls: int
 
 
-def grant_tenant(security: SecurityAdmin, names: TopicNames, tenant: str, out: Path | None = None,
-                 *, rotate: bool = False) -> TenantAccess:
+def grant_tenant(
+    security: SecurityAdmin, names: TopicNames, tenant: str, out: Path | None = None, *, rotate: bool = False
+) -> TenantAccess:
     """Create (or, with ``rotate`` or no credential yet, replace) the tenant's credential, write its
     client file and grant its ACLs and muse's principals' ACLs on its topics and the namespace."""
     principal = tenant_principal(names, tenant)
@@ -57,19 +57,21 @@ def grant_tenant(security: SecurityAdmin, names: TopicNames, tenant: str, out: P
     path = None
     if rotate or principal not in security.users():
         password = security.set_password(principal)
-        path = write_client_properties(out or default_credentials_file(names, tenant),
-                                       ScramLogin(principal, password, _ca_file()))
+        path = write_client_properties(
+            out or default_credentials_file(names, tenant), ScramLogin(principal, password, _ca_file())
+        )
     return TenantAccess(principal, path, len(tenant_acls(names, tenant)))
 
 
 def rotate_tenant(security: SecurityAdmin, names: TopicNames, tenant: str, out: Path | None = None) -> Path:
     principal = tenant_principal(names, tenant)
     if principal not in security.users():
-        raise MuseError(f"tenant {tenant!r} has no credential ({principal}) on {security.bootstrap}; "
-                        f"create it with `muse tenants add {tenant}`")
+        raise MuseError(
+            f"tenant {tenant!r} has no credential ({principal}) on {security.bootstrap}; "
+            f"create it with `muse tenants add {tenant}`"
+        )
     password = security.set_password(principal)
-    return write_client_properties(out or default_credentials_file(names, tenant),
-                                   ScramLogin(principal, password, _ca_file()))
+    return write_client_properties(out or default_credentials_file(names, tenant), ScramLogin(principal, password, _ca_file()))
 
 
 def revoke_tenant(security: SecurityAdmin, names: TopicNames, tenant: str) -> bool:

@@ -62,14 +62,20 @@ class KafkaArtifactStore:
         """Upload ``data`` (once) and wait until the broker has it; returns its sha256."""
         digest = sha256_hex(data)
         if len(data) > ARTIFACT_MAX_BYTES:
-            raise ArtifactError(f"model artifact {digest} is {len(data)} bytes, over the {ARTIFACT_MAX_BYTES} bytes "
-                                f"the models topic {self.topic} accepts; shrink the model (fewer trees, UBJ format)")
+            raise ArtifactError(
+                f"model artifact {digest} is {len(data)} bytes, over the {ARTIFACT_MAX_BYTES} bytes "
+                f"the models topic {self.topic} accepts; shrink the model (fewer trees, UBJ format)"
+            )
         with self._lock:
             if digest in self._on_topic:
                 return digest  # re-uploading would be harmless (same key, same bytes), just wasteful
-        produce_acknowledged(Producer(artifact_producer_config(self.bootstrap)),
-                             [(self.topic, digest.encode(), bytes(data))], timeout_s=READ_TIMEOUT_S,
-                             what=f"model artifact {digest} to {self.topic} on {self.bootstrap}", error=ArtifactError)
+        produce_acknowledged(
+            Producer(artifact_producer_config(self.bootstrap)),
+            [(self.topic, digest.encode(), bytes(data))],
+            timeout_s=READ_TIMEOUT_S,
+            what=f"model artifact {digest} to {self.topic} on {self.bootstrap}",
+            error=ArtifactError,
+        )
         self.cache.put(data)
         with self._lock:
             self._on_topic.add(digest)
@@ -80,8 +86,10 @@ class KafkaArtifactStore:
         if not self.cache.exists(sha256):
             self.refresh()
         if not self.cache.exists(sha256):
-            raise ArtifactError(f"model artifact {sha256} is not on the models topic {self.topic} at {self.bootstrap}; "
-                                "upload it with `muse config apply` (which uploads every artifact a config names)")
+            raise ArtifactError(
+                f"model artifact {sha256} is not on the models topic {self.topic} at {self.bootstrap}; "
+                "upload it with `muse config apply` (which uploads every artifact a config names)"
+            )
         return self.cache.get(sha256)
 
     def exists(self, sha256: str) -> bool:
@@ -104,14 +112,20 @@ class KafkaArtifactStore:
         """Replay the models topic, caching every verified artifact not yet cached."""
         found: set[str] = set()
         try:
-            for message in read_to_end(self.bootstrap, self.topic, timeout=READ_TIMEOUT_S, **{"fetch.max.bytes": ARTIFACT_MAX_BYTES}):
+            for message in read_to_end(
+                self.bootstrap, self.topic, timeout=READ_TIMEOUT_S, **{"fetch.max.bytes": ARTIFACT_MAX_BYTES}
+            ):
                 key = (message.key() or b"").decode("utf-8", errors="replace")
                 value = message.value()
                 if value is None:
                     found.discard(key)
                 elif sha256_hex(value) != key:
-                    logger.warning("models topic %s offset %d: key %r is not the sha256 of the value; record ignored",
-                                self.topic, message.offset(), key)
+                    logger.warning(
+                        "models topic %s offset %d: key %r is not the sha256 of the value; record ignored",
+                        self.topic,
+                        message.offset(),
+                        key,
+                    )
                 else:
                     found.add(key)
                     if not self.cache.exists(key):

@@ -103,13 +103,16 @@ class TenantConfig(BaseModel):
     name: TenantName
     default_intent: IntentName
     partitions: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="input/output partitions `muse config apply` creates the tenant's topics with (default 1); "
-                    "topics that exist keep theirs and must have at least this many (grow them with `muse tenants alter`)")
+        "topics that exist keep theirs and must have at least this many (grow them with `muse tenants alter`)",
+    )
     thresholds: tuple[float, ...] = Field(
         default=(),
         description="the score thresholds the tenant alerts at, in (0, 1): `muse config plan` shows the alert rate "
-                    "to expect at each when a live predictor changes (informational; scores do not depend on it)")
+        "to expect at each when a live predictor changes (informational; scores do not depend on it)",
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -206,7 +209,11 @@ class VersionMarker(BaseModel):
 
 Entry = TenantConfig | IntentConfig | PredictorConfig | RouteConfig | ModelEntry
 ENTRY_TYPES: dict[str, type[BaseModel]] = {
-    "tenant": TenantConfig, "intent": IntentConfig, "predictor": PredictorConfig, "route": RouteConfig, "model": ModelEntry,
+    "tenant": TenantConfig,
+    "intent": IntentConfig,
+    "predictor": PredictorConfig,
+    "route": RouteConfig,
+    "model": ModelEntry,
 }
 
 
@@ -229,9 +236,19 @@ def reference_problems(entries: Iterable[Entry], declared_invalid: Iterable[str]
         if isinstance(entry, TenantConfig):
             if entry.default_intent not in intents:
                 if f"intent/{entry.default_intent}" not in refused:
-                    problems.append(Problem(entry.key, f"default intent {entry.default_intent!r} is not declared; add intent/{entry.default_intent}"))
+                    problems.append(
+                        Problem(
+                            entry.key,
+                            f"default intent {entry.default_intent!r} is not declared; add intent/{entry.default_intent}",
+                        )
+                    )
             elif (entry.name, entry.default_intent) not in routes and f"route/{entry.name}/{entry.default_intent}" not in refused:
-                problems.append(Problem(entry.key, f"default intent {entry.default_intent!r} has no route: add route/{entry.name}/{entry.default_intent}"))
+                problems.append(
+                    Problem(
+                        entry.key,
+                        f"default intent {entry.default_intent!r} has no route: add route/{entry.name}/{entry.default_intent}",
+                    )
+                )
         elif isinstance(entry, RouteConfig):
             if entry.tenant not in tenants and f"tenant/{entry.tenant}" not in refused:
                 problems.append(Problem(entry.key, f"tenant {entry.tenant!r} is not declared; declare it or remove the route"))
@@ -239,14 +256,28 @@ def reference_problems(entries: Iterable[Entry], declared_invalid: Iterable[str]
                 problems.append(Problem(entry.key, f"intent {entry.intent!r} is not declared; declare it or remove the route"))
             for role, name in [("live", entry.live)] + [("shadow", s) for s in entry.shadows]:
                 if name not in predictors and f"predictor/{name}" not in refused:
-                    problems.append(Problem(entry.key, f"{role} predictor {name!r} is not declared (a route to nowhere); declare predictor/{name} or route elsewhere"))
+                    problems.append(
+                        Problem(
+                            entry.key,
+                            f"{role} predictor {name!r} is not declared (a route to nowhere); declare predictor/{name} or route elsewhere",
+                        )
+                    )
         elif isinstance(entry, PredictorConfig):
             ref = entry.spec.model
             meta = models.get(ref.sha256)
             if meta is None:
-                problems.append(Problem(entry.key, f"its model {ref.name}:{ref.version} (sha256 {ref.sha256}) has no model/{ref.sha256} entry"))
+                problems.append(
+                    Problem(
+                        entry.key, f"its model {ref.name}:{ref.version} (sha256 {ref.sha256}) has no model/{ref.sha256} entry"
+                    )
+                )
             elif (meta.name, meta.version, meta.format) != (ref.name, ref.version, ref.format):
-                problems.append(Problem(entry.key, f"its model reference {ref.name}:{ref.version} disagrees with model/{ref.sha256} ({meta.name}:{meta.version})"))
+                problems.append(
+                    Problem(
+                        entry.key,
+                        f"its model reference {ref.name}:{ref.version} disagrees with model/{ref.sha256} ({meta.name}:{meta.version})",
+                    )
+                )
     return problems
 
 
@@ -288,8 +319,13 @@ class DeploymentConfig(BaseModel):
     ) -> DeploymentConfig:
         """A config whose ``models`` are derived from the predictors' specs."""
         predictors = tuple(predictors)
-        return cls(tenants=tuple(tenants), intents=tuple(intents), predictors=predictors, routes=tuple(routes),
-                   models=model_entries(predictors))
+        return cls(
+            tenants=tuple(tenants),
+            intents=tuple(intents),
+            predictors=predictors,
+            routes=tuple(routes),
+            models=model_entries(predictors),
+        )
 
     @classmethod
     def from_entries(cls, entries: Iterable[Entry]) -> DeploymentConfig:
@@ -358,4 +394,3 @@ def decode_record(key: bytes | str | None, value: bytes | None) -> tuple[str, En
     if entry.key != text:
         raise RecordError(f"body describes {entry.key!r}, not its key {text!r}")
     return text, entry
-

@@ -68,15 +68,20 @@ class RouteExpectation:
         than ``tolerance`` (relative); nothing when there are too few scores to say."""
         if self.after is None or self.after.n < MIN_EXPECTATION_SCORES:
             return []
-        return [(edge, self.after.at[edge], target) for edge, target in self.targets.items()
-                if abs(self.after.at[edge] - target) > tolerance * target]
+        return [
+            (edge, self.after.at[edge], target)
+            for edge, target in self.targets.items()
+            if abs(self.after.at[edge] - target) > tolerance * target
+        ]
 
     def render(self, tolerance: float) -> list[str]:
         def head(rates: Rates | None, name: str | None) -> str:
             return f"{name}: {rates.n} {rates.source}" if rates else f"{name}: no recent scores"
 
-        lines = [f"    expected alert rates of {self.route} on recent traffic: now {head(self.now, self.old)}; "
-                 f"after {head(self.after, self.new)}"]
+        lines = [
+            f"    expected alert rates of {self.route} on recent traffic: now {head(self.now, self.old)}; "
+            f"after {head(self.after, self.new)}"
+        ]
         lines.append(f"      {'threshold':>10}{'target':>10}{'now':>10}{'after':>10}")
         missed = {edge for edge, _, _ in self.off_target(tolerance)}
         for t in self.thresholds:
@@ -102,8 +107,9 @@ def _targets(spec: PredictorSpec) -> dict[float, float]:
     return dict(zip(curve.edges, curve.rates, strict=True))
 
 
-def _scores_of(spec: PredictorSpec, tenant: str, intent: str, recent: RecentScores,
-               specs_by_id: Mapping[str, PredictorConfig]) -> tuple[np.ndarray, str] | None:
+def _scores_of(
+    spec: PredictorSpec, tenant: str, intent: str, recent: RecentScores, specs_by_id: Mapping[str, PredictorConfig]
+) -> tuple[np.ndarray, str] | None:
     live = recent.live.get((tenant, intent, spec.id))
     if live is not None and live.size:
         return live, "live results"
@@ -112,8 +118,12 @@ def _scores_of(spec: PredictorSpec, tenant: str, intent: str, recent: RecentScor
         return shadow[0], "shadow scores"
     for (t, i, pid), (_, corrected) in recent.shadow.items():
         other = specs_by_id.get(pid)
-        if (t, i) == (tenant, intent) and other is not None and corrected.size and \
-                (other.spec.model.sha256, other.spec.b) == (spec.model.sha256, spec.b):
+        if (
+            (t, i) == (tenant, intent)
+            and other is not None
+            and corrected.size
+            and (other.spec.model.sha256, other.spec.b) == (spec.model.sha256, spec.b)
+        ):
             return spec.build_quantile_map().transform(corrected), f"scores of shadow {_label(other)} through the new map"
     return None
 
@@ -140,9 +150,15 @@ def expectations(old: DeploymentConfig, new: DeploymentConfig, recent: RecentSco
         after_scores = _scores_of(after_p.spec, route.tenant, route.intent, recent, specs_by_id)
         if now_p is None and after_scores is None:
             continue  # a new route with nothing to go by (a first apply): no table of dashes
-        found.append(RouteExpectation(
-            f"{route.tenant}/{route.intent}", _label(now_p) if now_p else None, _label(after_p), targets,
-            tenant.thresholds if tenant else (),
-            Rates.of(now_scores[0], thresholds, now_scores[1]) if now_scores else None,
-            Rates.of(after_scores[0], thresholds, after_scores[1]) if after_scores else None))
+        found.append(
+            RouteExpectation(
+                f"{route.tenant}/{route.intent}",
+                _label(now_p) if now_p else None,
+                _label(after_p),
+                targets,
+                tenant.thresholds if tenant else (),
+                Rates.of(now_scores[0], thresholds, now_scores[1]) if now_scores else None,
+                Rates.of(after_scores[0], thresholds, after_scores[1]) if after_scores else None,
+            )
+        )
     return tuple(found)

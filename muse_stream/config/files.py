@@ -124,8 +124,11 @@ class _Loader:
                 self.problem(section, f"must be an array of tables: write [[{section}]] for each entry")
                 tables = []
             sections[section] = tables
-        for kind, model, fields in (("intents", IntentConfig, ("name",)), ("tenants", TenantConfig, ("name",)),
-                                    ("routes", RouteConfig, ("tenant", "intent"))):
+        for kind, model, fields in (
+            ("intents", IntentConfig, ("name",)),
+            ("tenants", TenantConfig, ("name",)),
+            ("routes", RouteConfig, ("tenant", "intent")),
+        ):
             for index, table in enumerate(sections[kind]):
                 entry = self.validated(model, kind, index, table, fields)
                 if entry is not None:
@@ -147,14 +150,18 @@ class _Loader:
                 self.refused(label, [f"missing fields {missing}"] if missing else [], unknown)
                 continue
             if label in seen:
-                self.problem(label, f"declared more than once (paths {seen[label]} and {table['path']}); declare each model version once")
+                self.problem(
+                    label, f"declared more than once (paths {seen[label]} and {table['path']}); declare each model version once"
+                )
                 continue
             seen[label] = table["path"]
             path = self.base / table["path"]
             try:
                 data = path.read_bytes()
             except OSError as error:
-                self.problem(label, f"artifact file {path} cannot be read ({error.strerror}); fix the path (relative to {self.path})")
+                self.problem(
+                    label, f"artifact file {path} cannot be read ({error.strerror}); fix the path (relative to {self.path})"
+                )
                 continue
             try:  # a corrupt file is named as such, not as a hash that matches nothing
                 parse_booster(data, source=str(path))
@@ -163,8 +170,11 @@ class _Loader:
                 continue
             digest = sha256_hex(data)
             if table.get("sha256") not in (None, digest):
-                self.problem(label, f"artifact file {path} hashes to {digest}, not the pinned sha256 {table['sha256']}; "
-                                    "the file changed: pin the new hash only if the change is intended")
+                self.problem(
+                    label,
+                    f"artifact file {path} hashes to {digest}, not the pinned sha256 {table['sha256']}; "
+                    "the file changed: pin the new hash only if the change is intended",
+                )
                 continue
             self.artifacts[digest] = path
 
@@ -182,9 +192,16 @@ class _Loader:
             return None
         config = self.validated(PredictorConfig, "predictors", index, {"name": table.get("name"), "spec": spec}, ("name",))
         ref = spec.model
-        if config is not None and spec.model.sha256 not in self.artifacts and f"model {ref.name}:{ref.version}" not in self.invalid:
-            self.problem(label, f"its model {ref.name}:{ref.version} (sha256 {ref.sha256}) matches no readable [[models]] "
-                                f"artifact of this file; add [[models]] name = {ref.name!r}, version = {ref.version!r} with the file that hashes to it")
+        if (
+            config is not None
+            and spec.model.sha256 not in self.artifacts
+            and f"model {ref.name}:{ref.version}" not in self.invalid
+        ):
+            self.problem(
+                label,
+                f"its model {ref.name}:{ref.version} (sha256 {ref.sha256}) matches no readable [[models]] "
+                f"artifact of this file; add [[models]] name = {ref.name!r}, version = {ref.version!r} with the file that hashes to it",
+            )
         return config
 
 

@@ -59,8 +59,13 @@ def operator_identity() -> str:
 
 
 def encode_history_record(version: int, applied_at: datetime, applied_by: str, changes: Mapping[str, Body | None]) -> bytes:
-    record = {"format": HISTORY_FORMAT, "config_version": version, "applied_at": applied_at.isoformat(),
-              "applied_by": applied_by, "changes": dict(changes)}
+    record = {
+        "format": HISTORY_FORMAT,
+        "config_version": version,
+        "applied_at": applied_at.isoformat(),
+        "applied_by": applied_by,
+        "changes": dict(changes),
+    }
     return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
 
 
@@ -76,8 +81,11 @@ def decode_history_record(key: bytes | None, value: bytes | None) -> HistoryEntr
     if not isinstance(record, dict) or record.get("format") != HISTORY_FORMAT:
         raise HistoryError(f"version {text}: value is not a {HISTORY_FORMAT} record")
     changes = record.get("changes")
-    if record.get("config_version") != int(text) or not isinstance(changes, dict) \
-            or not all(body is None or isinstance(body, dict) for body in changes.values()):
+    if (
+        record.get("config_version") != int(text)
+        or not isinstance(changes, dict)
+        or not all(body is None or isinstance(body, dict) for body in changes.values())
+    ):
         raise HistoryError(f"version {text}: config_version must equal the key and changes map keys to bodies or null")
     try:
         applied_at = datetime.fromisoformat(record["applied_at"]) if record.get("applied_at") else None
@@ -98,8 +106,11 @@ def bodies_at(entries: Iterable[HistoryEntry], version: int) -> dict[str, Body]:
     by_version = {entry.version: entry for entry in in_order(entries)}
     newest = max(by_version, default=0)
     if not 1 <= version <= newest:
-        raise HistoryError(f"there is no version {version}: the history holds versions 1 to {newest}"
-                           if newest else f"there is no version {version}: the history is empty")
+        raise HistoryError(
+            f"there is no version {version}: the history holds versions 1 to {newest}"
+            if newest
+            else f"there is no version {version}: the history is empty"
+        )
     missing = [v for v in range(1, version + 1) if v not in by_version]
     if missing:
         raise HistoryError(f"the history lacks version(s) {missing}, so version {version} cannot be rebuilt")
@@ -149,8 +160,12 @@ def summarise(changes: Mapping[str, Body | None], before: Mapping[str, Body]) ->
             continue  # removed what was not there
         counts[sign, key.partition("/")[0]] = counts.get((sign, key.partition("/")[0]), 0) + 1
     kinds = [*KINDS, *sorted({kind for _, kind in counts} - set(KINDS))]
-    parts = [f"{sign}{counts[sign, kind]} {kind}{'s' if counts[sign, kind] != 1 else ''}"
-             for sign in "+~-" for kind in kinds if (sign, kind) in counts]
+    parts = [
+        f"{sign}{counts[sign, kind]} {kind}{'s' if counts[sign, kind] != 1 else ''}"
+        for sign in "+~-"
+        for kind in kinds
+        if (sign, kind) in counts
+    ]
     return ", ".join(parts) or "no changes (the version marker was restored)"
 
 

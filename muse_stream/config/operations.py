@@ -44,9 +44,13 @@ def live_config(publisher: ConfigPublisher) -> LiveConfig:
 DEFAULT_EXPECTATION_WINDOW_S = 3600.0
 
 
-def plan_against_live(publisher: ConfigPublisher, desired: DeploymentConfig, *,
-                      since_s: float = DEFAULT_EXPECTATION_WINDOW_S,
-                      tolerance: float = DEFAULT_EXPECTATION_TOLERANCE) -> tuple[LiveConfig, Plan]:
+def plan_against_live(
+    publisher: ConfigPublisher,
+    desired: DeploymentConfig,
+    *,
+    since_s: float = DEFAULT_EXPECTATION_WINDOW_S,
+    tolerance: float = DEFAULT_EXPECTATION_TOLERANCE,
+) -> tuple[LiveConfig, Plan]:
     """The plan from the live config to ``desired``, with the alert rates to expect on every route
     whose live predictor changes, from the last ``since_s`` seconds of output and shadow traffic."""
     live = live_config(publisher)
@@ -63,10 +67,17 @@ def render_plan(live: LiveConfig, plan: Plan) -> list[str]:
     return [f"plan against live version {live.version}:", *plan.render()]
 
 
-def publish_with_plan(publisher: ConfigPublisher, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None,
-                      *, yes: bool, source: str, echo: Callable[[str], None] = print,
-                      since_s: float = DEFAULT_EXPECTATION_WINDOW_S,
-                      tolerance: float = DEFAULT_EXPECTATION_TOLERANCE) -> PublishResult:
+def publish_with_plan(
+    publisher: ConfigPublisher,
+    desired: DeploymentConfig,
+    artifacts: Mapping[str, bytes] | None = None,
+    *,
+    yes: bool,
+    source: str,
+    echo: Callable[[str], None] = print,
+    since_s: float = DEFAULT_EXPECTATION_WINDOW_S,
+    tolerance: float = DEFAULT_EXPECTATION_TOLERANCE,
+) -> PublishResult:
     """Show the plan, refuse a destructive one without ``yes``, then publish exactly what was planned
     (the publication is refused if another version went live in between)."""
     live, plan = plan_against_live(publisher, desired, since_s=since_s, tolerance=tolerance)
@@ -76,8 +87,9 @@ def publish_with_plan(publisher: ConfigPublisher, desired: DeploymentConfig, art
     return publisher.publish(desired, artifacts, expect_version=live.version)
 
 
-def rollback_to(publisher: ConfigPublisher, version: int, *, yes: bool, source: str,
-                echo: Callable[[str], None] = print) -> PublishResult:
+def rollback_to(
+    publisher: ConfigPublisher, version: int, *, yes: bool, source: str, echo: Callable[[str], None] = print
+) -> PublishResult:
     """Version ``version``'s config, rebuilt from the history topic, published again as a new version."""
     history = []
     if publisher.names.config_history_topic in TopicAdmin(publisher.bootstrap).existing_topics():

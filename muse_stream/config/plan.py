@@ -54,8 +54,11 @@ def _predictor_text(p: PredictorConfig) -> str:
 
 
 def _tenant_change(old: TenantConfig, new: TenantConfig) -> str:
-    parts = [f"{field.replace('_', ' ')} {getattr(old, field)} -> {getattr(new, field)}"
-             for field in ("default_intent", "partitions") if getattr(old, field) != getattr(new, field)]
+    parts = [
+        f"{field.replace('_', ' ')} {getattr(old, field)} -> {getattr(new, field)}"
+        for field in ("default_intent", "partitions")
+        if getattr(old, field) != getattr(new, field)
+    ]
     if old.thresholds != new.thresholds:
         parts.append(f"thresholds [{', '.join(map(str, old.thresholds))}] -> [{', '.join(map(str, new.thresholds))}]")
     return "; ".join(parts)
@@ -78,8 +81,12 @@ def _route_change(old: RouteConfig | None, new: RouteConfig | None, changed_pred
     if parts:
         return Change("~", route.key, route.intent, "; ".join(parts))
     # The route's record is unchanged, but a predictor it runs is redefined under the same name.
-    redefined = [f"{role} {name} redefined" for role, names in (("live", (new.live,)), ("shadow", new.shadows))
-                 for name in names if name in changed_predictors]
+    redefined = [
+        f"{role} {name} redefined"
+        for role, names in (("live", (new.live,)), ("shadow", new.shadows))
+        for name in names
+        if name in changed_predictors
+    ]
     return Change("~", "", route.intent, "; ".join(redefined) + " (route unchanged)") if redefined else None
 
 
@@ -122,14 +129,24 @@ class Plan:
             return {item.key: item for item in items}
 
         predictors = _entry_changes(
-            keyed(old.predictors), keyed(new.predictors), lambda p: p.name,
-            lambda a, b: _predictor_text(b) if a is None else "" if b is None else
-            f"{_predictor_text(a)} -> {_predictor_text(b)}")
+            keyed(old.predictors),
+            keyed(new.predictors),
+            lambda p: p.name,
+            lambda a, b: (
+                _predictor_text(b) if a is None else "" if b is None else f"{_predictor_text(a)} -> {_predictor_text(b)}"
+            ),
+        )
         redefined = {c.label: c for c in predictors if c.action == "~"}
         old_tenants, new_tenants = keyed(old.tenants), keyed(new.tenants)
-        tenant_changes = {c.key: c for c in _entry_changes(
-            old_tenants, new_tenants, lambda t: t.name,
-            lambda a, b: f"default intent {b.default_intent}" if a is None else "" if b is None else _tenant_change(a, b))}
+        tenant_changes = {
+            c.key: c
+            for c in _entry_changes(
+                old_tenants,
+                new_tenants,
+                lambda t: t.name,
+                lambda a, b: f"default intent {b.default_intent}" if a is None else "" if b is None else _tenant_change(a, b),
+            )
+        }
         old_routes, new_routes = keyed(old.routes), keyed(new.routes)
         names = sorted({t.name for t in (*old.tenants, *new.tenants)} | {r.tenant for r in (*old.routes, *new.routes)})
         tenants = []
@@ -139,11 +156,20 @@ class Plan:
             change = tenant_changes.get(f"tenant/{name}")
             if change or routes:
                 tenants.append(TenantPlan(name, change, routes))
-        intents = _entry_changes(keyed(old.intents), keyed(new.intents), lambda i: i.name,
-                                 lambda a, b: "" if a is None or b is None else "description changed")
-        models = _entry_changes(keyed(old.models), keyed(new.models), lambda m: f"{m.name}:{m.version}",
-                                lambda a, b: f"sha256 {(b or a).sha256[:12]}" + (
-                                    " (uploaded to the models topic unless already there)" if a is None else ""))
+        intents = _entry_changes(
+            keyed(old.intents),
+            keyed(new.intents),
+            lambda i: i.name,
+            lambda a, b: "" if a is None or b is None else "description changed",
+        )
+        models = _entry_changes(
+            keyed(old.models),
+            keyed(new.models),
+            lambda m: f"{m.name}:{m.version}",
+            lambda a, b: (
+                f"sha256 {(b or a).sha256[:12]}" + (" (uploaded to the models topic unless already there)" if a is None else "")
+            ),
+        )
         return cls(tuple(tenants), tuple(intents), tuple(predictors), tuple(models))
 
     def changes(self) -> list[Change]:
@@ -197,10 +223,13 @@ class Plan:
             missed = expectation.off_target(self.tolerance)
             if missed:
                 figures = ", ".join(f"{rate:.4f} at {edge:g} against {target:.4f}" for edge, rate, target in missed)
-                harms.append(f"make {expectation.new} live on {expectation.route}, expected to alert {figures} "
-                             f"(off by more than {self.tolerance:.0%})")
-        return (f"{source} would {'; and '.join(harms)}; nothing was published. "
-                "Check the plan above and add --yes to apply it anyway")
+                harms.append(
+                    f"make {expectation.new} live on {expectation.route}, expected to alert {figures} "
+                    f"(off by more than {self.tolerance:.0%})"
+                )
+        return (
+            f"{source} would {'; and '.join(harms)}; nothing was published. Check the plan above and add --yes to apply it anyway"
+        )
 
     def check(self, source: str, *, yes: bool) -> None:
         """Raise :class:`PlanRefused` when the plan removes a tenant, intent or route, or makes live a

@@ -19,8 +19,10 @@ def promoted_route(route: RouteConfig, to: str) -> RouteConfig:
     if route.live == to:
         return route
     if to not in route.shadows:
-        raise PromotionError(f"{to} is not a shadow of {route.key} (live {route.live}, shadows "
-                             f"[{', '.join(route.shadows)}]): add it as a shadow first, check its scores, then promote")
+        raise PromotionError(
+            f"{to} is not a shadow of {route.key} (live {route.live}, shadows "
+            f"[{', '.join(route.shadows)}]): add it as a shadow first, check its scores, then promote"
+        )
     return route.model_copy(update={"live": to, "shadows": (route.live, *(s for s in route.shadows if s != to))})
 
 
@@ -42,8 +44,9 @@ def promote(config: DeploymentConfig, to: str, routes: Sequence[tuple[str, str]]
             problems.append(str(error))
     if problems:
         raise PromotionError("; ".join(problems))
-    return DeploymentConfig.from_entries([*(e for e in config.entries() if not isinstance(e, RouteConfig)),
-                                          *(promoted.get(r.key, r) for r in config.routes)])
+    return DeploymentConfig.from_entries(
+        [*(e for e in config.entries() if not isinstance(e, RouteConfig)), *(promoted.get(r.key, r) for r in config.routes)]
+    )
 
 
 def routes_of_intent(config: DeploymentConfig, intent: str) -> list[tuple[str, str]]:

@@ -105,16 +105,23 @@ class ConfigPublisher:
         checked, never changed); returns the names created."""
         admin = TopicAdmin(self.bootstrap)
         created = admin.ensure(self.names.internal_topic_specs())
-        tenant_specs = [spec for tenant in (desired.tenants if desired is not None else ())
-                        for spec in self.names.tenant_topic_specs(tenant.name, tenant.partitions or DEFAULT_TENANT_PARTITIONS,
-                                                                  kinds=TENANT_TOPIC_KINDS)]
+        tenant_specs = [
+            spec
+            for tenant in (desired.tenants if desired is not None else ())
+            for spec in self.names.tenant_topic_specs(
+                tenant.name, tenant.partitions or DEFAULT_TENANT_PARTITIONS, kinds=TENANT_TOPIC_KINDS
+            )
+        ]
         try:
             created += admin.ensure(tenant_specs)
         except TopicAccessDenied:
             # A secured cluster: tenants' topics (and credentials) are the admin's, made by `muse
             # tenants add`; an operator's login can neither see nor create them, and need not.
-            logger.warning("this login may not check or create tenants' topics on %s; the admin creates them with "
-                           "`muse tenants add` (workers report any that are missing)", self.bootstrap)
+            logger.warning(
+                "this login may not check or create tenants' topics on %s; the admin creates them with "
+                "`muse tenants add` (workers report any that are missing)",
+                self.bootstrap,
+            )
         return created
 
     def live(self) -> ConfigState:
@@ -128,18 +135,27 @@ class ConfigPublisher:
         record; None when there is nothing to write (no change, and the marker is where it should be)."""
         history_version = self.history_version()
         if diff.live_version < history_version:
-            logger.warning("the version marker on %s says %d but %s reached version %d: the marker was lost "
-                        "(a tombstone on %s, compacted away?); publishing version %d restores it",
-                        self.names.config_topic, diff.live_version, self.names.config_history_topic,
-                        history_version, MARKER_KEY, history_version + 1)
+            logger.warning(
+                "the version marker on %s says %d but %s reached version %d: the marker was lost "
+                "(a tombstone on %s, compacted away?); publishing version %d restores it",
+                self.names.config_topic,
+                diff.live_version,
+                self.names.config_history_topic,
+                history_version,
+                MARKER_KEY,
+                history_version + 1,
+            )
         elif diff.empty:
             return None
         return max(diff.live_version, history_version) + 1
 
     def history_version(self) -> int:
         """The newest version on the history topic (0 when empty); records with other keys are skipped."""
-        versions = [int(key) for message in read_to_end(self.bootstrap, self.names.config_history_topic)
-                    if (key := (message.key() or b"").decode("ascii", errors="replace")).isdigit()]
+        versions = [
+            int(key)
+            for message in read_to_end(self.bootstrap, self.names.config_history_topic)
+            if (key := (message.key() or b"").decode("ascii", errors="replace")).isdigit()
+        ]
         return max(versions, default=0)
 
     def wait_until_readable(self, version: int, timeout: float = VISIBLE_WAIT_S) -> None:
@@ -151,8 +167,9 @@ class ConfigPublisher:
         deadline = time.monotonic() + timeout
         while self.live().version < version or self.history_version() < version:
             if time.monotonic() > deadline:
-                logger.warning("version %d was committed but is not readable on %s after %.0f s", version,
-                               self.names.config_topic, timeout)
+                logger.warning(
+                    "version %d was committed but is not readable on %s after %.0f s", version, self.names.config_topic, timeout
+                )
                 return
             time.sleep(0.05)
 
@@ -165,17 +182,22 @@ class ConfigPublisher:
                 continue
             data = artifacts.get(meta.sha256)
             if data is None:
-                raise ArtifactError(f"model/{meta.sha256} ({meta.name}:{meta.version}) is neither on {self.artifacts.topic} "
-                                    "nor among the artifacts given; add its file to the config's [[models]]")
+                raise ArtifactError(
+                    f"model/{meta.sha256} ({meta.name}:{meta.version}) is neither on {self.artifacts.topic} "
+                    "nor among the artifacts given; add its file to the config's [[models]]"
+                )
             if sha256_hex(data) != meta.sha256:
-                raise ArtifactError(f"the artifact given for model/{meta.sha256} ({meta.name}:{meta.version}) hashes to "
-                                    f"{sha256_hex(data)}; refusing to upload it")
+                raise ArtifactError(
+                    f"the artifact given for model/{meta.sha256} ({meta.name}:{meta.version}) hashes to "
+                    f"{sha256_hex(data)}; refusing to upload it"
+                )
             self.artifacts.put(data)
             uploaded.append(meta.sha256)
         return tuple(uploaded)
 
-    def publish(self, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None, *,
-                expect_version: int | None = None) -> PublishResult:
+    def publish(
+        self, desired: DeploymentConfig, artifacts: Mapping[str, bytes] | None = None, *, expect_version: int | None = None
+    ) -> PublishResult:
         """Make ``desired`` live atomically; a no-op (same version) when nothing differs.
 
         ``expect_version``: the live version a plan was shown against; when another publication
@@ -187,9 +209,11 @@ class ConfigPublisher:
             producer.init_transactions()
             diff = self.diff(desired)  # after init_transactions: no publication of ours is in flight now
             if expect_version is not None and diff.live_version != expect_version:
-                raise PublishError(f"{self.names.config_topic} moved from version {expect_version} to {diff.live_version} "
-                                   "while the plan was shown (another operator published); nothing was published: "
-                                   "look at the new plan and apply again")
+                raise PublishError(
+                    f"{self.names.config_topic} moved from version {expect_version} to {diff.live_version} "
+                    "while the plan was shown (another operator published); nothing was published: "
+                    "look at the new plan and apply again"
+                )
             version = self.next_version(diff)
             if version is None:
                 return PublishResult(diff.live_version, diff, uploaded, created)
@@ -204,8 +228,11 @@ class ConfigPublisher:
                 producer.produce(self.names.config_topic, key=key.encode(), value=None)
                 changes[key] = None
             producer.produce(self.names.config_topic, key=MARKER_KEY.encode(), value=encode_value(marker, version))
-            producer.produce(self.names.config_history_topic, key=str(version).encode(),
-                             value=encode_history_record(version, marker.applied_at, operator_identity(), changes))
+            producer.produce(
+                self.names.config_history_topic,
+                key=str(version).encode(),
+                value=encode_history_record(version, marker.applied_at, operator_identity(), changes),
+            )
             # A timeout may hide a commit that succeeded: retrying is how librdkafka tells the outcome.
             call_retrying(producer.commit_transaction, attempts=COMMIT_ATTEMPTS)
             self.wait_until_readable(version)
@@ -218,14 +245,16 @@ class ConfigPublisher:
                 except KafkaException:
                     pass  # the broker aborts it at the transaction timeout, or the next publisher's init does
             if kafka_error.fatal():
-                hint = ("another operator published to this namespace at the same time and fenced this publication; "
-                        "run `muse config diff` and apply again")
+                hint = (
+                    "another operator published to this namespace at the same time and fenced this publication; "
+                    "run `muse config diff` and apply again"
+                )
             elif kafka_error.txn_requires_abort():
                 hint = "the transaction was aborted, nothing was published; retry"
             else:
                 hint = "the outcome is unknown; run `muse config show` to see whether the version went live"
-            raise PublishError(f"publishing config to {self.names.config_topic} on {self.bootstrap} failed: "
-                               f"{kafka_error.str()}; {hint}") from error
+            raise PublishError(
+                f"publishing config to {self.names.config_topic} on {self.bootstrap} failed: {kafka_error.str()}; {hint}"
+            ) from error
         finally:
             producer.flush(5)
-

@@ -99,6 +99,7 @@ def read_history(bootstrap: str, names: TopicNames, *, timeout: float = READ_TIM
         try:
             entries.append(decode_history_record(message.key(), message.value()))
         except HistoryError as error:
-            logger.warning("history topic %s partition 0 offset %d skipped: %s", names.config_history_topic,
-                           message.offset(), error)
+            logger.warning(
+                "history topic %s partition 0 offset %d skipped: %s", names.config_history_topic, message.offset(), error
+            )
     return entries

@@ -82,7 +82,9 @@ class ConfigWatcher:
             raise MuseError(f"config watcher of {self.topic} is already started")
         TopicAdmin(self.bootstrap).ensure(self.names.worker_internal_topic_specs())
         consumer = reader_from_start(self.bootstrap, self.topic, **{"enable.partition.eof": True})
-        self._thread = threading.Thread(target=self._run, args=(consumer,), name=f"config-watcher-{self.names.namespace}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(consumer,), name=f"config-watcher-{self.names.namespace}", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -178,8 +178,13 @@ class ModelRegistry:
             return existing
         try:
             record = ModelRecord(
-                name=name, version=version, sha256=digest, format=detect_format(data), b=b,
-                feature_names=names, created_at=datetime.now(UTC),
+                name=name,
+                version=version,
+                sha256=digest,
+                format=detect_format(data),
+                b=b,
+                feature_names=names,
+                created_at=datetime.now(UTC),
             )
         except ValidationError as error:
             raise ArtifactError(f"cannot register {source} as {name}:{version}: {error.errors()[0]['msg']} (b={b})") from error

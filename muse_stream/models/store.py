@@ -111,7 +111,9 @@ class FileArtifactStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ArtifactError(f"artifact {sha256} is not in the store: {path} does not exist (register the model first)") from None
+            raise ArtifactError(
+                f"artifact {sha256} is not in the store: {path} does not exist (register the model first)"
+            ) from None
         actual = sha256_hex(data)
         if actual != sha256:
             raise ArtifactError(

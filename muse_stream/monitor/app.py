@@ -147,10 +147,12 @@ def faust_credentials(security: dict[str, Any] | None = None) -> CredentialsT | 
         return None
     if protocol == "SSL":
         return faust.SSLCredentials(security["ssl_context"])
-    return faust.SASLCredentials(username=security.get("sasl_plain_username"),
-                                 password=security.get("sasl_plain_password"),
-                                 ssl_context=security.get("ssl_context"),
-                                 mechanism=security.get("sasl_mechanism", "PLAIN"))
+    return faust.SASLCredentials(
+        username=security.get("sasl_plain_username"),
+        password=security.get("sasl_plain_password"),
+        ssl_context=security.get("ssl_context"),
+        mechanism=security.get("sasl_mechanism", "PLAIN"),
+    )
 
 
 # -- tenants ---------------------------------------------------------------------------------------
@@ -188,11 +190,16 @@ def build_app(settings: MonitorSettings, tenants: Sequence[str]) -> tuple[Monito
     )
     outputs = app.topic(*(names.output_topic(t) for t in state.tenants), key_serializer="raw", value_serializer="raw")
     windows = (
-        app.tables.add(OnePartitionTable(
-            app, name="tenant-windows", default=dict, partitions=1,
-            schema=faust.Schema(key_serializer="json", value_serializer="json"),
-            help="tenant -> per-window score stats (muse_stream.monitor.aggregates)",
-        ))
+        app.tables.add(
+            OnePartitionTable(
+                app,
+                name="tenant-windows",
+                default=dict,
+                partitions=1,
+                schema=faust.Schema(key_serializer="json", value_serializer="json"),
+                help="tenant -> per-window score stats (muse_stream.monitor.aggregates)",
+            )
+        )
         .tumbling(settings.window_s, expires=settings.retention_s)
         .relative_to_stream()  # the output record's Kafka timestamp picks the window
     )
@@ -205,8 +212,11 @@ def build_app(settings: MonitorSettings, tenants: Sequence[str]) -> tuple[Monito
             tenant = names.tenant_of_topic(event.message.topic)
             scored = aggregates.score_of(event.value, tenant)
             windows[tenant] = aggregates.add_scores(
-                windows[tenant].value(), [scored] if scored else [],
-                thresholds=state.thresholds, bins=settings.bins, invalid=0 if scored else 1,
+                windows[tenant].value(),
+                [scored] if scored else [],
+                thresholds=state.thresholds,
+                bins=settings.bins,
+                invalid=0 if scored else 1,
             )
 
     def series(tenant: str) -> list[tuple[float, float, dict[str, Any]]]:
@@ -237,21 +247,29 @@ def build_app(settings: MonitorSettings, tenants: Sequence[str]) -> tuple[Monito
     class TenantsView(View):
         async def get(self, request: Request) -> Response:
             now = time.time()
-            return self.json({
-                "namespace": names.namespace, "window_s": settings.window_s, "retention_s": settings.retention_s,
-                "thresholds": list(state.thresholds), "tenants": [overview(t, now) for t in state.tenants],
-            })
+            return self.json(
+                {
+                    "namespace": names.namespace,
+                    "window_s": settings.window_s,
+                    "retention_s": settings.retention_s,
+                    "thresholds": list(state.thresholds),
+                    "tenants": [overview(t, now) for t in state.tenants],
+                }
+            )
 
     @app.page("/tenants/{tenant}/")
     class TenantView(View):
         async def get(self, request: Request, tenant: str) -> Response:
             if tenant not in state.tenants:
-                return self.json({"error": f"no output topic of tenant {tenant!r} is monitored",
-                                  "tenants": list(state.tenants)}, status=404)
-            return self.json({
-                **overview(tenant, time.time()),
-                "windows": [{"start": s, "end": e, **aggregates.summary(stats, targets)} for s, e, stats in series(tenant)],
-            })
+                return self.json(
+                    {"error": f"no output topic of tenant {tenant!r} is monitored", "tenants": list(state.tenants)}, status=404
+                )
+            return self.json(
+                {
+                    **overview(tenant, time.time()),
+                    "windows": [{"start": s, "end": e, **aggregates.summary(stats, targets)} for s, e, stats in series(tenant)],
+                }
+            )
 
     admin = TopicAdmin(settings.bootstrap)
 

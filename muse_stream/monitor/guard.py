@@ -45,14 +45,23 @@ class RouteJudgement:
         return [e for e in self.edges if e.relative_error is not None and abs(e.relative_error) > tolerance]
 
     def render(self) -> str:
-        figures = "  ".join(f">={e.threshold}: {'-' if e.observed is None else f'{e.observed:.4f}'} (target {e.target:.4f}"
-                            + ("" if e.relative_error is None else f", {e.relative_error:+.0%}") + ")"
-                            for e in self.edges)
+        figures = "  ".join(
+            f">={e.threshold}: {'-' if e.observed is None else f'{e.observed:.4f}'} (target {e.target:.4f}"
+            + ("" if e.relative_error is None else f", {e.relative_error:+.0%}")
+            + ")"
+            for e in self.edges
+        )
         return f"  {self.route:<32}{self.count:>8} results  {self.verdict:<8}{figures}"
 
 
-def judge_route(route: str, stats: Mapping[str, Any], targets: Mapping[str, float], *,
-                tolerance: float = DEFAULT_GUARD_TOLERANCE, min_events: int = DEFAULT_GUARD_MIN_EVENTS) -> RouteJudgement:
+def judge_route(
+    route: str,
+    stats: Mapping[str, Any],
+    targets: Mapping[str, float],
+    *,
+    tolerance: float = DEFAULT_GUARD_TOLERANCE,
+    min_events: int = DEFAULT_GUARD_MIN_EVENTS,
+) -> RouteJudgement:
     """``fail`` when any edge's observed rate is further than ``tolerance`` (relative) from its
     target once ``min_events`` results were seen; ``pending`` before that; else ``pass``."""
     rates = alert_rates(stats)

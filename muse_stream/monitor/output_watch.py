@@ -38,8 +38,9 @@ def output_ends(bootstrap: str, names: TopicNames, tenants: Iterable[str]) -> Of
             if topic not in partitions:
                 raise MuseError(f"tenant {tenant} has no output topic {topic}; create it with `muse tenants add {tenant}`")
             for partition in range(partitions[topic]):
-                ends[(topic, partition)] = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                                          timeout=READ_TIMEOUT_S)[1]
+                ends[(topic, partition)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=READ_TIMEOUT_S
+                )[1]
         return ends
     except KafkaException as error:
         raise MuseError(f"cannot look up the output topics' offsets on {bootstrap}: {error.args[0].str()}") from error
@@ -47,10 +48,20 @@ def output_ends(bootstrap: str, names: TopicNames, tenants: Iterable[str]) -> Of
         consumer.close()
 
 
-def watch_routes(bootstrap: str, start: Offsets, routes: Iterable[tuple[str, str]], *, predictor_id: str,
-                 config_version: int, targets: Mapping[str, float], duration_s: float, tolerance: float,
-                 min_events: int, on_progress: Callable[[list[RouteJudgement]], None] | None = None,
-                 progress_every_s: float = 5.0) -> list[RouteJudgement]:
+def watch_routes(
+    bootstrap: str,
+    start: Offsets,
+    routes: Iterable[tuple[str, str]],
+    *,
+    predictor_id: str,
+    config_version: int,
+    targets: Mapping[str, float],
+    duration_s: float,
+    tolerance: float,
+    min_events: int,
+    on_progress: Callable[[list[RouteJudgement]], None] | None = None,
+    progress_every_s: float = 5.0,
+) -> list[RouteJudgement]:
     """Judge every (tenant, intent) of ``routes`` on the results of ``predictor_id`` under
     ``config_version`` from ``start`` on, until one fails or ``duration_s`` has passed."""
     wanted = {(tenant, intent): f"{tenant}/{intent}" for tenant, intent in routes}
@@ -62,8 +73,10 @@ def watch_routes(bootstrap: str, start: Offsets, routes: Iterable[tuple[str, str
     next_progress = time.monotonic() + progress_every_s
 
     def judgements() -> list[RouteJudgement]:
-        return [judge_route(name, stats.get(key, {}), targets, tolerance=tolerance, min_events=min_events)
-                for key, name in wanted.items()]
+        return [
+            judge_route(name, stats.get(key, {}), targets, tolerance=tolerance, min_events=min_events)
+            for key, name in wanted.items()
+        ]
 
     try:
         while (now := time.monotonic()) < deadline:

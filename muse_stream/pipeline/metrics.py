@@ -45,8 +45,9 @@ class BatchReport:
 class _ScrapeTime(Collector):
     """Values read when scraped: aborts, config version, consumer lag of the assigned partitions."""
 
-    def __init__(self, aborts: Callable[[], int], config_version: Callable[[], int],
-                 lag: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+    def __init__(
+        self, aborts: Callable[[], int], config_version: Callable[[], int], lag: Callable[[], Iterable[tuple[str, int, int]]]
+    ) -> None:
         self.aborts, self.config_version, self.lag = aborts, config_version, lag
 
     def collect(self) -> Iterator[Metric]:
@@ -56,8 +57,11 @@ class _ScrapeTime(Collector):
         version = GaugeMetricFamily("muse_worker_config_version", "the config version this worker scores with")
         version.add_metric([], self.config_version())
         yield version
-        lag = GaugeMetricFamily("muse_worker_consumer_lag", "input records the workers' group has not committed yet, per partition",
-                                labels=["topic", "partition"])
+        lag = GaugeMetricFamily(
+            "muse_worker_consumer_lag",
+            "input records the workers' group has not committed yet, per partition",
+            labels=["topic", "partition"],
+        )
         for topic, partition, behind in self.lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
@@ -77,8 +81,12 @@ class PartitionLag:
         with self._lock:
             try:
                 metadata = self._consumer.list_topics(timeout=5)
-                partitions = [TopicPartition(name, p) for name, topic in sorted(metadata.topics.items())
-                              if self._pattern.match(name) and topic.error is None for p in sorted(topic.partitions)]
+                partitions = [
+                    TopicPartition(name, p)
+                    for name, topic in sorted(metadata.topics.items())
+                    if self._pattern.match(name) and topic.error is None
+                    for p in sorted(topic.partitions)
+                ]
                 if not partitions:
                     return []
                 found = []
@@ -95,24 +103,40 @@ class PartitionLag:
 
 
 class WorkerMetrics:
-    def __init__(self, names: TopicNames, *, aborts: Callable[[], int] = lambda: 0,
-                 config_version: Callable[[], int] = lambda: 0,
-                 lag: Callable[[], Iterable[tuple[str, int, int]]] = lambda: ()) -> None:
+    def __init__(
+        self,
+        names: TopicNames,
+        *,
+        aborts: Callable[[], int] = lambda: 0,
+        config_version: Callable[[], int] = lambda: 0,
+        lag: Callable[[], Iterable[tuple[str, int, int]]] = lambda: (),
+    ) -> None:
         self.names = names
         self.registry = CollectorRegistry()
-        self.events_in = PromCounter("muse_worker_events_in", "input records committed, per tenant",
-                                     ["tenant"], registry=self.registry)
-        self.results = PromCounter("muse_worker_results", "score results committed to the output topics",
-                                   ["tenant"], registry=self.registry)
-        self.dead_letters = PromCounter("muse_worker_dead_letters", "dead letters committed to the DLQ topics",
-                                        ["tenant", "reason"], registry=self.registry)
-        self.shadow_results = PromCounter("muse_worker_shadow_results", "shadow results committed to the shadow topic",
-                                          ["tenant"], registry=self.registry)
-        self.batch_size = Histogram("muse_worker_batch_size", "input records per committed transaction",
-                                    buckets=BATCH_SIZE_BUCKETS, registry=self.registry)
-        self.transaction_seconds = Histogram("muse_worker_transaction_duration_seconds",
-                                             "from a transaction's begin to its commit", buckets=TRANSACTION_BUCKETS,
-                                             registry=self.registry)
+        self.events_in = PromCounter(
+            "muse_worker_events_in", "input records committed, per tenant", ["tenant"], registry=self.registry
+        )
+        self.results = PromCounter(
+            "muse_worker_results", "score results committed to the output topics", ["tenant"], registry=self.registry
+        )
+        self.dead_letters = PromCounter(
+            "muse_worker_dead_letters", "dead letters committed to the DLQ topics", ["tenant", "reason"], registry=self.registry
+        )
+        self.shadow_results = PromCounter(
+            "muse_worker_shadow_results", "shadow results committed to the shadow topic", ["tenant"], registry=self.registry
+        )
+        self.batch_size = Histogram(
+            "muse_worker_batch_size",
+            "input records per committed transaction",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.transaction_seconds = Histogram(
+            "muse_worker_transaction_duration_seconds",
+            "from a transaction's begin to its commit",
+            buckets=TRANSACTION_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_ScrapeTime(aborts, config_version, lag))
         self._server: WSGIServer | None = None
 
@@ -121,8 +145,9 @@ class WorkerMetrics:
             return  # aborted: nothing of it is visible, and its records come again
         tenant_of = self.names.tenant_of_topic
         results = Counter(tenant_of(r.topic) for r in report.outcome.results)
-        letters = Counter((tenant_of(r.topic), orjson.loads(r.value).get("reason_code", "unknown"))
-                          for r in report.outcome.dead_letters)
+        letters = Counter(
+            (tenant_of(r.topic), orjson.loads(r.value).get("reason_code", "unknown")) for r in report.outcome.dead_letters
+        )
         shadows = Counter(m[1].decode() for r in report.outcome.shadows if (m := _SHADOW_TENANT.search(r.value)))
         for tenant, n in results.items():
             self.results.labels(tenant).inc(n)

@@ -78,8 +78,15 @@ class ScoreListener(Protocol):
     records raw and corrected scores with it, which the result records do not carry. ``role`` is
     ``"live"`` or ``"shadow"``; ``records``, ``event_ids`` and ``intents`` are in the order of ``scores``."""
 
-    def __call__(self, role: str, predictor: Predictor, records: Sequence[SourceRecord], event_ids: Sequence[str],
-                 intents: Sequence[str], scores: ScoreBatch) -> None: ...
+    def __call__(
+        self,
+        role: str,
+        predictor: Predictor,
+        records: Sequence[SourceRecord],
+        event_ids: Sequence[str],
+        intents: Sequence[str],
+        scores: ScoreBatch,
+    ) -> None: ...
 
 
 @dataclass
@@ -158,8 +165,14 @@ def _b64(data: bytes | None) -> str | None:
 class BatchScorer:
     """Turns input records into result, dead-letter and shadow records for one snapshot."""
 
-    def __init__(self, names: TopicNames, *, shadow_guard: ShadowGuard | None = None,
-                 max_event_bytes: int = MAX_EVENT_BYTES, listener: ScoreListener | None = None) -> None:
+    def __init__(
+        self,
+        names: TopicNames,
+        *,
+        shadow_guard: ShadowGuard | None = None,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        listener: ScoreListener | None = None,
+    ) -> None:
         self.names = names
         self.shadow_guard = shadow_guard or ShadowGuard()
         self.max_event_bytes = max_event_bytes
@@ -193,8 +206,10 @@ class BatchScorer:
         self._score_shadows(groups, version, outcome)
         return outcome
 
-    def _decode_clean(self, records: Sequence[SourceRecord],
-                      ) -> tuple[list[str], list[str | None], list[dict[str, Any]]] | None:
+    def _decode_clean(
+        self,
+        records: Sequence[SourceRecord],
+    ) -> tuple[list[str], list[str | None], list[dict[str, Any]]] | None:
         """The batch's columns if every record is a non-empty, not oversized, well-formed event;
         else None (the caller then takes each record on its own and dead-letters the bad ones)."""
         values = list(map(_VALUE, records))
@@ -206,20 +221,27 @@ class BatchScorer:
             return None
         return well_formed_events(payloads)
 
-    def _route_clean(self, records: Sequence[SourceRecord], event_ids: list[str], intents: list[str | None],
-                     features: list[dict[str, Any]], snapshot: SnapshotLike, version: int, now_ms: int,
-                     dead_letters: list[OutgoingRecord]) -> dict[str, _Group]:
+    def _route_clean(
+        self,
+        records: Sequence[SourceRecord],
+        event_ids: list[str],
+        intents: list[str | None],
+        features: list[dict[str, Any]],
+        snapshot: SnapshotLike,
+        version: int,
+        now_ms: int,
+        dead_letters: list[OutgoingRecord],
+    ) -> dict[str, _Group]:
         """Groups of a clean batch, whole columns at a time when it has one (tenant, intent)."""
         tenants = list(map(_TENANT, records))
         pairs = set(zip(tenants, intents))
         if len(pairs) == 1:
-            (tenant, intent), = pairs
+            ((tenant, intent),) = pairs
             decision = self._route(snapshot, tenant, intent)
             if type(decision) is tuple:
                 dead_letters.extend(self._dead_letter(r, decision[0], decision[1], version, now_ms) for r in records)
                 return {}
-            return {decision.live.id: _Group(decision.live, list(records), event_ids, features,
-                                             [decision] * len(records))}
+            return {decision.live.id: _Group(decision.live, list(records), event_ids, features, [decision] * len(records))}
         groups: dict[str, _Group] = {}
         routes: dict[tuple[str, str | None], RoutingDecisionLike | tuple[RejectReason, str]] = {}
         for record, tenant, event_id, intent, event_features in zip(records, tenants, event_ids, intents, features):
@@ -239,8 +261,14 @@ class BatchScorer:
             group.decisions.append(decision)
         return groups
 
-    def _parse_each(self, records: Sequence[SourceRecord], snapshot: SnapshotLike, version: int, now_ms: int,
-                    dead_letters: list[OutgoingRecord]) -> dict[str, _Group]:
+    def _parse_each(
+        self,
+        records: Sequence[SourceRecord],
+        snapshot: SnapshotLike,
+        version: int,
+        now_ms: int,
+        dead_letters: list[OutgoingRecord],
+    ) -> dict[str, _Group]:
         """Groups of a batch with at least one unusual record, event by event: parse + a C-speed
         validity check per event (pydantic only for the unusual ones)."""
         groups: dict[str, _Group] = {}
@@ -249,20 +277,29 @@ class BatchScorer:
         for record in records:
             value = record.value
             if not value:
-                dead_letters.append(self._dead_letter(record, RejectReason.EMPTY,
-                                                      "the record has no value; send a JSON event object", version, now_ms))
+                dead_letters.append(
+                    self._dead_letter(
+                        record, RejectReason.EMPTY, "the record has no value; send a JSON event object", version, now_ms
+                    )
+                )
                 continue
             if len(value) > max_bytes:
-                dead_letters.append(self._dead_letter(
-                    record, RejectReason.OVERSIZED,
-                    f"the record is {len(value)} bytes, over the limit of {max_bytes}; send fewer or shorter features",
-                    version, now_ms))
+                dead_letters.append(
+                    self._dead_letter(
+                        record,
+                        RejectReason.OVERSIZED,
+                        f"the record is {len(value)} bytes, over the limit of {max_bytes}; send fewer or shorter features",
+                        version,
+                        now_ms,
+                    )
+                )
                 continue
             try:
                 payload = loads(value)
             except orjson.JSONDecodeError as error:
-                dead_letters.append(self._dead_letter(record, RejectReason.MALFORMED_JSON, f"not valid JSON: {error}",
-                                                      version, now_ms))
+                dead_letters.append(
+                    self._dead_letter(record, RejectReason.MALFORMED_JSON, f"not valid JSON: {error}", version, now_ms)
+                )
                 continue
             event = well_formed_event(payload) if type(payload) is dict else None
             if event is None:
@@ -289,21 +326,34 @@ class BatchScorer:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    def _validate(self, record: SourceRecord, payload: Any, version: int, now_ms: int,
-                  dead_letters: list[OutgoingRecord]) -> tuple[str, str | None, dict[str, Any]] | None:
+    def _validate(
+        self, record: SourceRecord, payload: Any, version: int, now_ms: int, dead_letters: list[OutgoingRecord]
+    ) -> tuple[str, str | None, dict[str, Any]] | None:
         """The slow path, for anything :func:`well_formed_event` did not vouch for: pydantic decides."""
         if not isinstance(payload, dict):
-            dead_letters.append(self._dead_letter(
-                record, RejectReason.NOT_AN_OBJECT, f"the JSON value is a {type(payload).__name__}, not an object",
-                version, now_ms))
+            dead_letters.append(
+                self._dead_letter(
+                    record,
+                    RejectReason.NOT_AN_OBJECT,
+                    f"the JSON value is a {type(payload).__name__}, not an object",
+                    version,
+                    now_ms,
+                )
+            )
             return None
         try:
             event = InputEvent.model_validate(payload)
         except ValidationError as error:
             problems = validation_problems(error, limit=5)
-            dead_letters.append(self._dead_letter(
-                record, RejectReason.SCHEMA_VIOLATION, f"the event does not match the input schema: {problems}",
-                version, now_ms))
+            dead_letters.append(
+                self._dead_letter(
+                    record,
+                    RejectReason.SCHEMA_VIOLATION,
+                    f"the event does not match the input schema: {problems}",
+                    version,
+                    now_ms,
+                )
+            )
             return None
         return event.event_id, event.intent, event.features
 
@@ -323,10 +373,15 @@ class BatchScorer:
         except Exception as error:  # noqa: BLE001 - a failing model must not stop the pipeline
             logger.exception("predictor %s failed on a batch of %d events", predictor, len(group.records))
             for record in group.records:
-                outcome.dead_letters.append(self._dead_letter(
-                    record, RejectReason.SCORING_FAILED,
-                    f"predictor {predictor.name}:{predictor.version} failed: {error}; the operator should check it",
-                    config_version, now_ms))
+                outcome.dead_letters.append(
+                    self._dead_letter(
+                        record,
+                        RejectReason.SCORING_FAILED,
+                        f"predictor {predictor.name}:{predictor.version} failed: {error}; the operator should check it",
+                        config_version,
+                        now_ms,
+                    )
+                )
             return
         group.live_scores = mapped
         if not mapped:
@@ -336,18 +391,37 @@ class BatchScorer:
         # timestamp, the scores are serialized in one call, and the records are formatted and built
         # by C-level maps (no Python code per event).
         dumps = orjson.dumps
-        tail = (b',"predictor_id":' + dumps(predictor.id) + b',"predictor_name":' + dumps(predictor.name)
-                + b',"predictor_version":' + dumps(predictor.version) + b',"config_version":' + dumps(config_version)
-                + b',"timings":{"event_timestamp_ms":')
+        tail = (
+            b',"predictor_id":'
+            + dumps(predictor.id)
+            + b',"predictor_name":'
+            + dumps(predictor.name)
+            + b',"predictor_version":'
+            + dumps(predictor.version)
+            + b',"config_version":'
+            + dumps(config_version)
+            + b',"timings":{"event_timestamp_ms":'
+        )
         end = b',"scored_at_ms":' + dumps(now_ms) + b',"batch_size":' + dumps(len(mapped)) + b"}}"
         pairs = list(zip(map(_TENANT, group.records), map(_INTENT, group.decisions)))
-        templates = {(tenant, intent): (
-            b'{"event_id":%b' + _literal(b',"tenant":' + dumps(tenant) + b',"intent":' + dumps(intent) + b',"score":')
-            + b"%b" + _literal(tail) + b"%d" + _literal(end), self.names.output_topic(tenant))
-            for tenant, intent in set(pairs)}
+        templates = {
+            (tenant, intent): (
+                b'{"event_id":%b'
+                + _literal(b',"tenant":' + dumps(tenant) + b',"intent":' + dumps(intent) + b',"score":')
+                + b"%b"
+                + _literal(tail)
+                + b"%d"
+                + _literal(end),
+                self.names.output_topic(tenant),
+            )
+            for tenant, intent in set(pairs)
+        }
         chosen = list(map(templates.__getitem__, pairs))
-        values = map(bytes.__mod__, map(_FIRST, chosen), zip(
-            map(dumps, group.event_ids), dumps(mapped)[1:-1].split(b","), map(_TIMESTAMP, group.records)))
+        values = map(
+            bytes.__mod__,
+            map(_FIRST, chosen),
+            zip(map(dumps, group.event_ids), dumps(mapped)[1:-1].split(b","), map(_TIMESTAMP, group.records)),
+        )
         outcome.results.extend(map(_new_outgoing, zip(map(_SECOND, chosen), map(_KEY, group.records), values)))
 
     def _score_group(self, group: _Group, outcome: BatchOutcome, config_version: int, now_ms: int) -> list[float]:
@@ -363,14 +437,22 @@ class BatchScorer:
             for index in np.flatnonzero(unusable).tolist():
                 if infinite[index]:
                     names = [predictor.feature_names[c] for c in np.flatnonzero(np.isinf(matrix[index]))]
-                    reason, text = RejectReason.FEATURE_OUT_OF_RANGE, (
-                        f"feature(s) {', '.join(map(repr, names))} exceed the float32 range the model reads "
-                        f"(|x| > 3.4e38); send finite values within it")
+                    reason, text = (
+                        RejectReason.FEATURE_OUT_OF_RANGE,
+                        (
+                            f"feature(s) {', '.join(map(repr, names))} exceed the float32 range the model reads "
+                            f"(|x| > 3.4e38); send finite values within it"
+                        ),
+                    )
                 else:
-                    reason, text = RejectReason.MISSING_FEATURE, (
-                        f"predictor {predictor.name}:{predictor.version} rejects missing features: the event lacks "
-                        f"{', '.join(map(repr, predictor.missing_features(matrix[index])))}; "
-                        "send every feature the intent's predictor needs")
+                    reason, text = (
+                        RejectReason.MISSING_FEATURE,
+                        (
+                            f"predictor {predictor.name}:{predictor.version} rejects missing features: the event lacks "
+                            f"{', '.join(map(repr, predictor.missing_features(matrix[index])))}; "
+                            "send every feature the intent's predictor needs"
+                        ),
+                    )
                 outcome.dead_letters.append(self._dead_letter(group.records[index], reason, text, config_version, now_ms))
             kept = np.flatnonzero(~unusable)
             group.keep(kept.tolist())
@@ -405,15 +487,25 @@ class BatchScorer:
                 guard.skipped_events[shadow_id] += len(members)
                 continue
             if (time.monotonic() - started) * 1000 > guard.budget_ms:
-                logger.warning("shadow predictor %s exceeded its %.0f ms budget; skipping it for %.0f s",
-                            shadow, guard.budget_ms, guard.cooldown_s)
+                logger.warning(
+                    "shadow predictor %s exceeded its %.0f ms budget; skipping it for %.0f s",
+                    shadow,
+                    guard.budget_ms,
+                    guard.cooldown_s,
+                )
                 guard.trip(shadow_id)
             if self.listener is not None:
-                self.listener("shadow", shadow, [group.records[i] for group, i in members],
-                              [group.event_ids[i] for group, i in members], [group.decisions[i].intent for group, i in members],
-                              scores)
-            for (group, i), raw, corrected, mapped in zip(members, scores.raw.tolist(), scores.corrected.tolist(),
-                                                          scores.mapped.tolist(), strict=True):
+                self.listener(
+                    "shadow",
+                    shadow,
+                    [group.records[i] for group, i in members],
+                    [group.event_ids[i] for group, i in members],
+                    [group.decisions[i].intent for group, i in members],
+                    scores,
+                )
+            for (group, i), raw, corrected, mapped in zip(
+                members, scores.raw.tolist(), scores.corrected.tolist(), scores.mapped.tolist(), strict=True
+            ):
                 decision = group.decisions[i]
                 record = group.records[i]
                 shadow_result = {
@@ -432,14 +524,19 @@ class BatchScorer:
                 }
                 outcome.shadows.append(OutgoingRecord(self.names.shadow_topic, record.key, orjson.dumps(shadow_result)))
 
-    def _dead_letter(self, record: SourceRecord, reason: RejectReason, text: str, config_version: int,
-                     now_ms: int) -> OutgoingRecord:
+    def _dead_letter(
+        self, record: SourceRecord, reason: RejectReason, text: str, config_version: int, now_ms: int
+    ) -> OutgoingRecord:
         letter = {
             "tenant": record.tenant,
             "reason_code": reason.value,
             "reason": text,
-            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                       "timestamp_ms": record.timestamp_ms},
+            "source": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "timestamp_ms": record.timestamp_ms,
+            },
             "original_key_b64": _b64(record.key),
             "original_value_b64": _b64(record.value),
             "config_version": config_version,

@@ -70,8 +70,10 @@ class WorkerStats:
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started_at, 1e-9)
-        return (f"in={self.records_in} results={self.results} dlq={self.dead_letters} shadow={self.shadows} "
-                f"batches={self.batches} aborts={self.aborts} rate={self.records_in / elapsed:.0f}/s")
+        return (
+            f"in={self.records_in} results={self.results} dlq={self.dead_letters} shadow={self.shadows} "
+            f"batches={self.batches} aborts={self.aborts} rate={self.records_in / elapsed:.0f}/s"
+        )
 
 
 @dataclass
@@ -97,9 +99,18 @@ class TransactionLifecycle:
     rewinds its consumer after an abort. Called from the worker's loop thread (and its rebalance
     callbacks, which run there); only `finish` runs on the committer thread."""
 
-    def __init__(self, producer: Producer, consumer: Consumer, stats: WorkerStats, *, worker_id: str,
-                 retry_timeout_s: float, abort_backoff_s: float = ABORT_BACKOFF_S, finish: Finish | None = None,
-                 drop_gathered: Callable[[], Iterable[tuple[str, int]]] = lambda: ()) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        consumer: Consumer,
+        stats: WorkerStats,
+        *,
+        worker_id: str,
+        retry_timeout_s: float,
+        abort_backoff_s: float = ABORT_BACKOFF_S,
+        finish: Finish | None = None,
+        drop_gathered: Callable[[], Iterable[tuple[str, int]]] = lambda: (),
+    ) -> None:
         self.producer = producer
         self.consumer = consumer
         self.stats = stats
@@ -147,8 +158,15 @@ class TransactionLifecycle:
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
         group_metadata = self.consumer.consumer_group_metadata()
         in_flight = self._in_flight = _CommitInFlight(
-            Future(), next_offsets, records_in, len(outcome.results), len(outcome.dead_letters), len(outcome.shadows),
-            outcome, began_at)
+            Future(),
+            next_offsets,
+            records_in,
+            len(outcome.results),
+            len(outcome.dead_letters),
+            len(outcome.shadows),
+            outcome,
+            began_at,
+        )
         if overlap:
             in_flight.future = self._committer.submit(self._finish, offsets, group_metadata)
             return
@@ -213,8 +231,9 @@ class TransactionLifecycle:
         self._consecutive_aborts += 1
         self.stats.aborts += 1
         span = describe_offsets(next_offsets)
-        logger.warning("transaction of %d records aborted (%s): %s; rewinding to the committed offsets",
-                       records_in, error.str(), span)
+        logger.warning(
+            "transaction of %d records aborted (%s): %s; rewinding to the committed offsets", records_in, error.str(), span
+        )
         try:
             call_retrying(self.producer.abort_transaction, deadline=time.monotonic() + self.retry_timeout_s)
         except KafkaException as exception:
@@ -235,7 +254,8 @@ class TransactionLifecycle:
             f"worker {self.worker_id}: the {what} of the transaction for {describe_offsets(next_offsets)} still "
             f"failed after {self.retry_timeout_s:g} s of retries ({error.str()}); whether it landed is unknown. "
             "Nothing is lost: restarting the worker with the same id settles it. Check that the broker is up and "
-            "reachable (`muse broker status`, `muse broker logs`), then restart.")
+            "reachable (`muse broker status`, `muse broker logs`), then restart."
+        )
 
     def _rewind(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Back to the last committed offsets, so the aborted batch is read and scored again."""
@@ -243,9 +263,11 @@ class TransactionLifecycle:
         try:
             committed_offsets = self.consumer.committed(topic_partitions, timeout=30)
         except KafkaException as error:  # without them the consumer's positions are past uncommitted input
-            raise WorkerError(f"worker {self.worker_id}: cannot read the committed offsets of "
-                              f"{[f'{p.topic}[{p.partition}]' for p in topic_partitions]} to rewind: {error}; "
-                              "restart it") from error
+            raise WorkerError(
+                f"worker {self.worker_id}: cannot read the committed offsets of "
+                f"{[f'{p.topic}[{p.partition}]' for p in topic_partitions]} to rewind: {error}; "
+                "restart it"
+            ) from error
         for committed in committed_offsets:
             target = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
             try:

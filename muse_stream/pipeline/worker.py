@@ -87,16 +87,28 @@ def source_records(batch: list[Message], tenant_of: Callable[[str], str]) -> tup
     partitions = list(map(Message.partition, batch))
     offsets = list(map(Message.offset, batch))
     tenants = {topic: tenant_of(topic) for topic in set(topics)}
-    records = list(map(_new_source_record, zip(
-        map(tenants.__getitem__, topics), topics, partitions, offsets, map(_SECOND, map(Message.timestamp, batch)),
-        map(Message.key, batch), map(Message.value, batch))))
+    records = list(
+        map(
+            _new_source_record,
+            zip(
+                map(tenants.__getitem__, topics),
+                topics,
+                partitions,
+                offsets,
+                map(_SECOND, map(Message.timestamp, batch)),
+                map(Message.key, batch),
+                map(Message.value, batch),
+            ),
+        )
+    )
     # Offsets rise within a partition, so the last of each partition wins, as it should.
     return records, dict(zip(zip(topics, partitions), map((1).__add__, offsets)))
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, current_config: Callable[[], SnapshotLike],
-                 scorer: Scorer | None = None) -> None:
+    def __init__(
+        self, settings: WorkerSettings, current_config: Callable[[], SnapshotLike], scorer: Scorer | None = None
+    ) -> None:
         self.settings = settings
         self.current_config = current_config
         self.scorer: Scorer = scorer or BatchScorer(settings.names)
@@ -106,34 +118,49 @@ class Worker:
         self._known_tenants: set[str] = set()
         self._admin = TopicAdmin(settings.bootstrap)
         names = settings.names
-        self.consumer = Consumer(consumer_config(
-            settings.bootstrap, settings.group_id, **{
-                "group.instance.id": settings.transactional_id,  # static membership: a restart keeps its partitions
-                "session.timeout.ms": settings.session_timeout_ms,
-                "topic.metadata.refresh.interval.ms": 2000,  # new tenants' input topics are found within seconds
-                "fetch.wait.max.ms": 10,
-                "queued.max.messages.kbytes": 65536,
-            }))
-        self.producer = Producer(transactional_producer_config(
-            settings.bootstrap, settings.transactional_id, **{
-                "transaction.timeout.ms": settings.transaction_timeout_ms,
-                "message.timeout.ms": settings.transaction_timeout_ms - 1000,
-                "linger.ms": 2,
-                # A transaction begun right after a commit can get CONCURRENT_TRANSACTIONS while the
-                # broker still writes the previous commit's markers; librdkafka retries after this
-                # backoff (default 100 ms, which showed up as a ~100 ms p99 step), so retry soon.
-                "retry.backoff.ms": 5,
-                "retry.backoff.max.ms": 100,
-                "batch.size": 1_000_000,
-                "queue.buffering.max.messages": 1_000_000,
-                "compression.type": "lz4",
-            }))
+        self.consumer = Consumer(
+            consumer_config(
+                settings.bootstrap,
+                settings.group_id,
+                **{
+                    "group.instance.id": settings.transactional_id,  # static membership: a restart keeps its partitions
+                    "session.timeout.ms": settings.session_timeout_ms,
+                    "topic.metadata.refresh.interval.ms": 2000,  # new tenants' input topics are found within seconds
+                    "fetch.wait.max.ms": 10,
+                    "queued.max.messages.kbytes": 65536,
+                },
+            )
+        )
+        self.producer = Producer(
+            transactional_producer_config(
+                settings.bootstrap,
+                settings.transactional_id,
+                **{
+                    "transaction.timeout.ms": settings.transaction_timeout_ms,
+                    "message.timeout.ms": settings.transaction_timeout_ms - 1000,
+                    "linger.ms": 2,
+                    # A transaction begun right after a commit can get CONCURRENT_TRANSACTIONS while the
+                    # broker still writes the previous commit's markers; librdkafka retries after this
+                    # backoff (default 100 ms, which showed up as a ~100 ms p99 step), so retry soon.
+                    "retry.backoff.ms": 5,
+                    "retry.backoff.max.ms": 100,
+                    "batch.size": 1_000_000,
+                    "queue.buffering.max.messages": 1_000_000,
+                    "compression.type": "lz4",
+                },
+            )
+        )
         self._input_pattern = names.input_topic_regex
         self.transactions = TransactionLifecycle(
-            self.producer, self.consumer, self.stats, worker_id=settings.worker_id,
+            self.producer,
+            self.consumer,
+            self.stats,
+            worker_id=settings.worker_id,
             retry_timeout_s=settings.transaction_retry_timeout_ms / 1000,
             abort_backoff_s=ABORT_BACKOFF_S,  # this module's, read now, so tests can shorten it
-            finish=self._finish_transaction, drop_gathered=self._drop_gathered)
+            finish=self._finish_transaction,
+            drop_gathered=self._drop_gathered,
+        )
 
     @property
     def on_batch(self) -> Callable[[BatchReport], None] | None:
@@ -170,8 +197,9 @@ class Worker:
         revoked = {(p.topic, p.partition) for p in partitions}
         before = len(self._pending)
         self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in revoked]
-        logger.info("revoked %d partitions; dropped %d gathered records for their next owner",
-                 len(revoked), before - len(self._pending))
+        logger.info(
+            "revoked %d partitions; dropped %d gathered records for their next owner", len(revoked), before - len(self._pending)
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -183,8 +211,9 @@ class Worker:
         # every batch in flight for tens to hundreds of ms: the p99 of `muse bench latency`.
         gc.collect()
         gc.freeze()
-        self.consumer.subscribe([self._input_pattern], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_revoke)
+        self.consumer.subscribe(
+            [self._input_pattern], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
         logger.info("worker %s consuming %s as group %s", settings.worker_id, self._input_pattern, settings.group_id)
         last_report = time.monotonic()
         try:

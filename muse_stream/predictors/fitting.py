@@ -30,12 +30,16 @@ def corrected_scores(record: ModelRecord, store: ArtifactStore, features: npt.Ar
     return posterior_correction(np.asarray(raw, dtype=np.float64), record.b)
 
 
-def predictor_spec(record: ModelRecord, quantile_map: QuantileMap, *, name: str, version: str,
-                   missing_policy: MissingPolicy = "xgboost_missing") -> PredictorSpec:
+def predictor_spec(
+    record: ModelRecord, quantile_map: QuantileMap, *, name: str, version: str, missing_policy: MissingPolicy = "xgboost_missing"
+) -> PredictorSpec:
     return PredictorSpec(
-        name=name, version=version,
+        name=name,
+        version=version,
         model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
-        feature_names=record.feature_names, b=record.b, missing_policy=missing_policy,
+        feature_names=record.feature_names,
+        b=record.b,
+        missing_policy=missing_policy,
         quantile_map=quantile_map.to_dict(),
     )
 
@@ -51,8 +55,9 @@ def fit_predictor_spec(
     missing_policy: MissingPolicy = "xgboost_missing",
     n_knots: int = DEFAULT_N_KNOTS,
 ) -> PredictorSpec:
-    quantile_map = QuantileMap.fit(corrected_scores(record, store, features), reference or AlertRateCurve.default(),
-                                   n_knots=n_knots)
+    quantile_map = QuantileMap.fit(
+        corrected_scores(record, store, features), reference or AlertRateCurve.default(), n_knots=n_knots
+    )
     return predictor_spec(record, quantile_map, name=name, version=version, missing_policy=missing_policy)
 
 
@@ -79,11 +84,12 @@ def reproduced_rates(quantile_map: QuantileMap, corrected: npt.ArrayLike, refere
     the distinct scores of its sample, so a model of few trees may miss its targets."""
     mapped = quantile_map.transform(np.asarray(corrected, dtype=np.float64))
     edges = np.asarray(reference.edges, dtype=np.float64)
-    return [EdgeRate(float(edge), float(target), float(np.mean(mapped >= edge)))
-            for edge, target in zip(edges, reference.alert_rate_at(edges), strict=True)]
+    return [
+        EdgeRate(float(edge), float(target), float(np.mean(mapped >= edge)))
+        for edge, target in zip(edges, reference.alert_rate_at(edges), strict=True)
+    ]
 
 
 def missed_rates(rates: list[EdgeRate], tolerance: float = DEFAULT_RATE_TOLERANCE) -> list[EdgeRate]:
     """The edges whose reproduced alert rate is further than ``tolerance`` times its target from it."""
     return [rate for rate in rates if abs(rate.error) > tolerance * rate.target]
-

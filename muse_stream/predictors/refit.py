@@ -40,12 +40,20 @@ def reference_of(quantile_map: Mapping[str, Any], *, owner: str) -> Reference:
     described = quantile_map.get("reference", {})
     if described.get("kind") == "alert_rate_curve":
         return AlertRateCurve.from_mapping({float(edge): float(rate) for edge, rate in described["edges"]})
-    raise MuseError(f"{owner} maps onto a {described.get('kind', 'unknown')} reference whose scores are not in its spec; "
-                    "give the reference explicitly with --curve EDGE:RATE,... or --reference-parquet FILE")
+    raise MuseError(
+        f"{owner} maps onto a {described.get('kind', 'unknown')} reference whose scores are not in its spec; "
+        "give the reference explicitly with --curve EDGE:RATE,... or --reference-parquet FILE"
+    )
 
 
-def refit_spec(spec: PredictorSpec, corrected: npt.ArrayLike, reference: Reference, *, version: str | None = None,
-               n_knots: int = DEFAULT_N_KNOTS) -> tuple[PredictorSpec, QuantileMap, list[EdgeRate]]:
+def refit_spec(
+    spec: PredictorSpec,
+    corrected: npt.ArrayLike,
+    reference: Reference,
+    *,
+    version: str | None = None,
+    n_knots: int = DEFAULT_N_KNOTS,
+) -> tuple[PredictorSpec, QuantileMap, list[EdgeRate]]:
     """``spec`` with its map refitted on ``corrected`` onto ``reference`` and its version bumped (or
     ``version``), the map, and the alert rates the map reproduces on ``corrected`` at the reference's edges."""
     scores = np.asarray(corrected, dtype=np.float64)

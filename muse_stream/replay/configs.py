@@ -55,6 +55,8 @@ def check_tags(choices: Iterable[ConfigChoice]) -> list[ConfigChoice]:
     tags = [c.tag for c in choices]
     repeated = sorted({t for t in tags if tags.count(t) > 1})
     if repeated:
-        raise ReplayConfigError(f"configs {repeated} are asked for more than once (two files with the same stem?); "
-                                "give each config once, renaming a file if needed")
+        raise ReplayConfigError(
+            f"configs {repeated} are asked for more than once (two files with the same stem?); "
+            "give each config once, renaming a file if needed"
+        )
     return choices

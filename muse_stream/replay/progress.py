@@ -15,14 +15,19 @@ BAR_WIDTH = 30
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 class Progress:
     """``update(n)`` after each batch; ``close()`` at the end. ``total`` is an upper bound (offsets)."""
 
-    def __init__(self, total: int, *, label: str = "replay", stream: TextIO | None = None,
-                 interval_s: float | None = None) -> None:
+    def __init__(
+        self, total: int, *, label: str = "replay", stream: TextIO | None = None, interval_s: float | None = None
+    ) -> None:
         self.total = total
         self.label = label
         self.stream = stream if stream is not None else sys.stderr

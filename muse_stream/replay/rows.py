@@ -20,27 +20,29 @@ from muse_stream.pipeline.scoring import BatchOutcome, SourceRecord
 from muse_stream.predictors import Predictor, ScoreBatch
 
 PARTITION_COLUMNS = ("tenant", "day")
-REPLAY_SCHEMA = pa.schema([
-    ("event_id", pa.string()),
-    ("tenant", pa.string()),
-    ("intent", pa.string()),
-    ("event_timestamp", pa.timestamp("ms", tz="UTC")),
-    ("day", pa.string()),
-    ("partition", pa.int32()),
-    ("offset", pa.int64()),
-    ("config", pa.string()),
-    ("config_version", pa.int64()),
-    ("role", pa.string()),
-    ("predictor_id", pa.string()),
-    ("predictor_name", pa.string()),
-    ("predictor_version", pa.string()),
-    ("raw_score", pa.float64()),
-    ("corrected_score", pa.float64()),
-    ("score", pa.float64()),
-    ("dead_letter_reason", pa.string()),
-    ("label", pa.int8()),
-    ("labelled_at", pa.timestamp("ms", tz="UTC")),
-])
+REPLAY_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("tenant", pa.string()),
+        ("intent", pa.string()),
+        ("event_timestamp", pa.timestamp("ms", tz="UTC")),
+        ("day", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("config", pa.string()),
+        ("config_version", pa.int64()),
+        ("role", pa.string()),
+        ("predictor_id", pa.string()),
+        ("predictor_name", pa.string()),
+        ("predictor_version", pa.string()),
+        ("raw_score", pa.float64()),
+        ("corrected_score", pa.float64()),
+        ("score", pa.float64()),
+        ("dead_letter_reason", pa.string()),
+        ("label", pa.int8()),
+        ("labelled_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
 _DAY_MS = 86_400_000
 _TENANT, _PARTITION, _OFFSET, _TIMESTAMP = (attrgetter(name) for name in ("tenant", "partition", "offset", "timestamp_ms"))
 PARTITIONING = ds.partitioning(pa.schema([REPLAY_SCHEMA.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
@@ -88,8 +90,15 @@ class ConfigRows:
         self.rows: list[_Chunk] = []
         self.dead_letters: Counter[str] = Counter()
 
-    def __call__(self, role: str, predictor: Predictor, records: Sequence[SourceRecord], event_ids: Sequence[str],
-                 intents: Sequence[str], scores: ScoreBatch) -> None:
+    def __call__(
+        self,
+        role: str,
+        predictor: Predictor,
+        records: Sequence[SourceRecord],
+        event_ids: Sequence[str],
+        intents: Sequence[str],
+        scores: ScoreBatch,
+    ) -> None:
         if not len(records) == len(event_ids) == len(intents) == len(scores.raw) == len(scores.corrected) == len(scores.mapped):
             raise ValueError(f"a {role} score batch of {predictor.id} has columns of different lengths")
         self.rows.append(_Chunk(records, event_ids, intents, role, predictor, scores, None))
@@ -121,8 +130,20 @@ _NO_LABELS: Mapping[str, LabelRecord] = {}
 
 def record_batch(configs: Sequence[ConfigRows], labels: Mapping[str, Mapping[str, LabelRecord]]) -> pa.RecordBatch:
     """Every row the configs collected (emptying them), labels joined by (tenant, event id)."""
-    text: dict[str, list] = {name: [] for name in ("event_id", "tenant", "intent", "config", "role", "predictor_id",
-                                                    "predictor_name", "predictor_version", "dead_letter_reason")}
+    text: dict[str, list] = {
+        name: []
+        for name in (
+            "event_id",
+            "tenant",
+            "intent",
+            "config",
+            "role",
+            "predictor_id",
+            "predictor_name",
+            "predictor_version",
+            "dead_letter_reason",
+        )
+    }
     versions: list[int | None] = []
     stamps, partitions, offsets, raws, correcteds, mapped = [], [], [], [], [], []
     for config in configs:
@@ -142,15 +163,20 @@ def record_batch(configs: Sequence[ConfigRows], labels: Mapping[str, Mapping[str
             stamps.append(np.fromiter(map(_TIMESTAMP, chunk.records), np.int64, n))
             partitions.append(np.fromiter(map(_PARTITION, chunk.records), np.int32, n))
             offsets.append(np.fromiter(map(_OFFSET, chunk.records), np.int64, n))
-            for column, values in ((raws, chunk.scores and chunk.scores.raw), (correcteds, chunk.scores and chunk.scores.corrected),
-                                   (mapped, chunk.scores and chunk.scores.mapped)):
+            for column, values in (
+                (raws, chunk.scores and chunk.scores.raw),
+                (correcteds, chunk.scores and chunk.scores.corrected),
+                (mapped, chunk.scores and chunk.scores.mapped),
+            ):
                 column.append(np.full(n, np.nan) if values is None else np.asarray(values, np.float64))
     stamp = np.concatenate(stamps) if stamps else np.empty(0, np.int64)
     dead = np.asarray([reason is not None for reason in text["dead_letter_reason"]], bool)
     day_numbers, day_index = np.unique(stamp // _DAY_MS, return_inverse=True)
     day_names = np.array([datetime.fromtimestamp(int(d) * 86_400, UTC).date().isoformat() for d in day_numbers], object)
-    found = [None if event_id is None else labels.get(tenant, _NO_LABELS).get(event_id)
-             for tenant, event_id in zip(text["tenant"], text["event_id"], strict=True)]
+    found = [
+        None if event_id is None else labels.get(tenant, _NO_LABELS).get(event_id)
+        for tenant, event_id in zip(text["tenant"], text["event_id"], strict=True)
+    ]
 
     def scores(chunks: list[np.ndarray]) -> pa.Array:
         return pa.array(np.concatenate(chunks) if chunks else np.empty(0), pa.float64(), mask=dead)
@@ -162,8 +188,12 @@ def record_batch(configs: Sequence[ConfigRows], labels: Mapping[str, Mapping[str
         "partition": pa.array(np.concatenate(partitions) if partitions else [], pa.int32()),
         "offset": pa.array(np.concatenate(offsets) if offsets else [], pa.int64()),
         "config_version": pa.array(versions, pa.int64()),
-        "raw_score": scores(raws), "corrected_score": scores(correcteds), "score": scores(mapped),
+        "raw_score": scores(raws),
+        "corrected_score": scores(correcteds),
+        "score": scores(mapped),
         "label": pa.array([None if label is None else label.label for label in found], pa.int8()),
-        "labelled_at": pa.array([None if label is None else label.labelled_at for label in found], REPLAY_SCHEMA.field("labelled_at").type),
+        "labelled_at": pa.array(
+            [None if label is None else label.labelled_at for label in found], REPLAY_SCHEMA.field("labelled_at").type
+        ),
     }
     return pa.RecordBatch.from_arrays([columns[field.name] for field in REPLAY_SCHEMA], schema=REPLAY_SCHEMA)

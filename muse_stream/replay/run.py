@@ -58,12 +58,16 @@ class ReplaySummary:
     seconds: float = 0.0  # reading, scoring and writing the window (configs, models and labels already loaded)
 
     def lines(self) -> list[str]:
-        out = [f"replayed {sum(self.events.values()):,} events ({self.window}) with "
-               + ", ".join(tag if version is None else f"{tag} (version {version})" for tag, version in self.configs)]
+        out = [
+            f"replayed {sum(self.events.values()):,} events ({self.window}) with "
+            + ", ".join(tag if version is None else f"{tag} (version {version})" for tag, version in self.configs)
+        ]
         for tenant in sorted(self.events):
             out.append(f"  {tenant}: {self.events[tenant]:,} events, {self.labelled[tenant]:,} labelled")
         if self.seconds > 0:
-            out.append(f"  read, scored and written in {self.seconds:.1f} s: {sum(self.events.values()) / self.seconds:,.0f} events/s")
+            out.append(
+                f"  read, scored and written in {self.seconds:.1f} s: {sum(self.events.values()) / self.seconds:,.0f} events/s"
+            )
         for tag, reasons in self.dead_letters.items():
             text = ", ".join(f"{reason} {count:,}" for reason, count in sorted(reasons.items())) or "none"
             out.append(f"  dead letters with {tag}: {text}")
@@ -73,9 +77,18 @@ class ReplaySummary:
         return out
 
 
-def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, choices: Sequence[ConfigChoice],
-           window: Window, out: str | Path, *, batch_size: int = 5000, progress: TextIO | None = None,
-           shard: tuple[int, int] | None = None) -> ReplaySummary:
+def replay(
+    bootstrap: str,
+    names: TopicNames,
+    tenants: Sequence[str] | None,
+    choices: Sequence[ConfigChoice],
+    window: Window,
+    out: str | Path,
+    *,
+    batch_size: int = 5000,
+    progress: TextIO | None = None,
+    shard: tuple[int, int] | None = None,
+) -> ReplaySummary:
     """Replay ``tenants`` (None: all) over ``window`` with each config; write the dataset to ``out``.
     With ``shard=(K, N)``, only the input partitions of shard K (:func:`shard_of`); the N shards'
     files may share ``out``, each named after its shard."""
@@ -84,21 +97,27 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
     prefix = "part-" if shard is None else f"part-{shard[0]}-of-{shard[1]}-"
     ours = out.iterdir() if shard is None else out.rglob(prefix + "*")  # a shard minds only its own files
     if out.exists() and (not out.is_dir() or any(ours)):
-        raise MuseError(f"output {out} exists and is not an empty directory{'' if shard is None else f' (or holds shard {shard[0]}/{shard[1]})'}; "
-                        "choose another --out or remove it")
+        raise MuseError(
+            f"output {out} exists and is not an empty directory{'' if shard is None else f' (or holds shard {shard[0]}/{shard[1]})'}; "
+            "choose another --out or remove it"
+        )
     admin = TopicAdmin(bootstrap)
     tenants = resolve_tenants(admin, names, tenants)
     resolved = [resolve_config(bootstrap, names, choice) for choice in choices]
     topic_store = KafkaArtifactStore(bootstrap, names)
-    snapshots = [ConfigSnapshot.build(config.version or 0, config.config, ReplayArtifactStore(config.artifact_files, topic_store))
-                 for config in resolved]
+    snapshots = [
+        ConfigSnapshot.build(config.version or 0, config.config, ReplayArtifactStore(config.artifact_files, topic_store))
+        for config in resolved
+    ]
     existing = admin.existing_topics()
     inputs = {names.input_topic(t): existing[names.input_topic(t)] for t in tenants}
     ranges = window_ranges(bootstrap, inputs, window)
     total = sum(stop - start for start, stop in ranges.values())
     if total == 0:
-        raise WindowError(f"the window ({window.describe()}) holds no events on {', '.join(inputs)}; "
-                          "widen --from/--to or the offsets, or check --tenant")
+        raise WindowError(
+            f"the window ({window.describe()}) holds no events on {', '.join(inputs)}; "
+            "widen --from/--to or the offsets, or check --tenant"
+        )
     if shard is not None:
         ranges = {key: ranges[key] for key in shard_of(list(ranges), shard)}
         total = sum(stop - start for start, stop in ranges.values())
@@ -108,14 +127,19 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
     collectors = [ConfigRows(config.tag, config.version) for config in resolved]
     # No shadow is skipped for time in a replay (a worker skips slow ones to protect live latency);
     # one that raises is retried on the next batch.
-    scorers = [BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=math.inf, cooldown_s=0.0), listener=rows)
-               for rows in collectors]
+    scorers = [
+        BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=math.inf, cooldown_s=0.0), listener=rows) for rows in collectors
+    ]
     bar = Progress(total, stream=progress)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for messages in read_ranges(bootstrap, ranges, batch_size=batch_size):
-            records = [SourceRecord(names.tenant_of_topic(m.topic()), m.topic(), m.partition(), m.offset(),
-                                    m.timestamp()[1], m.key(), m.value()) for m in messages]
+            records = [
+                SourceRecord(
+                    names.tenant_of_topic(m.topic()), m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value()
+                )
+                for m in messages
+            ]
             outcomes = [scorer.score(records, snapshot) for scorer, snapshot in zip(scorers, snapshots, strict=True)]
             if any(outcome.dead_letters for outcome in outcomes):  # the lookup only where a letter needs it
                 by_position = {(r.topic, r.partition, r.offset): r for r in records}
@@ -124,17 +148,26 @@ def replay(bootstrap: str, names: TopicNames, tenants: Sequence[str] | None, cho
             summary.events.update(r.tenant for r in records)
             batch = record_batch(collectors, labels)
             # Labelled events, counted once each: on the first config's live rows.
-            counted = pc.and_(pc.and_(pc.equal(batch["config"], collectors[0].tag), pc.equal(batch["role"], "live")),
-                              pc.is_valid(batch["label"]))
+            counted = pc.and_(
+                pc.and_(pc.equal(batch["config"], collectors[0].tag), pc.equal(batch["role"], "live")),
+                pc.is_valid(batch["label"]),
+            )
             summary.labelled.update(pc.filter(batch["tenant"], counted).to_pylist())
             if batch.num_rows:
                 yield batch
             bar.update(len(records))
 
     started = time.perf_counter()
-    ds.write_dataset(batches(), out, schema=REPLAY_SCHEMA, format="parquet", partitioning=PARTITIONING,
-                     existing_data_behavior="overwrite_or_ignore", basename_template=prefix + "{i}.parquet",
-                     max_partitions=MAX_PARTITIONS)
+    ds.write_dataset(
+        batches(),
+        out,
+        schema=REPLAY_SCHEMA,
+        format="parquet",
+        partitioning=PARTITIONING,
+        existing_data_behavior="overwrite_or_ignore",
+        basename_template=prefix + "{i}.parquet",
+        max_partitions=MAX_PARTITIONS,
+    )
     summary.seconds = time.perf_counter() - started
     bar.close()
     for rows in collectors:

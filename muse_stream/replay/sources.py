@@ -71,8 +71,10 @@ def resolve_tenants(admin: TopicAdmin, names: TopicNames, tenants: Iterable[str]
     chosen = sorted(set(tenants))
     for tenant in chosen:
         if names.input_topic(tenant) not in existing:
-            raise TopicError(f"unknown tenant {tenant!r}: there is no input topic {names.input_topic(tenant)} on "
-                             f"{admin.bootstrap}; `muse tenants list --namespace {names.namespace}` shows the tenants")
+            raise TopicError(
+                f"unknown tenant {tenant!r}: there is no input topic {names.input_topic(tenant)} on "
+                f"{admin.bootstrap}; `muse tenants list --namespace {names.namespace}` shows the tenants"
+            )
     return chosen
 
 
@@ -83,8 +85,10 @@ def resolve_config(bootstrap: str, names: TopicNames, choice: ConfigChoice) -> R
     existing = TopicAdmin(bootstrap).existing_topics()
     if choice.kind == "live":
         if names.config_topic not in existing:
-            raise ReplayConfigError(f"there is no live config: {names.config_topic} does not exist on {bootstrap}; "
-                                    "check --namespace, or apply one with `muse config apply`")
+            raise ReplayConfigError(
+                f"there is no live config: {names.config_topic} does not exist on {bootstrap}; "
+                "check --namespace, or apply one with `muse config apply`"
+            )
         state = read_config_log(bootstrap, names)
         if state.version == 0:
             raise ReplayConfigError(f"there is no live config on {names.config_topic}; apply one with `muse config apply`")
@@ -96,8 +100,10 @@ def resolve_config(bootstrap: str, names: TopicNames, choice: ConfigChoice) -> R
     try:
         config = config_at(read_history(bootstrap, names), choice.version)
     except (HistoryError, ConfigError) as error:
-        raise ReplayConfigError(f"config version {choice.version} is not in the history topic {topic} as a whole "
-                                f"config: {error}; give a version that `muse config history` lists") from None
+        raise ReplayConfigError(
+            f"config version {choice.version} is not in the history topic {topic} as a whole "
+            f"config: {error}; give a version that `muse config history` lists"
+        ) from None
     return ResolvedConfig(choice.tag, choice.version, config)
 
 
@@ -115,11 +121,19 @@ def window_ranges(bootstrap: str, topics: Mapping[str, int], window: Window) -> 
             partitions = [TopicPartition(topic, p) for p in range(count)]
             at_from = at_to = [None] * count
             if window.from_ms is not None:
-                at_from = [tp.offset for tp in consumer.offsets_for_times(
-                    [TopicPartition(topic, p, window.from_ms) for p in range(count)], timeout=READ_TIMEOUT_S)]
+                at_from = [
+                    tp.offset
+                    for tp in consumer.offsets_for_times(
+                        [TopicPartition(topic, p, window.from_ms) for p in range(count)], timeout=READ_TIMEOUT_S
+                    )
+                ]
             if window.to_ms is not None:
-                at_to = [tp.offset for tp in consumer.offsets_for_times(
-                    [TopicPartition(topic, p, window.to_ms) for p in range(count)], timeout=READ_TIMEOUT_S)]
+                at_to = [
+                    tp.offset
+                    for tp in consumer.offsets_for_times(
+                        [TopicPartition(topic, p, window.to_ms) for p in range(count)], timeout=READ_TIMEOUT_S
+                    )
+                ]
             for tp, start_at, stop_at in zip(partitions, at_from, at_to, strict=True):
                 low, high = consumer.get_watermark_offsets(tp, timeout=READ_TIMEOUT_S)
                 ranges[(topic, tp.partition)] = window.offsets(low, high, start_at, stop_at)
@@ -132,8 +146,10 @@ def window_ranges(bootstrap: str, topics: Mapping[str, int], window: Window) -> 
             window.check_retained(topic, partition, low, oldest.get((topic, partition)))
         return ranges
     except KafkaException as error:
-        raise MuseError(f"looking up offsets of {', '.join(topics)} on {bootstrap} failed: {error.args[0].str()}; "
-                        "check the broker with `muse broker status`") from error
+        raise MuseError(
+            f"looking up offsets of {', '.join(topics)} on {bootstrap} failed: {error.args[0].str()}; "
+            "check the broker with `muse broker status`"
+        ) from error
     finally:
         consumer.close()
 
@@ -205,8 +221,10 @@ def read_ranges(bootstrap: str, ranges: Ranges, *, batch_size: int = 5000) -> It
                     yield batch
             elif time.monotonic() - last_progress > STALL_TIMEOUT_S:
                 stuck = ", ".join(f"{t}[{p}] before offset {s}" for (t, p), s in sorted(pending.items()))
-                raise MuseError(f"reading {stuck} on {bootstrap} made no progress for {STALL_TIMEOUT_S:.0f} s; "
-                                "check the broker, and that no producer holds a transaction open")
+                raise MuseError(
+                    f"reading {stuck} on {bootstrap} made no progress for {STALL_TIMEOUT_S:.0f} s; "
+                    "check the broker, and that no producer holds a transaction open"
+                )
     finally:
         consumer.close()
 

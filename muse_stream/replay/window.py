@@ -72,16 +72,26 @@ class Window:
             return
         where = f"{topic} partition {partition}"
         if self.from_offset is not None and self.from_offset < low:
-            raise WindowError(f"--from-offset {self.from_offset} is before the oldest offset still on {where} ({low}): "
-                              f"older records are gone (retention); replay from --from-offset {low} or later")
+            raise WindowError(
+                f"--from-offset {self.from_offset} is before the oldest offset still on {where} ({low}): "
+                f"older records are gone (retention); replay from --from-offset {low} or later"
+            )
         if self.from_ms is not None and (oldest_ms is None or oldest_ms > self.from_ms):
-            oldest = "nothing (every record is gone)" if oldest_ms is None else \
-                f"from {datetime.fromtimestamp(oldest_ms / 1000, UTC).isoformat()} (offset {low})"
-            advice = "" if oldest_ms is None else \
-                f"; replay from --from {datetime.fromtimestamp(oldest_ms / 1000, UTC).isoformat()} or later"
-            raise WindowError(f"the window starts at {datetime.fromtimestamp(self.from_ms / 1000, UTC).isoformat()}, before "
-                              f"the oldest record still on {where}, which is {oldest}: older records are gone "
-                              f"(retention){advice}")
+            oldest = (
+                "nothing (every record is gone)"
+                if oldest_ms is None
+                else f"from {datetime.fromtimestamp(oldest_ms / 1000, UTC).isoformat()} (offset {low})"
+            )
+            advice = (
+                ""
+                if oldest_ms is None
+                else f"; replay from --from {datetime.fromtimestamp(oldest_ms / 1000, UTC).isoformat()} or later"
+            )
+            raise WindowError(
+                f"the window starts at {datetime.fromtimestamp(self.from_ms / 1000, UTC).isoformat()}, before "
+                f"the oldest record still on {where}, which is {oldest}: older records are gone "
+                f"(retention){advice}"
+            )
 
     def describe(self) -> str:
         if self.by_time:

@@ -50,8 +50,10 @@ class Acl:
         """The arguments of Kafka's ``kafka-acls.sh --add`` that create this rule."""
         option = {TOPIC: "--topic", GROUP: "--group", TRANSACTIONAL_ID: "--transactional-id"}[self.resource_type]
         operation = "".join(word.capitalize() for word in self.operation.split("_"))
-        return (f"--allow-principal {self.kafka_principal} --operation {operation} {option} '{self.name}' "
-                f"--resource-pattern-type {self.pattern.lower()}")
+        return (
+            f"--allow-principal {self.kafka_principal} --operation {operation} {option} '{self.name}' "
+            f"--resource-pattern-type {self.pattern.lower()}"
+        )
 
 
 def tenant_principal(names: TopicNames, tenant: str) -> str:
@@ -72,7 +74,9 @@ def tenant_acls(names: TopicNames, tenant: str) -> list[Acl]:
         # The tenant: write its input, read its output, DLQ and labels; its own groups and
         # transactional ids under its prefix.
         *_topic(me, inp, WRITE),
-        *_topic(me, out, READ), *_topic(me, dlq, READ), *_topic(me, labels, READ),
+        *_topic(me, out, READ),
+        *_topic(me, dlq, READ),
+        *_topic(me, labels, READ),
         Acl(me, GROUP, PREFIXED, prefix, READ),
         Acl(me, TRANSACTIONAL_ID, PREFIXED, prefix, WRITE),
         # The worker reads the input and writes the output and DLQ (checking the configs muse
@@ -83,15 +87,16 @@ def tenant_acls(names: TopicNames, tenant: str) -> list[Acl]:
         # Operators read outputs (for plans), the monitor outputs, analysts inputs, outputs and labels.
         *_topic(OPERATOR, out, READ),
         *_topic(MONITOR, out, READ),
-        *_topic(ANALYST, inp, READ), *_topic(ANALYST, out, READ), *_topic(ANALYST, labels, READ),
+        *_topic(ANALYST, inp, READ),
+        *_topic(ANALYST, out, READ),
+        *_topic(ANALYST, labels, READ),
     ]
     return acls
 
 
 def namespace_acls(names: TopicNames) -> list[Acl]:
     """The rights of muse's principals on a namespace's internal topics, groups and transactions."""
-    config, shadow, models, history = (names.config_topic, names.shadow_topic, names.models_topic,
-                                       names.config_history_topic)
+    config, shadow, models, history = (names.config_topic, names.shadow_topic, names.models_topic, names.config_history_topic)
     monitor_state = f"{names.monitor_app_id}-"  # the Faust app's changelog topics
     return [
         *_topic(WORKER, config, READ, DESCRIBE_CONFIGS),
@@ -105,7 +110,9 @@ def namespace_acls(names: TopicNames) -> list[Acl]:
         *_topic(OPERATOR, shadow, READ),
         Acl(OPERATOR, TRANSACTIONAL_ID, LITERAL, f"muse-config.{names.namespace}", WRITE),
         # Analysts replay with the live config, a version rebuilt from the history, and its models.
-        *_topic(ANALYST, config, READ), *_topic(ANALYST, history, READ), *_topic(ANALYST, models, READ),
+        *_topic(ANALYST, config, READ),
+        *_topic(ANALYST, history, READ),
+        *_topic(ANALYST, models, READ),
         Acl(MONITOR, GROUP, LITERAL, names.monitor_app_id, READ),
         *[Acl(MONITOR, TOPIC, PREFIXED, monitor_state, op) for op in (READ, WRITE, CREATE, DESCRIBE_CONFIGS)],
     ]
@@ -117,5 +124,7 @@ def principals_of(acls: Iterable[Acl]) -> list[str]:
 
 def format_kafka_acls(acls: Iterable[Acl], bootstrap: str = "BOOTSTRAP", command_config: str = "admin.properties") -> str:
     """Shell lines for Kafka's own ``kafka-acls.sh``, one rule each."""
-    return "".join(f"kafka-acls.sh --bootstrap-server {bootstrap} --command-config {command_config} --add "
-                   f"{acl.kafka_acls_args()}\n" for acl in sorted(acls))
+    return "".join(
+        f"kafka-acls.sh --bootstrap-server {bootstrap} --command-config {command_config} --add {acl.kafka_acls_args()}\n"
+        for acl in sorted(acls)
+    )

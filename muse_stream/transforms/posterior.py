@@ -85,9 +85,7 @@ def undersampled_prevalence(prevalence: float, b: float) -> float:
     return pi / (pi + keep * (1.0 - pi))
 
 
-def prior_shift_correction(
-    scores: npt.ArrayLike, train_prevalence: float, target_prevalence: float
-) -> np.ndarray:
+def prior_shift_correction(scores: npt.ArrayLike, train_prevalence: float, target_prevalence: float) -> np.ndarray:
     """Re-weight posteriors from the training prevalence to the target one (Bayes' rule on odds).
 
     ``p' = s*r1 / (s*r1 + (1 - s)*r0)`` with ``r1 = target/train`` and

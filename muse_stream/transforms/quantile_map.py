@@ -50,7 +50,9 @@ class QuantileMap:
         xs = np.array(x, dtype=np.float64)
         ys = np.array(y, dtype=np.float64)
         if xs.ndim != 1 or xs.shape != ys.shape or xs.size == 0:
-            raise TransformInputError(f"quantile map knots must be two equal-length non-empty lists, got {xs.shape} and {ys.shape}")
+            raise TransformInputError(
+                f"quantile map knots must be two equal-length non-empty lists, got {xs.shape} and {ys.shape}"
+            )
         if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
             raise TransformInputError("quantile map knots must be finite numbers")
         if np.any(np.diff(xs) <= 0) or np.any(np.diff(ys) < 0):
@@ -74,9 +76,7 @@ class QuantileMap:
         return self._y
 
     @classmethod
-    def fit(
-        cls, corrected_scores: npt.ArrayLike, reference: Reference, *, n_knots: int = DEFAULT_N_KNOTS
-    ) -> QuantileMap:
+    def fit(cls, corrected_scores: npt.ArrayLike, reference: Reference, *, n_knots: int = DEFAULT_N_KNOTS) -> QuantileMap:
         """Fit on a sample of corrected scores (no labels) so they follow ``reference``."""
         if int(n_knots) < MIN_N_KNOTS:
             raise TransformInputError(f"n_knots={n_knots} is too coarse to hold alert rates; use at least {MIN_N_KNOTS}")

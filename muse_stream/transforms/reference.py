@@ -97,8 +97,7 @@ class AlertRateCurve:
             if np.any(steps <= 0):
                 order = "increasing" if increasing else "decreasing"
                 raise TransformInputError(
-                    f"alert-rate curve {name} must be strictly {order} (higher thresholds alert on "
-                    f"fewer events): {values!r}"
+                    f"alert-rate curve {name} must be strictly {order} (higher thresholds alert on fewer events): {values!r}"
                 )
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "rates", rates)
@@ -146,10 +145,7 @@ class AlertRateCurve:
         u = (t - x[k]) / h
         u2, u3 = u * u, u * u * u
         value = (
-            (2 * u3 - 3 * u2 + 1) * y[k]
-            + (u3 - 2 * u2 + u) * h * d[k]
-            + (-2 * u3 + 3 * u2) * y[k + 1]
-            + (u3 - u2) * h * d[k + 1]
+            (2 * u3 - 3 * u2 + 1) * y[k] + (u3 - 2 * u2 + u) * h * d[k] + (-2 * u3 + 3 * u2) * y[k + 1] + (u3 - u2) * h * d[k + 1]
         )
         return np.clip(value, 0.0, 1.0)
 

@@ -37,28 +37,49 @@ def produce_over_two_days(bootstrap: str, topic: str, tenant: str, seed: int) ->
     producer = Producer({"bootstrap.servers": bootstrap})  # a plain client, as a tenant's would be
     ids = [f"{tenant}-e{i}" for i in range(N)]
     for event_id, features, stamp in zip(ids, events_as_dicts(X), stamps, strict=True):
-        producer.produce(topic, key=event_id.encode(), value=orjson.dumps({"event_id": event_id, "features": features}),
-                         timestamp=stamp)
+        producer.produce(
+            topic, key=event_id.encode(), value=orjson.dumps({"event_id": event_id, "features": features}), timestamp=stamp
+        )
     assert producer.flush(30) == 0
     return ids, y, stamps
 
 
-def test_backtest_of_a_real_replay(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_of_a_real_replay(
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     ns = ["--namespace", topic_names.namespace]
     store = tmp_path / "store"
-    predictors = {"fraud-v1": small_predictor(store, version="1", seed=1),
-                  "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4)}
+    predictors = {
+        "fraud-v1": small_predictor(store, version="1", seed=1),
+        "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4),
+    }
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, 2)
     for live in ("fraud-v1", "fraud-v2"):  # version 1, then version 2 moves both tenants to fraud-v2
-        publish(kafka.bootstrap, topic_names, deployment(TENANTS, predictors, {(t, "card-fraud"): (live, ()) for t in TENANTS}),
-                predictors, store)
+        publish(
+            kafka.bootstrap,
+            topic_names,
+            deployment(TENANTS, predictors, {(t, "card-fraud"): (live, ()) for t in TENANTS}),
+            predictors,
+            store,
+        )
     ids, y, _ = produce_over_two_days(kafka.bootstrap, topic_names.input_topic("bank-a"), "bank-a", 5)
     produce_over_two_days(kafka.bootstrap, topic_names.input_topic("bank-b"), "bank-b", 6)
     labels = tmp_path / "labels.parquet"
-    pq.write_table(pa.table({"event_id": ids, "label": y.astype(int).tolist(),
-                             "labelled_at": pa.array([datetime.now(UTC)] * N, pa.timestamp("ms", tz="UTC"))}), labels)
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ids,
+                "label": y.astype(int).tolist(),
+                "labelled_at": pa.array([datetime.now(UTC)] * N, pa.timestamp("ms", tz="UTC")),
+            }
+        ),
+        labels,
+    )
     assert main(["labels", *ns, "load", str(labels), "--tenant", "bank-a"]) == 0
     out = tmp_path / "replay"
     assert main(["replay", *ns, "--all-tenants", "--config", "live", "--config-version", "1", "--out", str(out)]) == 0
@@ -98,8 +119,9 @@ def test_backtest_of_a_real_replay(kafka: BrokerHandle, topic_names: TopicNames,
     capsys.readouterr()
     assert main(["backtest", str(out), "--walk-forward", "--old", "v1", "--new", "live"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"muse: error: tenant bank-a: cannot fit a mapping on its windows "
-                                                    f"(200 events on {days[0]}, the fit window): ")
+    assert err.count("\n") == 1 and err.startswith(
+        f"muse: error: tenant bank-a: cannot fit a mapping on its windows (200 events on {days[0]}, the fit window): "
+    )
     assert err.endswith("walk forward with a longer --period\n")
     assert main(["backtest", str(out), "--walk-forward", "--old", "v7", "--new", "live"]) == 2
     err = capsys.readouterr().err

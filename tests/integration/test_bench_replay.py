@@ -14,7 +14,8 @@ pytestmark = pytest.mark.kafka
 
 
 def test_bench_replay_prints_the_three_rates_and_the_replays_peak_rss(
-        kafka: BrokerHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     before = set(TopicAdmin(kafka.bootstrap).existing_topics())
     assert main(["bench", "replay", "--events", "20000", "--partitions", "2", "--trees", "10", "--depth", "3"]) == 0

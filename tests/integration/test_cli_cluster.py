@@ -26,8 +26,11 @@ def _muse(*argv: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("MUSE_BOOTSTRAP", "MUSE_CONNECT_TIMEOUT", "MUSE_CLIENT_CONFIG", "MUSE_NAMESPACE")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("MUSE_BOOTSTRAP", "MUSE_CONNECT_TIMEOUT", "MUSE_CLIENT_CONFIG", "MUSE_NAMESPACE")
+    }
     return {**env, **extra}
 
 
@@ -54,8 +57,7 @@ def test_a_wrong_address_is_one_clear_line_within_seconds(tmp_path: Path) -> Non
 
 
 def test_the_connect_timeout_and_debug_logging_are_honoured() -> None:
-    process = _muse("tenants", "list", "--connect-timeout", "2", "--log-level", "debug",
-                    env=_env(MUSE_BOOTSTRAP=NOWHERE))
+    process = _muse("tenants", "list", "--connect-timeout", "2", "--log-level", "debug", env=_env(MUSE_BOOTSTRAP=NOWHERE))
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "within 2 s" in err and "Traceback" not in err
@@ -68,14 +70,18 @@ def test_the_connect_timeout_and_debug_logging_are_honoured() -> None:
 
 def test_the_local_broker_as_source_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MUSE_CONNECT_TIMEOUT", "1")
-    with pytest.raises(ClusterUnreachable, match=r"127\.0\.0\.1:1 \(the local broker, as MUSE_BOOTSTRAP is not set\) "
-                                                 r"within 1 s: .*`muse broker status`"):
+    with pytest.raises(
+        ClusterUnreachable,
+        match=r"127\.0\.0\.1:1 \(the local broker, as MUSE_BOOTSTRAP is not set\) "
+        r"within 1 s: .*`muse broker status`",
+    ):
         _check_reachable(NOWHERE, from_env=False)
 
 
 @pytest.mark.kafka
 def test_namespace_after_the_action_and_the_client_config_file_on_a_real_broker(
-        kafka: BrokerHandle, admin: TopicAdmin, topic_names: TopicNames, tmp_path: Path) -> None:
+    kafka: BrokerHandle, admin: TopicAdmin, topic_names: TopicNames, tmp_path: Path
+) -> None:
     admin.ensure(topic_names.tenant_topic_specs("bank-a", partitions=2))
     client_file = tmp_path / "client.properties"
     client_file.write_text("# the throwaway broker has a plaintext listener\nsecurity.protocol=PLAINTEXT\n")
@@ -89,8 +95,15 @@ def test_namespace_after_the_action_and_the_client_config_file_on_a_real_broker(
 
     # The file reaches the clients: one its settings cannot work with is refused by the cluster.
     client_file.write_text("security.protocol=SSL\n")
-    process = _muse("tenants", "list", "--namespace", topic_names.namespace, "--connect-timeout", "2",
-                    env={**env, "MUSE_CLIENT_CONFIG": str(client_file)})
+    process = _muse(
+        "tenants",
+        "list",
+        "--namespace",
+        topic_names.namespace,
+        "--connect-timeout",
+        "2",
+        env={**env, "MUSE_CLIENT_CONFIG": str(client_file)},
+    )
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0 and len(err.strip().splitlines()) == 1, err
     assert f"the security settings in {client_file} match its listener" in err
@@ -99,5 +112,7 @@ def test_namespace_after_the_action_and_the_client_config_file_on_a_real_broker(
     process = _muse("tenants", "list", "--client-config", str(client_file), env=env)
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0
-    assert err.strip() == f"muse: error: {client_file}:2: 'acks' is not a security setting; a client config file " \
-                          "holds only security.protocol, ssl.* and sasl.* (the bootstrap address goes in MUSE_BOOTSTRAP)"
+    assert (
+        err.strip() == f"muse: error: {client_file}:2: 'acks' is not a security setting; a client config file "
+        "holds only security.protocol, ssl.* and sasl.* (the bootstrap address goes in MUSE_BOOTSTRAP)"
+    )

@@ -33,7 +33,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_destructive_apply_needs_yes_history_lists_every_version_and_rollback_publishes_a_new_one(
-        kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     names = TopicNames(f"t{uuid.uuid4().hex[:12]}")
     config = ["config", "--namespace", names.namespace]
@@ -50,8 +51,10 @@ def test_destructive_apply_needs_yes_history_lists_every_version_and_rollback_pu
     assert "will refuse this plan without --yes" in out
     code, out, err = run(capsys, *config, "apply", str(empty))
     assert code == 2 and "    - card-fraud  was live fraud-v1, shadows fraud-v2" in out
-    assert err.startswith(f"muse: error: {empty} would remove tenant bank-a, tenant bank-b, tenant bank-c, "
-                          "intent account-takeover, intent card-fraud, route bank-a/account-takeover")
+    assert err.startswith(
+        f"muse: error: {empty} would remove tenant bank-a, tenant bank-b, tenant bank-c, "
+        "intent account-takeover, intent card-fraud, route bank-a/account-takeover"
+    )
     assert err.strip().endswith("nothing was published. Check the plan above and add --yes to apply it anyway")
     live = read_config_log(kafka.bootstrap, names)
     assert live.version == 1 and live.bodies() == v1
@@ -93,8 +96,12 @@ TENANT = "bank-a"
 
 
 def test_a_running_worker_scores_with_the_promoted_predictor_and_again_with_the_old_one_after_rollback(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     predictors: dict[str, Predictor] = {
         "fraud-v1": small_predictor(tmp_path, name="fraud", version="1", seed=1),
@@ -148,8 +155,10 @@ def test_a_running_worker_scores_with_the_promoted_predictor_and_again_with_the_
         # version 1's behaviour: same events, same live predictor, same scores as before the promotion
         first = {r.event_id[1:]: r.score for r in before}
         assert {r.event_id[1:]: r.score for r in rolled_back} == first
-        shadows = [ShadowResult.model_validate_json(v) for _, _, v in
-                   read_committed(kafka.bootstrap, [topic_names.shadow_topic], expect=1, timeout=30, settle=0.3)]
+        shadows = [
+            ShadowResult.model_validate_json(v)
+            for _, _, v in read_committed(kafka.bootstrap, [topic_names.shadow_topic], expect=1, timeout=30, settle=0.3)
+        ]
     finally:
         worker.stop()
     # while fraud-v2 was live, the demoted fraud-v1 kept scoring the same events on the side

@@ -31,10 +31,14 @@ def read_topic(bootstrap: str, topic: str, isolation: str = "read_committed") ->
 
 @pytest.fixture
 def publisher(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> ConfigPublisher:
-    return ConfigPublisher(kafka.bootstrap, topic_names, artifact_store=KafkaArtifactStore(kafka.bootstrap, topic_names, tmp_path / "cache"))
+    return ConfigPublisher(
+        kafka.bootstrap, topic_names, artifact_store=KafkaArtifactStore(kafka.bootstrap, topic_names, tmp_path / "cache")
+    )
 
 
-def test_each_change_set_is_one_transaction_with_a_marker_and_a_history_record(publisher: ConfigPublisher, kafka: BrokerHandle, topic_names: TopicNames) -> None:
+def test_each_change_set_is_one_transaction_with_a_marker_and_a_history_record(
+    publisher: ConfigPublisher, kafka: BrokerHandle, topic_names: TopicNames
+) -> None:
     first = publisher.publish(deployment(), artifacts(1, 2))
     assert first.version == 1 and len(first.uploaded) == 2
     assert publisher.publish(deployment(), artifacts(1, 2)).version == 1  # nothing differs: no new version
@@ -59,7 +63,9 @@ def test_each_change_set_is_one_transaction_with_a_marker_and_a_history_record(p
     assert live.version == 2 and live.deployment().bodies() == moved.bodies()
 
 
-def test_a_concurrent_publisher_is_fenced_and_its_records_never_show(publisher: ConfigPublisher, kafka: BrokerHandle, topic_names: TopicNames) -> None:
+def test_a_concurrent_publisher_is_fenced_and_its_records_never_show(
+    publisher: ConfigPublisher, kafka: BrokerHandle, topic_names: TopicNames
+) -> None:
     publisher.publish(deployment(), artifacts(1, 2))
     # operator A: same transactional id, half a change set written, not yet committed
     other = Producer(transactional_producer_config(kafka.bootstrap, publisher.transactional_id))
@@ -79,7 +85,9 @@ def test_a_concurrent_publisher_is_fenced_and_its_records_never_show(publisher: 
     assert read_config_log(kafka.bootstrap, topic_names).rejected == []
 
 
-def test_kafka_artifact_store_round_trips_and_verifies(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, publisher: ConfigPublisher) -> None:
+def test_kafka_artifact_store_round_trips_and_verifies(
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, publisher: ConfigPublisher
+) -> None:
     publisher.ensure_topics()
     writer = KafkaArtifactStore(kafka.bootstrap, topic_names, tmp_path / "writer")
     data = model_bytes(1)
@@ -97,7 +105,9 @@ def test_kafka_artifact_store_round_trips_and_verifies(kafka: BrokerHandle, topi
         reader.get(forged)
 
 
-def test_cli_diff_apply_show(kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_diff_apply_show(
+    kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     namespace = f"t{uuid.uuid4().hex[:12]}"
     path = write_topology(tmp_path)
@@ -123,7 +133,8 @@ def test_cli_diff_apply_show(kafka: BrokerHandle, tmp_path: Path, monkeypatch: p
 
 
 def test_a_lost_version_marker_never_makes_a_version_repeat_and_republishing_restores_it(
-        publisher: ConfigPublisher, kafka: BrokerHandle, tmp_path: Path) -> None:
+    publisher: ConfigPublisher, kafka: BrokerHandle, tmp_path: Path
+) -> None:
     """A tombstone written by hand on meta/version, once compacted, leaves the entries without a marker
     (the watcher then has no version to apply) while the history still holds every version."""
     moved = deployment({("bank-a", "card-fraud"): ("fraud-v2", ())})
@@ -131,7 +142,9 @@ def test_a_lost_version_marker_never_makes_a_version_repeat_and_republishing_res
     publisher.publish(moved)
     # The compacted state of that config topic, marker gone, in a second namespace with the same history.
     lost = TopicNames(f"t{uuid.uuid4().hex[:12]}")
-    repaired = ConfigPublisher(kafka.bootstrap, lost, artifact_store=KafkaArtifactStore(kafka.bootstrap, lost, tmp_path / "cache2"))
+    repaired = ConfigPublisher(
+        kafka.bootstrap, lost, artifact_store=KafkaArtifactStore(kafka.bootstrap, lost, tmp_path / "cache2")
+    )
     repaired.ensure_topics()
     latest = {key: value for _, key, value in read_topic(kafka.bootstrap, publisher.names.config_topic)}
     producer = Producer(producer_config(kafka.bootstrap))
@@ -151,8 +164,9 @@ def test_a_lost_version_marker_never_makes_a_version_repeat_and_republishing_res
     assert [key for _, key, _ in read_topic(kafka.bootstrap, lost.config_history_topic)] == ["1", "2", "3", "4"]
 
 
-def test_apply_creates_the_declared_tenants_topics(kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_apply_creates_the_declared_tenants_topics(
+    kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`config apply` on a fresh namespace: every declared tenant gets its topics, with the partitions
     declared (`partitions` in [[tenants]]) or the default; existing topics are kept; a second apply
     creates nothing."""
@@ -166,9 +180,17 @@ def test_apply_creates_the_declared_tenants_topics(kafka: BrokerHandle, tmp_path
     assert main([*cli, "apply", str(path)]) == 0
     out = capsys.readouterr().out
     partitions = admin.existing_topics()
-    expected = {("bank-a", "input"): 3, ("bank-a", "output"): 3, ("bank-a", "dlq"): 1,
-                ("bank-b", "input"): 1, ("bank-b", "output"): 1, ("bank-b", "dlq"): 1,
-                ("bank-c", "input"): 2, ("bank-c", "output"): 2, ("bank-c", "dlq"): 1}
+    expected = {
+        ("bank-a", "input"): 3,
+        ("bank-a", "output"): 3,
+        ("bank-a", "dlq"): 1,
+        ("bank-b", "input"): 1,
+        ("bank-b", "output"): 1,
+        ("bank-b", "dlq"): 1,
+        ("bank-c", "input"): 2,
+        ("bank-c", "output"): 2,
+        ("bank-c", "dlq"): 1,
+    }
     assert {key: partitions[names.tenant_topic(*key)] for key in expected} == expected
     for (tenant, kind), count in expected.items():
         assert (f"created topic {names.tenant_topic(tenant, kind)}  partitions={count}" in out) == (tenant != "bank-c")

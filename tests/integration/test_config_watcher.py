@@ -48,7 +48,9 @@ def publisher(kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifact
 
 
 @pytest.fixture
-def watcher(kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore, publisher: ConfigPublisher) -> Iterator[ConfigWatcher]:
+def watcher(
+    kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore, publisher: ConfigPublisher
+) -> Iterator[ConfigWatcher]:
     with ConfigWatcher(kafka.bootstrap, topic_names, artifact_store=store) as watcher:
         watcher.wait_for_version(1, timeout=10)
         yield watcher
@@ -67,7 +69,9 @@ def marker(version: int) -> bytes:
     return encode_value(VersionMarker(config_version=version, changed=(), applied_at="2026-01-01T00:00:00Z"), version)
 
 
-def test_empty_before_any_config_and_timeout_names_the_topic(kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore) -> None:
+def test_empty_before_any_config_and_timeout_names_the_topic(
+    kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore
+) -> None:
     with ConfigWatcher(kafka.bootstrap, topic_names, artifact_store=store) as watcher:
         assert watcher.current.version == 0 and watcher.current.tenants == frozenset()
         with pytest.raises(MuseError, match=rf"config version 1 did not become current from topic {topic_names.config_topic}"):
@@ -141,8 +145,11 @@ def test_invalid_records_are_rejected_and_the_last_good_snapshot_stays(
 def test_tombstone_deletes_a_route_and_models_are_shared(watcher: ConfigWatcher, publisher: ConfigPublisher) -> None:
     first = watcher.current
     assert first.route("bank-a", "card-fraud").live is first.route("bank-b", "card-fraud").live
-    routes = {("bank-a", "card-fraud"): ("fraud-v1", ()), ("bank-a", "account-takeover"): ("fraud-v2", ()),
-              ("bank-b", "card-fraud"): ("fraud-v1", ())}
+    routes = {
+        ("bank-a", "card-fraud"): ("fraud-v1", ()),
+        ("bank-a", "account-takeover"): ("fraud-v2", ()),
+        ("bank-b", "card-fraud"): ("fraud-v1", ()),
+    }
     publisher.publish(deployment(routes))
     assert watcher.wait_for_version(2, timeout=2).route("bank-a", "account-takeover").live.name == "fraud-v2"
     del routes[("bank-a", "account-takeover")]
@@ -155,20 +162,24 @@ def test_tombstone_deletes_a_route_and_models_are_shared(watcher: ConfigWatcher,
     assert snapshot.predictors["fraud-v1"] is first.predictors["fraud-v1"]
 
 
-def test_live_snapshot_refuses_once_the_watcher_stopped(kafka: BrokerHandle, topic_names: TopicNames,
-                                                       store: KafkaArtifactStore) -> None:
+def test_live_snapshot_refuses_once_the_watcher_stopped(
+    kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore
+) -> None:
     watcher = ConfigWatcher(kafka.bootstrap, topic_names, artifact_store=store)
     with pytest.raises(MuseError, match="is not running"):
         watcher.live_snapshot()  # never started
     watcher.start()
     assert watcher.live_snapshot().version == 0
     watcher.stop()
-    with pytest.raises(MuseError, match=rf"config watcher of topic {topic_names.config_topic} .* is not running; restart the worker"):
+    with pytest.raises(
+        MuseError, match=rf"config watcher of topic {topic_names.config_topic} .* is not running; restart the worker"
+    ):
         watcher.live_snapshot()
 
 
-def test_a_starting_watcher_exposes_only_the_latest_version(kafka: BrokerHandle, topic_names: TopicNames,
-                                                            store: KafkaArtifactStore, publisher: ConfigPublisher) -> None:
+def test_a_starting_watcher_exposes_only_the_latest_version(
+    kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore, publisher: ConfigPublisher
+) -> None:
     for version, live in ((2, "fraud-v2"), (3, "fraud-v1"), (4, "fraud-v2")):
         assert publisher.publish(deployment(routes_to(live))).version == version
     for _ in range(3):  # the first snapshot a new watcher swaps in is the newest, never an older one
@@ -177,8 +188,12 @@ def test_a_starting_watcher_exposes_only_the_latest_version(kafka: BrokerHandle,
 
 
 def test_a_version_that_fails_to_load_is_retried_and_the_last_good_one_stays(
-        kafka: BrokerHandle, topic_names: TopicNames, store: KafkaArtifactStore, publisher: ConfigPublisher,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    store: KafkaArtifactStore,
+    publisher: ConfigPublisher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import muse_stream.config.watcher as watcher_module
     from muse_stream.config.snapshot import ConfigSnapshot
 
@@ -201,4 +216,5 @@ def test_a_version_that_fails_to_load_is_retried_and_the_last_good_one_stays(
         assert watcher.wait_for_version(2, timeout=10).version == 2
         assert failures["left"] == 0
         assert [r.reason for r in watcher.rejected if "cannot be loaded" in r.reason] == [
-            "config version 2 cannot be loaded: artifact read timed out"]
+            "config version 2 cannot be loaded: artifact read timed out"
+        ]

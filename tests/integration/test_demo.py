@@ -15,7 +15,8 @@ pytestmark = pytest.mark.kafka
 
 
 def test_demo_keeps_alert_rates_on_the_reference_across_the_promotion(
-        kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # `muse demo` as a new user runs it: from a folder that is not the repo, which it must leave empty.
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()

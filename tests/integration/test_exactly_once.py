@@ -77,7 +77,8 @@ def _assert_exactly_once(kafka: BrokerHandle, names: TopicNames, logs: str) -> N
 
 
 def test_sigkilled_and_restarted_worker_loses_and_doubles_nothing(
-        kafka: BrokerHandle, topic_names: TopicNames, predictor: Predictor, store_dir: Path, tmp_path: Path) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, predictor: Predictor, store_dir: Path, tmp_path: Path
+) -> None:
     _deploy(kafka, topic_names, predictor, store_dir)
     rng = random.Random(20261129)
     worker = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w1", tmp_path).start()
@@ -97,7 +98,8 @@ def test_sigkilled_and_restarted_worker_loses_and_doubles_nothing(
 
 
 def test_two_workers_rebalancing_and_a_crash_lose_and_double_nothing(
-        kafka: BrokerHandle, topic_names: TopicNames, predictor: Predictor, store_dir: Path, tmp_path: Path) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, predictor: Predictor, store_dir: Path, tmp_path: Path
+) -> None:
     _deploy(kafka, topic_names, predictor, store_dir)
     first = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w1", tmp_path).start()
     second = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w2", tmp_path)

@@ -65,7 +65,8 @@ def test_a_broker_that_dies_while_starting_shows_its_log(tmp_path: Path) -> None
 
 
 def test_muse_broker_start_secure_prints_the_credential_files_and_commands_log_in_as_admin(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import stat
 
     from muse_stream.cli import main

@@ -124,8 +124,13 @@ def start_deployment(kafka: BrokerHandle, names: TopicNames, predictors: dict[st
 
 
 def test_a_map_fitted_from_shadow_traffic_holds_the_target_alert_rates_after_promotion(
-        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    predictors: dict[str, Predictor],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     ns = ("--namespace", topic_names.namespace)
     worker = start_deployment(kafka, topic_names, predictors, tmp_path)
@@ -133,21 +138,25 @@ def test_a_map_fitted_from_shadow_traffic_holds_the_target_alert_rates_after_pro
     try:
         traffic.send("shadowed-", 10_000)
         assert len(results(kafka.bootstrap, topic_names, 10_000)) == 10_000, worker.log_tail()
-        shadows = [ShadowResult.model_validate_json(v) for _, _, v in
-                   read_committed(kafka.bootstrap, [topic_names.shadow_topic], expect=10_000, timeout=60, settle=1.0)]
+        shadows = [
+            ShadowResult.model_validate_json(v)
+            for _, _, v in read_committed(kafka.bootstrap, [topic_names.shadow_topic], expect=10_000, timeout=60, settle=1.0)
+        ]
         assert len(shadows) == 10_000
         # The retrained model through a map made for another model's scores misses the targets badly.
         assert max(abs(e) for e in off_target(alert_rates([s.score for s in shadows])).values()) > 0.5
 
         out = tmp_path / "fraud-v2-fit.json"
-        code, _, err = run(capsys, "predictors", "fit", *ns, "--from-shadow", "fraud-v2", "--min-events", "12000",
-                           "--out", str(out))
+        code, _, err = run(
+            capsys, "predictors", "fit", *ns, "--from-shadow", "fraud-v2", "--min-events", "12000", "--out", str(out)
+        )
         assert code == 2 and not out.exists()
         assert "10000 events of shadow fraud-v2" in err and "(bank-a 5000, bank-b 5000)" in err
         assert "fewer than --min-events 12000" in err and "nothing was written" in err
 
-        code, printed, err = run(capsys, "predictors", "fit", *ns, "--from-shadow", "fraud-v2", "--since", "30m",
-                                 "--out", str(out))
+        code, printed, err = run(
+            capsys, "predictors", "fit", *ns, "--from-shadow", "fraud-v2", "--since", "30m", "--out", str(out)
+        )
         assert code == 0, err
         assert "10000 events of shadow fraud-v2 (fraud:2, id " in printed
         assert "  bank-a                        5000" in printed and "  bank-b                        5000" in printed
@@ -163,15 +172,31 @@ def test_a_map_fitted_from_shadow_traffic_holds_the_target_alert_rates_after_pro
         fresh_traffic = Traffic(kafka.bootstrap, topic_names, seed=22)  # events the fit never saw
         fresh_traffic.start_steady("fresh-", per_second=600)
         try:
-            code, printed, err = run(capsys, "promote", *ns, "--all-tenants", INTENT, "--to", "fraud-v2",
-                                     "--guard", "15s", "--tolerance", "0.3", "--guard-min-events", "1000")
+            code, printed, err = run(
+                capsys,
+                "promote",
+                *ns,
+                "--all-tenants",
+                INTENT,
+                "--to",
+                "fraud-v2",
+                "--guard",
+                "15s",
+                "--tolerance",
+                "0.3",
+                "--guard-min-events",
+                "1000",
+            )
         finally:
             fresh_traffic.stop_steady()
         assert code == 0, err + printed
         assert "version 3 is live: fraud-v2 scores bank-a/card-fraud, bank-b/card-fraud" in printed
         assert "guard: passed; version 3 stays live" in printed
-        fresh = [r for r in results(kafka.bootstrap, topic_names, traffic.total + fresh_traffic.total)
-                 if r.config_version == 3 and r.predictor_id == fitted.id]
+        fresh = [
+            r
+            for r in results(kafka.bootstrap, topic_names, traffic.total + fresh_traffic.total)
+            if r.config_version == 3 and r.predictor_id == fitted.id
+        ]
     finally:
         worker.stop()
     # Both tenants' fresh results together: at the 5% edge, 6,000 results give a standard error of
@@ -182,8 +207,13 @@ def test_a_map_fitted_from_shadow_traffic_holds_the_target_alert_rates_after_pro
 
 
 def test_the_guard_rolls_back_a_miscalibrated_promotion_and_every_event_is_scored_once(
-        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    predictors: dict[str, Predictor],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     worker = start_deployment(kafka, topic_names, predictors, tmp_path)
     traffic = Traffic(kafka.bootstrap, topic_names, seed=31)
@@ -194,9 +224,23 @@ def test_the_guard_rolls_back_a_miscalibrated_promotion_and_every_event_is_score
         traffic.start_steady("during-", per_second=400)
         started = time.monotonic()
         try:
-            code, printed, err = run(capsys, "promote", "--namespace", topic_names.namespace, "--all-tenants", INTENT,
-                                     "--to", "fraud-v2", "--guard", "20s", "--tolerance", "0.2",
-                                     "--guard-min-events", "300", "--yes")  # past the plan's own warning, if any
+            code, printed, err = run(
+                capsys,
+                "promote",
+                "--namespace",
+                topic_names.namespace,
+                "--all-tenants",
+                INTENT,
+                "--to",
+                "fraud-v2",
+                "--guard",
+                "20s",
+                "--tolerance",
+                "0.2",
+                "--guard-min-events",
+                "300",
+                "--yes",
+            )  # past the plan's own warning, if any
             took = time.monotonic() - started
             time.sleep(1.0)  # a little traffic after the rollback, too
         finally:
@@ -219,8 +263,9 @@ def test_the_guard_rolls_back_a_miscalibrated_promotion_and_every_event_is_score
     assert by_version[(3, predictors["fraud-v1"].id)] > 0
 
 
-def write_deployment_file(directory: Path, store: FileArtifactStore, predictors: dict[str, Predictor], live: str,
-                          shadow: str) -> Path:
+def write_deployment_file(
+    directory: Path, store: FileArtifactStore, predictors: dict[str, Predictor], live: str, shadow: str
+) -> Path:
     """A deployment TOML with its model and spec files, as an operator keeps them; bank-a declares thresholds."""
     lines = ['[[intents]]\nname = "card-fraud"\n']
     for tenant in TENANTS:
@@ -240,8 +285,13 @@ def write_deployment_file(directory: Path, store: FileArtifactStore, predictors:
 
 
 def test_a_plan_expects_a_miscalibrated_predictors_alert_rates_from_shadow_traffic_and_needs_yes(
-        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    predictors: dict[str, Predictor],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     ns = ("--namespace", topic_names.namespace)
     worker = start_deployment(kafka, topic_names, predictors, tmp_path)
@@ -253,20 +303,26 @@ def test_a_plan_expects_a_miscalibrated_predictors_alert_rates_from_shadow_traff
         worker.stop()
     code, printed, err = run(capsys, "promote", *ns, "--all-tenants", INTENT, "--to", "fraud-v2")
     assert code == 2, printed
-    assert "expected alert rates of bank-a/card-fraud on recent traffic: now fraud-v1:1: 2000 live results; " \
-           "after fraud-v2:2: 2000 shadow scores" in printed
+    assert (
+        "expected alert rates of bank-a/card-fraud on recent traffic: now fraud-v1:1: 2000 live results; "
+        "after fraud-v2:2: 2000 shadow scores" in printed
+    )
     assert err.startswith("muse: error: promoting fraud-v2 would make fraud-v2:2 live on bank-a/card-fraud, expected to alert ")
     assert "nothing was published" in err
     assert read_config_log(kafka.bootstrap, topic_names).version == 1
 
     (tmp_path / "deploy").mkdir()
-    topology = write_deployment_file(tmp_path / "deploy", FileArtifactStore(tmp_path), predictors, live="fraud-v2", shadow="fraud-v1")
+    topology = write_deployment_file(
+        tmp_path / "deploy", FileArtifactStore(tmp_path), predictors, live="fraud-v2", shadow="fraud-v1"
+    )
     code, printed, _ = run(capsys, "config", *ns, "plan", str(topology), "--since", "10m")
     assert code == 0
     rows = {tuple(line.split()[:2]) for line in printed.splitlines()}
     assert ("0.9", "tenant") in rows and ("0.3", "tenant") in rows and ("0.8", "0.0500") in rows
-    assert "will refuse this plan without --yes: its new live predictor is expected to miss the target alert rates " \
-           "on bank-a/card-fraud, bank-b/card-fraud" in printed
+    assert (
+        "will refuse this plan without --yes: its new live predictor is expected to miss the target alert rates "
+        "on bank-a/card-fraud, bank-b/card-fraud" in printed
+    )
     code, _, err = run(capsys, "config", *ns, "apply", str(topology))
     assert code == 2 and "would make fraud-v2:2 live on bank-a/card-fraud" in err
     code, printed, _ = run(capsys, "config", *ns, "apply", str(topology), "--yes")

@@ -42,9 +42,15 @@ EVENTS = {"bank-a": 300, "bank-b": 120, "bank-c": 60}  # bank-c arrives while th
 def _fake_result(tenant: str, score: float, version: str) -> bytes:
     now_ms = int(time.time() * 1000)
     result = ScoreResult(
-        event_id=str(uuid.uuid4()), tenant=tenant, intent="card-fraud", score=score,
-        predictor_id=f"card-fraud-{version}", predictor_name="card-fraud", predictor_version=version,
-        config_version=1, timings=Timings(event_timestamp_ms=now_ms, scored_at_ms=now_ms, batch_size=1),
+        event_id=str(uuid.uuid4()),
+        tenant=tenant,
+        intent="card-fraud",
+        score=score,
+        predictor_id=f"card-fraud-{version}",
+        predictor_name="card-fraud",
+        predictor_version=version,
+        config_version=1,
+        timings=Timings(event_timestamp_ms=now_ms, scored_at_ms=now_ms, batch_size=1),
     )
     return result.model_dump_json().encode()
 
@@ -89,18 +95,25 @@ def _poll(port: int, path: str, done, timeout: float) -> Any:
 
 
 def test_monitor_counts_what_the_worker_committed_per_tenant(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path
+) -> None:
     predictor = small_predictor(tmp_path / "models", seed=1)
     one = {"fraud-v1": predictor}
     routes = lambda tenants: {(t, "card-fraud"): ("fraud-v1", ()) for t in tenants}  # noqa: E731
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-a"], partitions=2)
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-b"])
-    publish(kafka.bootstrap, topic_names, deployment(["bank-a", "bank-b"], one, routes(["bank-a", "bank-b"])), one,
-            tmp_path / "models")
+    publish(
+        kafka.bootstrap,
+        topic_names,
+        deployment(["bank-a", "bank-b"], one, routes(["bank-a", "bank-b"])),
+        one,
+        tmp_path / "models",
+    )
 
     # An aborted transaction on an output topic, compressed as the worker compresses: never counted.
-    producer = Producer(transactional_producer_config(kafka.bootstrap, f"test-monitor-{uuid.uuid4()}",
-                                                      **{"compression.type": "lz4"}))
+    producer = Producer(
+        transactional_producer_config(kafka.bootstrap, f"test-monitor-{uuid.uuid4()}", **{"compression.type": "lz4"})
+    )
     producer.init_transactions()
     producer.begin_transaction()
     for _ in range(7):
@@ -121,10 +134,24 @@ def test_monitor_counts_what_the_worker_committed_per_tenant(
         port = _free_port()
         env = {**os.environ, "MUSE_BOOTSTRAP": kafka.bootstrap}
         monitor = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from muse_stream.cli import main; sys.exit(main())", "monitor",
-             "--namespace", topic_names.namespace, "--web-port", str(port), "--data-dir", str(tmp_path / "faust"),
-             "--rescan", "1"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from muse_stream.cli import main; sys.exit(main())",
+                "monitor",
+                "--namespace",
+                topic_names.namespace,
+                "--web-port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "faust"),
+                "--rescan",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def counted(answer: Any) -> bool:
@@ -155,8 +182,9 @@ def test_monitor_counts_what_the_worker_committed_per_tenant(
         everyone = ["bank-a", "bank-b", "bank-c"]
         publish(kafka.bootstrap, topic_names, deployment(everyone, one, routes(everyone)), one, tmp_path / "models")
         later = _scored(kafka, topic_names, "bank-c", worker)
-        answer = _poll(port, "/tenants/bank-c/",
-                       lambda answer: answer.get("retained", {}).get("count") == EVENTS["bank-c"], timeout=90)
+        answer = _poll(
+            port, "/tenants/bank-c/", lambda answer: answer.get("retained", {}).get("count") == EVENTS["bank-c"], timeout=90
+        )
         assert answer["retained"]["alert_rates"] == pytest.approx(_rates([r.score for r in later]))
         after = {row["tenant"]: row["retained"]["count"] for row in _get(port, "/tenants/")["tenants"]}
         assert after == EVENTS  # restored from the changelog, not recounted

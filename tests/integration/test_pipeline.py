@@ -47,16 +47,17 @@ def worker(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> Iter
 
 def _event_values(n: int, seed: int, prefix: str, **extra: object) -> tuple[np.ndarray, list[bytes]]:
     X, _ = generate_events(n, seed=seed)
-    return X, [orjson.dumps({"event_id": f"{prefix}{i}", "intent": "card-fraud", "features": f, **extra})
-               for i, f in enumerate(events_as_dicts(X))]
+    return X, [
+        orjson.dumps({"event_id": f"{prefix}{i}", "intent": "card-fraud", "features": f, **extra})
+        for i, f in enumerate(events_as_dicts(X))
+    ]
 
 
 def test_events_of_two_tenants_come_out_scored_once_on_their_own_output(
-        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path,
-        worker: WorkerProcess) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path, worker: WorkerProcess
+) -> None:
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, partitions=2)
-    config = deployment(TENANTS, {"fraud-v1": predictors["fraud-v1"]},
-                        {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS})
+    config = deployment(TENANTS, {"fraud-v1": predictors["fraud-v1"]}, {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS})
     assert publish(kafka.bootstrap, topic_names, config, predictors, store_dir) == 1
     sent: dict[str, np.ndarray] = {}
     for seed, tenant in enumerate(TENANTS):
@@ -80,12 +81,15 @@ def test_events_of_two_tenants_come_out_scored_once_on_their_own_output(
 
 
 def test_poison_corpus_lands_on_the_dlq_and_good_events_around_it_are_scored(
-        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path,
-        worker: WorkerProcess) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path, worker: WorkerProcess
+) -> None:
     tenant = "bank-a"
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [tenant])
-    config = deployment([tenant], {"fraud-v1": predictors["fraud-v1"], "strict-v1": predictors["strict-v1"]},
-                        {(tenant, "card-fraud"): ("fraud-v1", ()), (tenant, STRICT_INTENT): ("strict-v1", ())})
+    config = deployment(
+        [tenant],
+        {"fraud-v1": predictors["fraud-v1"], "strict-v1": predictors["strict-v1"]},
+        {(tenant, "card-fraud"): ("fraud-v1", ()), (tenant, STRICT_INTENT): ("strict-v1", ())},
+    )
     publish(kafka.bootstrap, topic_names, config, predictors, store_dir)
     _, good = _event_values(len(POISON) + 1, 5, "good-")
     interleaved: list[tuple[bytes | None, bytes | None]] = []
@@ -94,8 +98,9 @@ def test_poison_corpus_lands_on_the_dlq_and_good_events_around_it_are_scored(
     interleaved.append((b"good", good[-1]))
     produce(kafka.bootstrap, topic_names.input_topic(tenant), interleaved)
 
-    records = read_committed(kafka.bootstrap, [topic_names.output_topic(tenant), topic_names.dlq_topic(tenant)],
-                             expect=len(interleaved), timeout=90)
+    records = read_committed(
+        kafka.bootstrap, [topic_names.output_topic(tenant), topic_names.dlq_topic(tenant)], expect=len(interleaved), timeout=90
+    )
     results = [ScoreResult.model_validate_json(v) for t, _, v in records if t == topic_names.output_topic(tenant)]
     letters = [DeadLetter.model_validate_json(v) for t, _, v in records if t == topic_names.dlq_topic(tenant)]
     assert sorted(r.event_id for r in results) == sorted(f"good-{i}" for i in range(len(POISON) + 1)), worker.log_tail()
@@ -107,12 +112,13 @@ def test_poison_corpus_lands_on_the_dlq_and_good_events_around_it_are_scored(
 
 
 def test_a_tenant_added_later_is_scored_without_a_restart(
-        kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path,
-        worker: WorkerProcess) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, predictors: dict[str, Predictor], store_dir: Path, worker: WorkerProcess
+) -> None:
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-a"])
     one = {"fraud-v1": predictors["fraud-v1"]}
-    publish(kafka.bootstrap, topic_names, deployment(["bank-a"], one, {("bank-a", "card-fraud"): ("fraud-v1", ())}),
-            one, store_dir)
+    publish(
+        kafka.bootstrap, topic_names, deployment(["bank-a"], one, {("bank-a", "card-fraud"): ("fraud-v1", ())}), one, store_dir
+    )
     _, first = _event_values(50, 1, "a-")
     produce(kafka.bootstrap, topic_names.input_topic("bank-a"), [(None, v) for v in first])
     assert len(read_committed(kafka.bootstrap, [topic_names.output_topic("bank-a")], expect=50)) == 50

@@ -22,8 +22,11 @@ TENANTS = ("bank-a", "bank-b", "bank-c")
 
 def _records(names: TopicNames, per_tenant: int) -> list[OutgoingRecord]:
     """Records of three tenants interleaved, as a batch of mixed tenants comes out of the scorer."""
-    return [OutgoingRecord(names.output_topic(tenant), f"k{i}".encode(), f"{tenant}-{i}".encode())
-            for i in range(per_tenant) for tenant in TENANTS]
+    return [
+        OutgoingRecord(names.output_topic(tenant), f"k{i}".encode(), f"{tenant}-{i}".encode())
+        for i in range(per_tenant)
+        for tenant in TENANTS
+    ]
 
 
 def test_every_record_reaches_its_topic_once_in_one_transaction(

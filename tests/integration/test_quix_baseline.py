@@ -29,15 +29,28 @@ pytestmark = pytest.mark.kafka
 PARTITIONS = 2
 
 
-def _run_quix(kafka: BrokerHandle, names: TopicNames, mode: str, events: list[bytes], log_dir: Path,
-              ) -> tuple[list[tuple[str, bytes | None, bytes]], WorkerProcess]:
-    produce(kafka.bootstrap, names.input_topic(TENANT), [(e[13:e.index(b'"', 13)], e) for e in events])
-    app = WorkerProcess(kafka.bootstrap, names.namespace, "q1", log_dir, "--commit-interval-ms", "100",
-                        entry=("muse_stream.bench.quix_baseline", mode)).start()
+def _run_quix(
+    kafka: BrokerHandle,
+    names: TopicNames,
+    mode: str,
+    events: list[bytes],
+    log_dir: Path,
+) -> tuple[list[tuple[str, bytes | None, bytes]], WorkerProcess]:
+    produce(kafka.bootstrap, names.input_topic(TENANT), [(e[13 : e.index(b'"', 13)], e) for e in events])
+    app = WorkerProcess(
+        kafka.bootstrap,
+        names.namespace,
+        "q1",
+        log_dir,
+        "--commit-interval-ms",
+        "100",
+        entry=("muse_stream.bench.quix_baseline", mode),
+    ).start()
     try:
         records = read_committed(kafka.bootstrap, [names.output_topic(TENANT)], expect=len(events), timeout=90)
-        committed = committed_counter(kafka.bootstrap, names.worker_group,
-                                      [(names.input_topic(TENANT), p) for p in range(PARTITIONS)])
+        committed = committed_counter(
+            kafka.bootstrap, names.worker_group, [(names.input_topic(TENANT), p) for p in range(PARTITIONS)]
+        )
         deadline = time.monotonic() + 30
         while committed() < len(events) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -53,7 +66,8 @@ def _run_quix(kafka: BrokerHandle, names: TopicNames, mode: str, events: list[by
 
 
 def test_the_quix_pass_through_app_copies_every_event_once_in_transactions(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path
+) -> None:
     deploy_single_tenant(kafka.bootstrap, topic_names, PARTITIONS, None, tmp_path)
     events = event_payloads(300, seed=3)
     records, _ = _run_quix(kafka, topic_names, "passthrough", events, tmp_path)
@@ -61,7 +75,8 @@ def test_the_quix_pass_through_app_copies_every_event_once_in_transactions(
 
 
 def test_the_quix_scoring_app_scores_each_event_with_the_tenants_predictor(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path
+) -> None:
     predictor = small_predictor(tmp_path)
     deploy_single_tenant(kafka.bootstrap, topic_names, PARTITIONS, predictor, tmp_path)
     events = event_payloads(100, seed=4)

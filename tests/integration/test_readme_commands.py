@@ -21,7 +21,7 @@ SECTIONS = ("## Tenants and topics", "### Operating it")
 def readme_commands(heading: str) -> list[str]:
     """The `muse` lines of the first ```sh block under ``heading``, comments stripped."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index(heading + "\n"):]
+    section = text[text.index(heading + "\n") :]
     block = re.search(r"```sh\n(.*?)```", section, flags=re.S)
     assert block is not None, f"no sh block under {heading!r} in README.md"
     lines = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]

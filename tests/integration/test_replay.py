@@ -47,8 +47,12 @@ def events(tenant: str, seed: int) -> list[tuple[bytes, bytes]]:
 
 def write_labels(path: Path, rows: list[tuple[str, int, datetime]]) -> Path:
     ids, labels, when = zip(*rows, strict=True)
-    pq.write_table(pa.table({"event_id": list(ids), "label": list(labels),
-                             "labelled_at": pa.array(list(when), pa.timestamp("ms", tz="UTC"))}), path)
+    pq.write_table(
+        pa.table(
+            {"event_id": list(ids), "label": list(labels), "labelled_at": pa.array(list(when), pa.timestamp("ms", tz="UTC"))}
+        ),
+        path,
+    )
     return path
 
 
@@ -63,10 +67,16 @@ def candidate_file(directory: Path, predictors: dict[str, Predictor]) -> Path:
         ref = predictor.spec.model
         models.append(f'[[models]]\nname = "{ref.name}"\nversion = "{ref.version}"\npath = "{sha}.json"\n')
         specs.append(f'[[predictors]]\nname = "{name}"\nspec = "{name}.json"\n')
-    text = '[[intents]]\nname = "card-fraud"\n' + "".join(
-        f'[[tenants]]\nname = "{t}"\ndefault_intent = "card-fraud"\n' for t in TENANTS) + "".join(models) + "".join(specs) + (
-        '[[routes]]\ntenant = "bank-a"\nintent = "card-fraud"\nlive = "fraud-v1"\nshadows = ["fraud-v2"]\n'
-        '[[routes]]\ntenant = "bank-b"\nintent = "card-fraud"\nlive = "fraud-v2"\n')
+    text = (
+        '[[intents]]\nname = "card-fraud"\n'
+        + "".join(f'[[tenants]]\nname = "{t}"\ndefault_intent = "card-fraud"\n' for t in TENANTS)
+        + "".join(models)
+        + "".join(specs)
+        + (
+            '[[routes]]\ntenant = "bank-a"\nintent = "card-fraud"\nlive = "fraud-v1"\nshadows = ["fraud-v2"]\n'
+            '[[routes]]\ntenant = "bank-b"\nintent = "card-fraud"\nlive = "fraud-v2"\n'
+        )
+    )
     path = directory / "cand.toml"
     path.write_text(text)
     return path
@@ -82,14 +92,23 @@ def committed_offsets(bootstrap: str, names: TopicNames) -> dict[tuple[str, int]
         consumer.close()
 
 
-def test_replay_reproduces_live_scores_and_joins_labels(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_reproduces_live_scores_and_joins_labels(
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     ns = ["--namespace", topic_names.namespace]
     store = tmp_path / "store"
-    predictors = {"fraud-v1": small_predictor(store, version="1", seed=1),
-                  "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4)}
-    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, PARTITIONS, kinds=DATA_PATH_KINDS)  # no labels topic yet
+    predictors = {
+        "fraud-v1": small_predictor(store, version="1", seed=1),
+        "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4),
+    }
+    ensure_tenant_topics(
+        TopicAdmin(kafka.bootstrap), topic_names, TENANTS, PARTITIONS, kinds=DATA_PATH_KINDS
+    )  # no labels topic yet
     live = deployment(TENANTS, predictors, {(t, "card-fraud"): ("fraud-v1", ("fraud-v2",)) for t in TENANTS})
     assert publish(kafka.bootstrap, topic_names, live, predictors, store) == 1
 
@@ -112,14 +131,30 @@ def test_replay_reproduces_live_scores_and_joins_labels(kafka: BrokerHandle, top
         assert sum(before.values()) == 2 * N + len(poison)
 
         # Late labels (after the events were scored), a relabel of an early one, and none for the rest.
-        late = write_labels(tmp_path / "late.parquet", [(f"bank-a-e{i}", 1, WHEN + timedelta(days=30)) for i in range(50, 100)]
-                            + [("bank-a-e0", 1, WHEN + timedelta(days=40))])
+        late = write_labels(
+            tmp_path / "late.parquet",
+            [(f"bank-a-e{i}", 1, WHEN + timedelta(days=30)) for i in range(50, 100)]
+            + [("bank-a-e0", 1, WHEN + timedelta(days=40))],
+        )
         assert main(["labels", *ns, "load", str(late), "--tenant", "bank-a"]) == 0
 
         out = tmp_path / "replay"
         cand = candidate_file(tmp_path / "cand", predictors)
-        code = main(["replay", *ns, "--all-tenants", "--config", "live", "--config-version", "1", "--config", str(cand),
-                     "--out", str(out)])
+        code = main(
+            [
+                "replay",
+                *ns,
+                "--all-tenants",
+                "--config",
+                "live",
+                "--config-version",
+                "1",
+                "--config",
+                str(cand),
+                "--out",
+                str(out),
+            ]
+        )
         printed = capsys.readouterr()
         assert code == 0, printed.err
         after = committed_offsets(kafka.bootstrap, topic_names)
@@ -147,8 +182,11 @@ def test_replay_reproduces_live_scores_and_joins_labels(kafka: BrokerHandle, top
     for _, _, value in shadows:
         shadow = ShadowResult.model_validate_json(value)
         row = by[("live", "shadow", shadow.tenant, shadow.event_id, shadow.predictor_id)]
-        assert [bits(row[c]) for c in ("raw_score", "corrected_score", "score")] == \
-            [bits(shadow.raw_score), bits(shadow.corrected_score), bits(shadow.score)]
+        assert [bits(row[c]) for c in ("raw_score", "corrected_score", "score")] == [
+            bits(shadow.raw_score),
+            bits(shadow.corrected_score),
+            bits(shadow.score),
+        ]
 
     # The candidate differs from live exactly where its routes differ: bank-b is scored by v2 (its
     # scores are the live shadow's), bank-a's scores are live's, bit for bit.
@@ -177,15 +215,25 @@ def test_replay_reproduces_live_scores_and_joins_labels(kafka: BrokerHandle, top
     assert all(r["day"] == r["event_timestamp"].date().isoformat() for r in rows)  # the hive partition: UTC day
 
 
-def test_windows_by_time_and_offsets_and_one_line_errors(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_windows_by_time_and_offsets_and_one_line_errors(
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     ns = ["--namespace", topic_names.namespace]
     store = tmp_path / "store"
     predictors = {"fraud-v1": small_predictor(store, version="1", seed=1)}
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, partitions=PARTITIONS)
-    publish(kafka.bootstrap, topic_names, deployment(TENANTS, predictors, {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS}),
-            predictors, store)
+    publish(
+        kafka.bootstrap,
+        topic_names,
+        deployment(TENANTS, predictors, {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS}),
+        predictors,
+        store,
+    )
     first = events("bank-a", 21)
     produce(kafka.bootstrap, topic_names.input_topic("bank-a"), first[:100])
     time.sleep(1.5)
@@ -232,14 +280,20 @@ def test_windows_by_time_and_offsets_and_one_line_errors(kafka: BrokerHandle, to
 
 
 def test_each_config_version_from_history_reproduces_the_events_it_scored(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Versions rebuilt from the history topic that the real publisher wrote: the events a worker
     scored under version 1 replay bit for bit with --config-version 1, those under 2 with 2."""
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     store = tmp_path / "store"
-    predictors = {"fraud-v1": small_predictor(store, version="1", seed=1),
-                  "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4)}
+    predictors = {
+        "fraud-v1": small_predictor(store, version="1", seed=1),
+        "fraud-v2": small_predictor(store, version="2", seed=2, max_depth=4),
+    }
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, partitions=PARTITIONS)
     routes = {(t, "card-fraud"): ("fraud-v1", ()) for t in TENANTS}
     assert publish(kafka.bootstrap, topic_names, deployment(TENANTS, predictors, routes), predictors, store) == 1
@@ -258,8 +312,24 @@ def test_each_config_version_from_history_reproduces_the_events_it_scored(
     results = [ScoreResult.model_validate_json(value) for _, _, value in outputs]
     assert {r.config_version for r in results} == {1, 2}, worker.log_tail()
     out = tmp_path / "replay"
-    assert main(["replay", "--namespace", topic_names.namespace, "--tenant", "bank-b", "--config-version", "1",
-                 "--config-version", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "replay",
+                "--namespace",
+                topic_names.namespace,
+                "--tenant",
+                "bank-b",
+                "--config-version",
+                "1",
+                "--config-version",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     rows = {(r["config"], r["event_id"]): r for r in read_dataset(out).to_table().to_pylist() if r["role"] == "live"}
     for result in results:
         row = rows[(f"v{result.config_version}", result.event_id)]

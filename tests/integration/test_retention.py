@@ -25,39 +25,61 @@ pytestmark = pytest.mark.kafka
 
 
 def test_default_retention_shown_changeable_and_checked_by_replay(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     ns = ["--namespace", topic_names.namespace]
     admin = TopicAdmin(kafka.bootstrap)
     ensure_tenant_topics(admin, topic_names, ["bank-a"], 2)
     input_topic = topic_names.input_topic("bank-a")
     configs = admin.topic_configs([input_topic, topic_names.labels_topic("bank-a"), topic_names.output_topic("bank-a")])
-    assert configs[input_topic]["retention.ms"] == configs[topic_names.labels_topic("bank-a")]["retention.ms"] == str(DEFAULT_RETENTION_MS)
+    assert (
+        configs[input_topic]["retention.ms"]
+        == configs[topic_names.labels_topic("bank-a")]["retention.ms"]
+        == str(DEFAULT_RETENTION_MS)
+    )
     assert configs[topic_names.output_topic("bank-a")]["retention.ms"] != str(DEFAULT_RETENTION_MS)
 
     # An operator keeps bank-a's input one day: the workers' ensure-and-check of the data path still passes.
     plain = AdminClient({"bootstrap.servers": kafka.bootstrap})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, input_topic,
-                              incremental_configs=[ConfigEntry("retention.ms", "86400000", incremental_operation=AlterConfigOpType.SET)])
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        input_topic,
+        incremental_configs=[ConfigEntry("retention.ms", "86400000", incremental_operation=AlterConfigOpType.SET)],
+    )
     for future in plain.incremental_alter_configs([resource]).values():
         future.result()
     ensure_tenant_topics(admin, topic_names, ["bank-a"], 2, kinds=DATA_PATH_KINDS)
-    listing = subprocess.run([sys.executable, "-m", "muse_stream.cli", "tenants", "list", *ns], capture_output=True, text=True,
-                             timeout=60, env={"MUSE_BOOTSTRAP": kafka.bootstrap, "PATH": "/usr/bin:/bin"})
+    listing = subprocess.run(
+        [sys.executable, "-m", "muse_stream.cli", "tenants", "list", *ns],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"MUSE_BOOTSTRAP": kafka.bootstrap, "PATH": "/usr/bin:/bin"},
+    )
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.startswith("bank-a\tpartitions=2\tretention=1d\t"), listing.stdout
 
     store = tmp_path / "store"
     predictors = {"fraud-v1": small_predictor(store, version="1", seed=1)}
-    publish(kafka.bootstrap, topic_names, deployment(["bank-a"], predictors, {("bank-a", "card-fraud"): ("fraud-v1", ())}),
-            predictors, store)
+    publish(
+        kafka.bootstrap,
+        topic_names,
+        deployment(["bank-a"], predictors, {("bank-a", "card-fraud"): ("fraud-v1", ())}),
+        predictors,
+        store,
+    )
     X, _ = generate_events(120, seed=3)
     start = int(time.time() * 1000) - 3_600_000  # an hour ago, one second apart
     producer = Producer({"bootstrap.servers": kafka.bootstrap})
     for i, features in enumerate(events_as_dicts(X)):
-        producer.produce(input_topic, key=f"e{i}".encode(), value=orjson.dumps({"event_id": f"e{i}", "features": features}),
-                         partition=i % 2, timestamp=start + 1000 * i)
+        producer.produce(
+            input_topic,
+            key=f"e{i}".encode(),
+            value=orjson.dumps({"event_id": f"e{i}", "features": features}),
+            partition=i % 2,
+            timestamp=start + 1000 * i,
+        )
     assert producer.flush(30) == 0
     # Partition 0's offsets 0..29 go, as retention would remove them (event e60 is at offset 30).
     [future] = plain.delete_records([TopicPartition(input_topic, 0, 30)]).values()
@@ -72,9 +94,11 @@ def test_default_retention_shown_changeable_and_checked_by_replay(
     capsys.readouterr()
     assert replay("early", "--from", iso(start - 60_000)) == 2
     err = capsys.readouterr().err
-    assert err == (f"muse: error: the window starts at {iso(start - 60_000)}, before the oldest record still on {input_topic} "
-                   f"partition 0, which is from {iso(start + 60_000)} (offset 30): older records are gone (retention); "
-                   f"replay from --from {iso(start + 60_000)} or later\n")
+    assert err == (
+        f"muse: error: the window starts at {iso(start - 60_000)}, before the oldest record still on {input_topic} "
+        f"partition 0, which is from {iso(start + 60_000)} (offset 30): older records are gone (retention); "
+        f"replay from --from {iso(start + 60_000)} or later\n"
+    )
     assert replay("offsets", "--from-offset", "10") == 2
     assert f"--from-offset 10 is before the oldest offset still on {input_topic} partition 0 (30)" in capsys.readouterr().err
     assert not (tmp_path / "early").exists() and not (tmp_path / "offsets").exists()

@@ -38,7 +38,7 @@ def test_route_update_mid_stream(kafka: BrokerHandle, topic_names: TopicNames, t
 
     def produce_steadily() -> None:  # 2900 events over ~9 s
         for start in range(100, len(values), 100):
-            produce(kafka.bootstrap, topic_names.input_topic(TENANT), [(v[:16], v) for v in values[start:start + 100]])
+            produce(kafka.bootstrap, topic_names.input_topic(TENANT), [(v[:16], v) for v in values[start : start + 100]])
             time.sleep(0.3)
 
     producer = threading.Thread(target=produce_steadily)

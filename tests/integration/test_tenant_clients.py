@@ -35,8 +35,11 @@ def kcat() -> str:
     """kcat's path; a missing kcat fails the test (never skips it): `make setup` installs it."""
     path = shutil.which("kcat")
     if path is None:
-        pytest.fail("kcat is not installed: `make setup` installs it as root with apt-get, "
-                    "or install it yourself (Debian/Ubuntu: apt-get install kcat)", pytrace=False)
+        pytest.fail(
+            "kcat is not installed: `make setup` installs it as root with apt-get, "
+            "or install it yourself (Debian/Ubuntu: apt-get install kcat)",
+            pytrace=False,
+        )
     return path
 
 
@@ -47,14 +50,19 @@ def predictor(tmp_path: Path) -> tuple[Predictor, Path]:
 
 
 @pytest.fixture
-def deployed(kafka: BrokerHandle, topic_names: TopicNames, predictor: tuple[Predictor, Path],
-             tmp_path: Path) -> Iterator[WorkerProcess]:
+def deployed(
+    kafka: BrokerHandle, topic_names: TopicNames, predictor: tuple[Predictor, Path], tmp_path: Path
+) -> Iterator[WorkerProcess]:
     """One tenant routed to a real predictor, and a running worker."""
     model, store = predictor
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT])
-    publish(kafka.bootstrap, topic_names, deployment([TENANT], {"fraud-v1": model},
-                                                     {(TENANT, "card-fraud"): ("fraud-v1", ())}),
-            {"fraud-v1": model}, store)
+    publish(
+        kafka.bootstrap,
+        topic_names,
+        deployment([TENANT], {"fraud-v1": model}, {(TENANT, "card-fraud"): ("fraud-v1", ())}),
+        {"fraud-v1": model},
+        store,
+    )
     worker = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w1", tmp_path).start()
     yield worker
     worker.stop()
@@ -63,17 +71,41 @@ def deployed(kafka: BrokerHandle, topic_names: TopicNames, predictor: tuple[Pred
 def kcat_consume(bootstrap: str, topic: str) -> tuple[str, dict[str, object]]:
     """The first committed record of a topic, read as the README shows: (key, value)."""
     out = subprocess.run(
-        [kcat(), "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-c", "1",
-         "-X", "isolation.level=read_committed", "-f", "%k\t%s\n"],
-        capture_output=True, text=True, timeout=90, check=True).stdout
+        [
+            kcat(),
+            "-b",
+            bootstrap,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-c",
+            "1",
+            "-X",
+            "isolation.level=read_committed",
+            "-f",
+            "%k\t%s\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    ).stdout
     key, _, value = out.rstrip("\n").partition("\t")
     return key, json.loads(value)
 
 
 def test_kcat_produces_keyed_events_and_reads_result_and_dead_letter_with_the_same_keys(
-        kafka: BrokerHandle, topic_names: TopicNames, deployed: WorkerProcess) -> None:
-    subprocess.run([kcat(), "-b", kafka.bootstrap, "-P", "-t", topic_names.input_topic(TENANT), "-K", "|"],
-                   input=f"card-42|{GOOD}\ncard-43|{BAD}\n", text=True, timeout=60, check=True)
+    kafka: BrokerHandle, topic_names: TopicNames, deployed: WorkerProcess
+) -> None:
+    subprocess.run(
+        [kcat(), "-b", kafka.bootstrap, "-P", "-t", topic_names.input_topic(TENANT), "-K", "|"],
+        input=f"card-42|{GOOD}\ncard-43|{BAD}\n",
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
     key, value = kcat_consume(kafka.bootstrap, topic_names.output_topic(TENANT))
     result = ScoreResult.model_validate(value)
@@ -90,11 +122,11 @@ def test_kcat_produces_keyed_events_and_reads_result_and_dead_letter_with_the_sa
     assert value["original_key_b64"] == "Y2FyZC00Mw=="  # base64 of card-43
 
 
-def test_the_readme_python_snippet_runs_as_shown(kafka: BrokerHandle, topic_names: TopicNames,
-                                                 deployed: WorkerProcess) -> None:
+def test_the_readme_python_snippet_runs_as_shown(kafka: BrokerHandle, topic_names: TopicNames, deployed: WorkerProcess) -> None:
     snippet = SNIPPET.read_text()
-    assert f"```python\n{snippet}```" in (ROOT / "README.md").read_text(), \
+    assert f"```python\n{snippet}```" in (ROOT / "README.md").read_text(), (
         "README.md must include examples/tenant_client.py verbatim in a ```python block"
+    )
     env = {**os.environ, "MUSE_BOOTSTRAP": kafka.bootstrap, "TENANT_TOPICS": topic_names.tenant_prefix(TENANT)}
     out = subprocess.run([sys.executable, str(SNIPPET)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr + deployed.log_tail()

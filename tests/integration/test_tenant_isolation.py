@@ -31,8 +31,12 @@ from muse_stream.topics import TopicNames
 pytestmark = pytest.mark.kafka
 A, B = "bank-a", "bank-b"
 OK, DENIED = "ok", "denied"
-AUTH_ERRORS = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
-               KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED}
+AUTH_ERRORS = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
 
 
 def properties(path: Path) -> dict[str, str]:
@@ -59,10 +63,10 @@ def secured(secure_kafka: BrokerHandle, tmp_path_factory: pytest.TempPathFactory
         env.setenv(CLIENT_CONFIG_ENV, str(secure_kafka.credentials_dir / f"{ADMIN}.properties"))
         ensure_tenant_topics(TopicAdmin(secure_kafka.bootstrap), names, [A, B])
         security = SecurityAdmin(secure_kafka.bootstrap)
-        files = {tenant: grant_tenant(security, names, tenant, out / f"{tenant}.properties").credentials_file
-                 for tenant in (A, B)}
-    files.update({who: secure_kafka.credentials_dir / f"{who}.properties"
-                  for who in (ADMIN, WORKER, OPERATOR, MONITOR, ANALYST)})
+        files = {
+            tenant: grant_tenant(security, names, tenant, out / f"{tenant}.properties").credentials_file for tenant in (A, B)
+        }
+    files.update({who: secure_kafka.credentials_dir / f"{who}.properties" for who in (ADMIN, WORKER, OPERATOR, MONITOR, ANALYST)})
     yield Secured(secure_kafka.bootstrap, names, files)
 
 
@@ -71,19 +75,28 @@ def secured(secure_kafka: BrokerHandle, tmp_path_factory: pytest.TempPathFactory
 
 def topics(names: TopicNames) -> dict[str, str]:
     found = {f"{t}.{kind}": names.tenant_topic(t, kind) for t in (A, B) for kind in ("input", "output", "dlq", "labels")}
-    found.update(config=names.config_topic, models=names.models_topic, shadow=names.shadow_topic,
-                 history=names.config_history_topic)
+    found.update(
+        config=names.config_topic, models=names.models_topic, shadow=names.shadow_topic, history=names.config_history_topic
+    )
     return found
 
 
 def groups(names: TopicNames) -> dict[str, str]:
-    return {f"{A}.group": names.tenant_prefix(A) + "app", f"{B}.group": names.tenant_prefix(B) + "app",
-            "workers": names.worker_group, "monitor": names.monitor_app_id}
+    return {
+        f"{A}.group": names.tenant_prefix(A) + "app",
+        f"{B}.group": names.tenant_prefix(B) + "app",
+        "workers": names.worker_group,
+        "monitor": names.monitor_app_id,
+    }
 
 
 def transactional_ids(names: TopicNames) -> dict[str, str]:
-    return {f"{A}.tx": names.tenant_prefix(A) + "tx", f"{B}.tx": names.tenant_prefix(B) + "tx",
-            "workers.tx": f"{names.worker_group}.w1", "config.tx": f"muse-config.{names.namespace}"}
+    return {
+        f"{A}.tx": names.tenant_prefix(A) + "tx",
+        f"{B}.tx": names.tenant_prefix(B) + "tx",
+        "workers.tx": f"{names.worker_group}.w1",
+        "config.tx": f"muse-config.{names.namespace}",
+    }
 
 
 # Written out by hand: (operation, resource) cells each principal may do; all others must be refused.
@@ -92,29 +105,49 @@ def _cells(op: str, *resources: str) -> set[tuple[str, str]]:
 
 
 ALLOWED: dict[str, set[tuple[str, str]]] = {
-    A: (_cells("produce", "bank-a.input")
+    A: (
+        _cells("produce", "bank-a.input")
         | _cells("consume", "bank-a.output", "bank-a.dlq", "bank-a.labels")
         | _cells("describe", "bank-a.input", "bank-a.output", "bank-a.dlq", "bank-a.labels")
-        | _cells("join group", "bank-a.group") | _cells("init transactions", "bank-a.tx")),
-    WORKER: (_cells("produce", "bank-a.output", "bank-a.dlq", "bank-b.output", "bank-b.dlq", "shadow")
-             | _cells("consume", "bank-a.input", "bank-b.input", "config", "models")
-             | _cells("describe", "bank-a.input", "bank-a.output", "bank-a.dlq", "bank-b.input", "bank-b.output",
-                      "bank-b.dlq", "config", "models", "shadow")
-             | _cells("join group", "workers") | _cells("init transactions", "workers.tx")),
-    OPERATOR: (_cells("produce", "config", "history", "models")
-               | _cells("consume", "config", "history", "models", "shadow", "bank-a.output", "bank-b.output")
-               | _cells("describe", "config", "history", "models", "shadow", "bank-a.output", "bank-b.output")
-               | _cells("init transactions", "config.tx")),
-    MONITOR: (_cells("consume", "bank-a.output", "bank-b.output") | _cells("describe", "bank-a.output", "bank-b.output")
-              | _cells("join group", "monitor")),
-    ANALYST: (_cells("consume", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")),
-                     "config", "history", "models")
-              | _cells("describe", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")),
-                       "config", "history", "models")),
+        | _cells("join group", "bank-a.group")
+        | _cells("init transactions", "bank-a.tx")
+    ),
+    WORKER: (
+        _cells("produce", "bank-a.output", "bank-a.dlq", "bank-b.output", "bank-b.dlq", "shadow")
+        | _cells("consume", "bank-a.input", "bank-b.input", "config", "models")
+        | _cells(
+            "describe",
+            "bank-a.input",
+            "bank-a.output",
+            "bank-a.dlq",
+            "bank-b.input",
+            "bank-b.output",
+            "bank-b.dlq",
+            "config",
+            "models",
+            "shadow",
+        )
+        | _cells("join group", "workers")
+        | _cells("init transactions", "workers.tx")
+    ),
+    OPERATOR: (
+        _cells("produce", "config", "history", "models")
+        | _cells("consume", "config", "history", "models", "shadow", "bank-a.output", "bank-b.output")
+        | _cells("describe", "config", "history", "models", "shadow", "bank-a.output", "bank-b.output")
+        | _cells("init transactions", "config.tx")
+    ),
+    MONITOR: (
+        _cells("consume", "bank-a.output", "bank-b.output")
+        | _cells("describe", "bank-a.output", "bank-b.output")
+        | _cells("join group", "monitor")
+    ),
+    ANALYST: (
+        _cells("consume", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")), "config", "history", "models")
+        | _cells("describe", *(f"{t}.{k}" for t in (A, B) for k in ("input", "output", "labels")), "config", "history", "models")
+    ),
 }
 # A topic each principal may read, to subscribe to when joining a group.
-READABLE = {A: "bank-a.output", WORKER: "bank-a.input", OPERATOR: "shadow", MONITOR: "bank-a.output",
-            ANALYST: "bank-a.input"}
+READABLE = {A: "bank-a.output", WORKER: "bank-a.input", OPERATOR: "shadow", MONITOR: "bank-a.output", ANALYST: "bank-a.input"}
 TIMEOUT_S = 20.0
 
 
@@ -133,20 +166,36 @@ def _kafka_error(exc: KafkaException) -> KafkaError:
 def produce_all(s: Secured, who: str) -> dict[str, str]:
     """One record to each topic; one plain (non-idempotent) producer, so a principal with no right
     to write anywhere still gets per-topic answers."""
-    producer = Producer(s.config(who, **{"enable.idempotence": False, "acks": "all", "message.timeout.ms": 15000,
-                                         "topic.metadata.refresh.interval.ms": 1000}))
+    producer = Producer(
+        s.config(
+            who,
+            **{
+                "enable.idempotence": False,
+                "acks": "all",
+                "message.timeout.ms": 15000,
+                "topic.metadata.refresh.interval.ms": 1000,
+            },
+        )
+    )
     outcome: dict[str, str] = {}
     for label, topic in topics(s.names).items():
-        producer.produce(topic, key=b"k", value=b"{}", on_delivery=lambda err, msg, label=label:
-                         outcome.__setitem__(label, _refused(err, f"{who} produce {label}")))
+        producer.produce(
+            topic,
+            key=b"k",
+            value=b"{}",
+            on_delivery=lambda err, msg, label=label: outcome.__setitem__(label, _refused(err, f"{who} produce {label}")),
+        )
     producer.flush(TIMEOUT_S + 5)
     assert len(outcome) == len(topics(s.names)), f"{who}: undelivered {set(topics(s.names)) - set(outcome)}"
     return outcome
 
 
 def consume(s: Secured, who: str, topic: str) -> str:
-    consumer = Consumer(s.config(who, **{"group.id": f"unused-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                                         "isolation.level": "read_uncommitted"}))
+    consumer = Consumer(
+        s.config(
+            who, **{"group.id": f"unused-{uuid.uuid4().hex}", "enable.auto.commit": False, "isolation.level": "read_uncommitted"}
+        )
+    )
     try:
         # A topic the principal may not even see has no leader to fetch from: librdkafka waits for
         # one silently, so the refusal to read it is the refusal of its metadata.
@@ -184,8 +233,11 @@ def describe(s: Secured, who: str, topic: str) -> str:
 
 def alter_configs(s: Secured, who: str, topic: str) -> str:
     admin = AdminClient(s.config(who))
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
-        ConfigEntry("retention.ms", "86400000", incremental_operation=AlterConfigOpType.SET)])
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        topic,
+        incremental_configs=[ConfigEntry("retention.ms", "86400000", incremental_operation=AlterConfigOpType.SET)],
+    )
     try:
         admin.incremental_alter_configs([resource], validate_only=True, request_timeout=TIMEOUT_S)[resource].result()
         return OK
@@ -195,8 +247,7 @@ def alter_configs(s: Secured, who: str, topic: str) -> str:
 
 def join_group(s: Secured, who: str, group: str) -> str:
     assigned = threading.Event()
-    consumer = Consumer(s.config(who, **{"group.id": group, "enable.auto.commit": False,
-                                         "session.timeout.ms": 6000}))
+    consumer = Consumer(s.config(who, **{"group.id": group, "enable.auto.commit": False, "session.timeout.ms": 6000}))
     try:
         consumer.subscribe([topics(s.names)[READABLE[who]]], on_assign=lambda c, p: assigned.set())
         deadline = time.monotonic() + TIMEOUT_S
@@ -226,12 +277,16 @@ def init_transactions(s: Secured, who: str, transactional_id: str) -> str:
 def matrix(s: Secured, who: str) -> dict[tuple[str, str], str]:
     jobs: list[tuple[tuple[str, str], Callable[[], str]]] = []
     for label, topic in topics(s.names).items():
-        jobs += [(("consume", label), lambda t=topic: consume(s, who, t)),
-                 (("describe", label), lambda t=topic: describe(s, who, t)),
-                 (("alter configs", label), lambda t=topic: alter_configs(s, who, t))]
+        jobs += [
+            (("consume", label), lambda t=topic: consume(s, who, t)),
+            (("describe", label), lambda t=topic: describe(s, who, t)),
+            (("alter configs", label), lambda t=topic: alter_configs(s, who, t)),
+        ]
     jobs += [(("join group", label), lambda g=group: join_group(s, who, g)) for label, group in groups(s.names).items()]
-    jobs += [(("init transactions", label), lambda x=txn: init_transactions(s, who, x))
-             for label, txn in transactional_ids(s.names).items()]
+    jobs += [
+        (("init transactions", label), lambda x=txn: init_transactions(s, who, x))
+        for label, txn in transactional_ids(s.names).items()
+    ]
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = {cell: pool.submit(job) for cell, job in jobs}
         outcome = {cell: future.result() for cell, future in futures.items()}
@@ -257,4 +312,8 @@ def test_exactly_the_allowed_cells_succeed_and_every_other_is_refused(seeded: Se
 
 
 def test_tenant_principal_is_named_after_its_prefix(secured: Secured) -> None:
-    assert properties(secured.files[A])["sasl.username"] == tenant_principal(secured.names, A) == f"{secured.names.namespace}.tenant.{A}"
+    assert (
+        properties(secured.files[A])["sasl.username"]
+        == tenant_principal(secured.names, A)
+        == f"{secured.names.namespace}.tenant.{A}"
+    )

@@ -94,15 +94,23 @@ def kcat_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {**os.environ, "LD_LIBRARY_PATH": str(directory)}
 
 
-def kcat(env: dict[str, str], bootstrap: str, credentials: Path, *args: str, stdin: str | None = None
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kcat", "-b", bootstrap, "-F", str(credentials), *args], input=stdin, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+def kcat(
+    env: dict[str, str], bootstrap: str, credentials: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kcat", "-b", bootstrap, "-F", str(credentials), *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_kcat_with_a_tenants_file_uses_its_topics_and_no_other_tenants(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str],
-        kcat_env: dict[str, str]) -> None:
+    as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], kcat_env: dict[str, str]
+) -> None:
     a_file = add_tenant(capsys, topic_names, A)
     add_tenant(capsys, topic_names, B)
     bootstrap = as_admin.bootstrap
@@ -128,8 +136,9 @@ def test_kcat_with_a_tenants_file_uses_its_topics_and_no_other_tenants(
     assert "evil" not in b_input.stdout
 
 
-def test_a_rotated_password_stops_the_old_one(as_admin: BrokerHandle, topic_names: TopicNames,
-                                              capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_rotated_password_stops_the_old_one(
+    as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     first = add_tenant(capsys, topic_names, A)
     old = tmp_path / "old.properties"
     shutil.copy(first, old)
@@ -143,7 +152,8 @@ def test_a_rotated_password_stops_the_old_one(as_admin: BrokerHandle, topic_name
 
 
 def test_removing_a_tenant_leaves_no_credential_or_acl_behind(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     a_file = shutil.copy(add_tenant(capsys, topic_names, A), tmp_path / "a.properties")
     add_tenant(capsys, topic_names, B)
     security = SecurityAdmin(as_admin.bootstrap)
@@ -161,15 +171,19 @@ def test_removing_a_tenant_leaves_no_credential_or_acl_behind(
     assert traces() == []
     assert not logs_in(as_admin.bootstrap, a_file)
     assert not (as_admin.credentials_dir / "tenants" / f"{principal}.properties").exists()
-    assert not any(topic.startswith(prefix) for topic in AdminClient(
-        {"bootstrap.servers": as_admin.bootstrap, **properties(Path(os.environ[CLIENT_CONFIG_ENV]))}
-    ).list_topics(timeout=10).topics)
+    assert not any(
+        topic.startswith(prefix)
+        for topic in AdminClient({"bootstrap.servers": as_admin.bootstrap, **properties(Path(os.environ[CLIENT_CONFIG_ENV]))})
+        .list_topics(timeout=10)
+        .topics
+    )
     # The other tenant keeps every rule of its own.
     assert [acl for acl in security.acls() if acl.name.startswith(topic_names.tenant_prefix(B))] == b_rules
 
 
 def test_quotas_are_set_on_the_tenants_principal_and_listed(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]) -> None:
+    as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]
+) -> None:
     add_tenant(capsys, topic_names, A, "--produce-byte-rate", "1048576", "--request-percentage", "25")
     add_tenant(capsys, topic_names, B)
     listing = muse(capsys, "tenants", "list", "--namespace", topic_names.namespace)
@@ -187,15 +201,20 @@ def test_quotas_are_set_on_the_tenants_principal_and_listed(
 @pytest.fixture
 def secured_worker(as_admin: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> Iterator[WorkerProcess]:
     worker_file = as_admin.credentials_dir / f"{WORKER}.properties"
-    process = WorkerProcess(as_admin.bootstrap, topic_names.namespace, "w1", tmp_path,
-                            "--client-config", str(worker_file)).start()
+    process = WorkerProcess(
+        as_admin.bootstrap, topic_names.namespace, "w1", tmp_path, "--client-config", str(worker_file)
+    ).start()
     yield process
     process.stop()
 
 
 def test_the_pipeline_scores_a_tenants_events_with_each_principal_doing_its_part(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    as_admin: BrokerHandle,
+    topic_names: TopicNames,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     a_file = add_tenant(capsys, topic_names, A)
     add_tenant(capsys, topic_names, B)
     store = tmp_path / "models"
@@ -204,19 +223,34 @@ def test_the_pipeline_scores_a_tenants_events_with_each_principal_doing_its_part
     monkeypatch.setenv(CLIENT_CONFIG_ENV, str(as_admin.credentials_dir / f"{OPERATOR}.properties"))
     config = deployment([A, B], {"fraud-v1": model}, {(t, "card-fraud"): ("fraud-v1", ()) for t in (A, B)})
     assert publish(as_admin.bootstrap, topic_names, config, {"fraud-v1": model}, store) == 1
-    worker = WorkerProcess(as_admin.bootstrap, topic_names.namespace, "w1", tmp_path, "--client-config",
-                           str(as_admin.credentials_dir / f"{WORKER}.properties")).start()
+    worker = WorkerProcess(
+        as_admin.bootstrap,
+        topic_names.namespace,
+        "w1",
+        tmp_path,
+        "--client-config",
+        str(as_admin.credentials_dir / f"{WORKER}.properties"),
+    ).start()
     try:
         # The tenant's own plain client, configured from its file as it stands.
         tenant = {"bootstrap.servers": as_admin.bootstrap, **properties(a_file)}
         X, _ = generate_events(20, seed=5)
         producer = Producer(tenant)
         for i, features in enumerate(events_as_dicts(X)):
-            producer.produce(topic_names.input_topic(A), key=f"k{i}".encode(), value=orjson.dumps(
-                {"event_id": f"a{i}", "intent": "card-fraud", "features": features}))
+            producer.produce(
+                topic_names.input_topic(A),
+                key=f"k{i}".encode(),
+                value=orjson.dumps({"event_id": f"a{i}", "intent": "card-fraud", "features": features}),
+            )
         assert producer.flush(30) == 0
-        consumer = Consumer({**tenant, "group.id": topic_names.tenant_prefix(A) + f"scores-{uuid.uuid4().hex[:6]}",
-                             "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+        consumer = Consumer(
+            {
+                **tenant,
+                "group.id": topic_names.tenant_prefix(A) + f"scores-{uuid.uuid4().hex[:6]}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
         consumer.subscribe([topic_names.output_topic(A)])
         results: list[ScoreResult] = []
         deadline = time.monotonic() + 90
@@ -233,8 +267,20 @@ def test_the_pipeline_scores_a_tenants_events_with_each_principal_doing_its_part
         worker.stop()
     # The analyst replays those events with the live config and version 1 from the history.
     monkeypatch.setenv(CLIENT_CONFIG_ENV, str(as_admin.credentials_dir / f"{ANALYST}.properties"))
-    out = muse(capsys, "replay", "--namespace", topic_names.namespace, "--tenant", A, "--config", "live",
-               "--config-version", "1", "--out", str(tmp_path / "replay"))
+    out = muse(
+        capsys,
+        "replay",
+        "--namespace",
+        topic_names.namespace,
+        "--tenant",
+        A,
+        "--config",
+        "live",
+        "--config-version",
+        "1",
+        "--out",
+        str(tmp_path / "replay"),
+    )
     assert "replayed 20 events" in out
     replayed = read_dataset(tmp_path / "replay").to_table().to_pylist()
     live = {r.event_id: r.score for r in results}
@@ -243,25 +289,48 @@ def test_the_pipeline_scores_a_tenants_events_with_each_principal_doing_its_part
 
 
 def test_the_monitor_runs_as_the_monitor_principal(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """`muse monitor --client-config` logs its Faust (aiokafka) clients in as muse-monitor: without
     the security settings Faust could not even connect to the SASL listener."""
     from tests.integration.test_monitor import _free_port, _poll
 
     add_tenant(capsys, topic_names, A)
     # As the worker writes them: lz4-compressed, as the worker principal.
-    worker = Producer({"bootstrap.servers": as_admin.bootstrap, "compression.type": "lz4",
-                       **properties(as_admin.credentials_dir / f"{WORKER}.properties")})
+    worker = Producer(
+        {
+            "bootstrap.servers": as_admin.bootstrap,
+            "compression.type": "lz4",
+            **properties(as_admin.credentials_dir / f"{WORKER}.properties"),
+        }
+    )
     for score in (0.1, 0.55, 0.9):
         worker.produce(topic_names.output_topic(A), value=_result(A, score, "v1"))
     assert worker.flush(30) == 0
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key != CLIENT_CONFIG_ENV}
     process = subprocess.Popen(
-        [sys.executable, "-m", "muse_stream.cli", "monitor", "--namespace", topic_names.namespace, "--web-port", str(port),
-         "--data-dir", str(tmp_path / "faust"), "--rescan", "1",
-         "--client-config", str(as_admin.credentials_dir / f"{MONITOR}.properties")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "muse_stream.cli",
+            "monitor",
+            "--namespace",
+            topic_names.namespace,
+            "--web-port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "faust"),
+            "--rescan",
+            "1",
+            "--client-config",
+            str(as_admin.credentials_dir / f"{MONITOR}.properties"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         answer = _poll(port, f"/tenants/{A}/", lambda a: a.get("retained", {}).get("count") == 3, timeout=60)
         assert answer["tenant"] == A
@@ -275,8 +344,9 @@ def test_the_monitor_runs_as_the_monitor_principal(
     assert process.returncode == 0, output.decode(errors="replace")[-3000:]
 
 
-def test_tls_broker_hands_tenants_a_file_with_its_ca(kcat_env: dict[str, str], capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_broker_hands_tenants_a_file_with_its_ca(
+    kcat_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`muse broker start --secure --tls`: SASL_SSL with a CA made locally; a tenant's file names the
     CA, and works as it is with kcat; the same login without TLS is not served."""
     from muse_stream.broker.selection import throwaway_broker
@@ -300,7 +370,8 @@ def test_tls_broker_hands_tenants_a_file_with_its_ca(kcat_env: dict[str, str], c
 
 
 def test_a_tenants_produce_quota_throttles_its_producer_and_not_another_tenants(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]) -> None:
+    as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The quota is Kafka's, on the tenant's principal: the broker throttles that tenant's own client
     (librdkafka's throttle callback), and not another tenant's sending the same burst."""
     a_file = add_tenant(capsys, topic_names, A, "--produce-byte-rate", "8192")
@@ -309,8 +380,14 @@ def test_a_tenants_produce_quota_throttles_its_producer_and_not_another_tenants(
     def throttle_of(tenant: str, path: Path) -> int:
         """The largest throttle time (ms) the broker asked for while the tenant sent 512 KiB at once."""
         throttles: list[int] = []
-        producer = Producer({"bootstrap.servers": as_admin.bootstrap, **properties(path), "linger.ms": 5,
-                             "throttle_cb": lambda event: throttles.append(int(event.throttle_time * 1000))})
+        producer = Producer(
+            {
+                "bootstrap.servers": as_admin.bootstrap,
+                **properties(path),
+                "linger.ms": 5,
+                "throttle_cb": lambda event: throttles.append(int(event.throttle_time * 1000)),
+            }
+        )
         for _ in range(512):
             producer.produce(topic_names.input_topic(tenant), value=b"x" * 1024)
             producer.poll(0)
@@ -327,8 +404,12 @@ def test_a_tenants_produce_quota_throttles_its_producer_and_not_another_tenants(
 
 
 def test_config_apply_plan_and_history_run_as_the_operator(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    as_admin: BrokerHandle,
+    topic_names: TopicNames,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from config_support import write_topology
 
     for tenant in ("bank-a", "bank-b", "bank-c"):
@@ -340,25 +421,35 @@ def test_config_apply_plan_and_history_run_as_the_operator(
     assert muse(capsys, *config, "apply", str(topology)).strip().endswith("version 1 is live")
     assert "1" in muse(capsys, *config, "history")
     # The tenant cannot do the operator's job with its own login.
-    monkeypatch.setenv(CLIENT_CONFIG_ENV, str(as_admin.credentials_dir / "tenants" /
-                                              f"{tenant_principal(topic_names, 'bank-a')}.properties"))
+    monkeypatch.setenv(
+        CLIENT_CONFIG_ENV, str(as_admin.credentials_dir / "tenants" / f"{tenant_principal(topic_names, 'bank-a')}.properties")
+    )
     capsys.readouterr()
     assert main([*config, "apply", str(topology)]) == 2
     assert "not visible to this login, which may not create it" in capsys.readouterr().err
 
 
 def test_a_tenants_login_gets_one_line_refusals_for_admin_commands(
-        as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]) -> None:
+    as_admin: BrokerHandle, topic_names: TopicNames, capsys: pytest.CaptureFixture[str]
+) -> None:
     """In a child process: confluent-kafka aborts the process when a SCRAM listing is refused, which
     muse must never let happen."""
     a_file = add_tenant(capsys, topic_names, A)
     env = {**os.environ, "MUSE_BOOTSTRAP": as_admin.bootstrap, CLIENT_CONFIG_ENV: str(a_file)}
     ns = ["--namespace", topic_names.namespace]
-    for argv, says in ((["tenants", "credentials", A, "--rotate"], "may not manage credentials and ACLs"),
-                       (["tenants", "remove", B], "may not manage credentials and ACLs"),
-                       (["tenants", "add", B], "not visible to this login, which may not create it")):
-        done = subprocess.run([sys.executable, "-m", "muse_stream.cli", *argv, *ns], env=env, capture_output=True,
-                              text=True, timeout=60, check=False)
+    for argv, says in (
+        (["tenants", "credentials", A, "--rotate"], "may not manage credentials and ACLs"),
+        (["tenants", "remove", B], "may not manage credentials and ACLs"),
+        (["tenants", "add", B], "not visible to this login, which may not create it"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "muse_stream.cli", *argv, *ns],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 2, (argv, done.returncode, done.stderr[-2000:])
         lines = [line for line in done.stderr.splitlines() if not line.startswith("%")]
         assert len(lines) == 1 and says in lines[0], lines
@@ -367,8 +458,18 @@ def test_a_tenants_login_gets_one_line_refusals_for_admin_commands(
 
 def _result(tenant: str, score: float, version: str) -> bytes:
     now_ms = int(time.time() * 1000)
-    return ScoreResult(
-        event_id=str(uuid.uuid4()), tenant=tenant, intent="card-fraud", score=score,
-        predictor_id=f"card-fraud-{version}", predictor_name="card-fraud", predictor_version=version,
-        config_version=1, timings=Timings(event_timestamp_ms=now_ms, scored_at_ms=now_ms, batch_size=1),
-    ).model_dump_json().encode()
+    return (
+        ScoreResult(
+            event_id=str(uuid.uuid4()),
+            tenant=tenant,
+            intent="card-fraud",
+            score=score,
+            predictor_id=f"card-fraud-{version}",
+            predictor_name="card-fraud",
+            predictor_version=version,
+            config_version=1,
+            timings=Timings(event_timestamp_ms=now_ms, scored_at_ms=now_ms, batch_size=1),
+        )
+        .model_dump_json()
+        .encode()
+    )

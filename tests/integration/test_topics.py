@@ -42,13 +42,20 @@ def test_a_topic_with_the_wrong_config_is_refused_by_name(admin: TopicAdmin, top
 
 def test_fewer_partitions_than_asked_is_refused(admin: TopicAdmin, topic_names: TopicNames) -> None:
     admin.ensure(topic_names.tenant_topic_specs("bank-a", partitions=1))
-    with pytest.raises(TopicError, match=r"has 1 partitions, fewer than the 4 asked for; grow it with `muse tenants alter bank-a --partitions 4` \(namespace t"):
+    with pytest.raises(
+        TopicError,
+        match=r"has 1 partitions, fewer than the 4 asked for; grow it with `muse tenants alter bank-a --partitions 4` \(namespace t",
+    ):
         admin.ensure(topic_names.tenant_topic_specs("bank-a", partitions=4))
 
 
 def test_tenants_alter_grows_partitions_and_refuses_to_shrink(
-        kafka: BrokerHandle, topic_names: TopicNames, admin: TopicAdmin, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    kafka: BrokerHandle,
+    topic_names: TopicNames,
+    admin: TopicAdmin,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     cli = ["tenants", "--namespace", topic_names.namespace]
     assert main([*cli, "add", "bank-a", "--partitions", "2"]) == 0

@@ -45,27 +45,36 @@ class CommitTimingOut:
 
 @pytest.mark.parametrize("overlapped", [True, False], ids=["full-batch-on-the-committer", "inline"])
 def test_a_commit_retried_past_its_deadline_stops_the_worker_naming_its_offsets(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, overlapped: bool) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, overlapped: bool
+) -> None:
     predictor = small_predictor(tmp_path, seed=1)
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT], partitions=1)
     one = {"fraud-v1": predictor}
-    publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}),
-            one, tmp_path)
+    publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}), one, tmp_path)
     values = [orjson.dumps({"event_id": f"e{i}", "features": {"amount_log": i / 100}}) for i in range(EVENTS)]
     produce(kafka.bootstrap, topic_names.input_topic(TENANT), [(None, v) for v in values])
     with ConfigWatcher(kafka.bootstrap, topic_names) as watcher:
         watcher.wait_for_version(1, timeout=30)
 
         def settings(**extra: int) -> WorkerSettings:
-            return WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="w1",
-                                  max_batch=100 if overlapped else 10 * EVENTS, commit_interval_ms=1000, **extra)
+            return WorkerSettings(
+                bootstrap=kafka.bootstrap,
+                names=topic_names,
+                worker_id="w1",
+                max_batch=100 if overlapped else 10 * EVENTS,
+                commit_interval_ms=1000,
+                **extra,
+            )
 
         stuck = Worker(settings(transaction_retry_timeout_ms=400), watcher.live_snapshot)
         timing_out = CommitTimingOut(stuck.producer)
         stuck.transactions.producer = timing_out  # type: ignore[assignment]
-        with pytest.raises(WorkerError, match=rf"commit of the transaction for {topic_names.input_topic(TENANT)}\[0\] "
-                                              r"up to offset \d+ still failed after 0.4 s of retries "
-                                              r".*injected: commit timed out.*restart"):
+        with pytest.raises(
+            WorkerError,
+            match=rf"commit of the transaction for {topic_names.input_topic(TENANT)}\[0\] "
+            r"up to offset \d+ still failed after 0.4 s of retries "
+            r".*injected: commit timed out.*restart",
+        ):
             stuck.run()
         assert timing_out.commit_attempts > 1  # retried, then gave up
         assert stuck.stats.results == 0 and stuck.stats.aborts == 0  # given up on, not aborted: the restart settles it
@@ -78,5 +87,4 @@ def test_a_commit_retried_past_its_deadline_stops_the_worker_naming_its_offsets(
         finally:
             healthy.stop()
             thread.join(30)
-    assert Counter(orjson.loads(value)["event_id"] for _, _, value in records) == Counter(
-        {f"e{i}": 1 for i in range(EVENTS)})
+    assert Counter(orjson.loads(value)["event_id"] for _, _, value in records) == Counter({f"e{i}": 1 for i in range(EVENTS)})

@@ -44,6 +44,10 @@ def test_read_committed_sees_committed_records_once_and_never_aborted_ones(
     assert not set(read_committed) & set(aborted)
 
     # Proof that the records were on the log: an uncommitted reader does see the aborted ones.
-    read_uncommitted = [v for _, _, v in read_topics(kafka.bootstrap, [topic], expect=len(committed) + len(aborted),
-                                                        timeout=30, settle=1.5, isolation="read_uncommitted")]
+    read_uncommitted = [
+        v
+        for _, _, v in read_topics(
+            kafka.bootstrap, [topic], expect=len(committed) + len(aborted), timeout=30, settle=1.5, isolation="read_uncommitted"
+        )
+    ]
     assert set(aborted) <= set(read_uncommitted)

@@ -66,8 +66,7 @@ def deployed(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> It
     predictor = small_predictor(tmp_path, seed=1)
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT], partitions=2)
     one = {"fraud-v1": predictor}
-    publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}),
-            one, tmp_path)
+    publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}), one, tmp_path)
     with ConfigWatcher(kafka.bootstrap, topic_names) as watcher:
         watcher.wait_for_version(1, timeout=30)
         values = [orjson.dumps({"event_id": f"e{i}", "features": {"amount_log": i / 100}}) for i in range(EVENTS)]
@@ -76,8 +75,9 @@ def deployed(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> It
 
 
 def _worker(kafka: BrokerHandle, names: TopicNames, watcher: ConfigWatcher, worker_id: str, aborts: int) -> AbortingWorker:
-    worker = AbortingWorker(WorkerSettings(bootstrap=kafka.bootstrap, names=names, worker_id=worker_id, max_batch=500),
-                            watcher.live_snapshot)
+    worker = AbortingWorker(
+        WorkerSettings(bootstrap=kafka.bootstrap, names=names, worker_id=worker_id, max_batch=500), watcher.live_snapshot
+    )
     worker.aborts = aborts
     return worker
 
@@ -95,7 +95,8 @@ def _run_and_read(kafka: BrokerHandle, names: TopicNames, worker: Worker, events
 
 
 def test_aborted_transactions_are_invisible_and_their_batches_come_out_once(
-        kafka: BrokerHandle, topic_names: TopicNames, deployed: ConfigWatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, deployed: ConfigWatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(worker_module, "ABORT_BACKOFF_S", 0.01)
     worker = _worker(kafka, topic_names, deployed, "w1", aborts=3)
     ids = _run_and_read(kafka, topic_names, worker)
@@ -105,8 +106,8 @@ def test_aborted_transactions_are_invisible_and_their_batches_come_out_once(
 
 @pytest.mark.parametrize("overlapped", [True, False], ids=["full-batches-commit-on-the-committer", "commit-inline"])
 def test_a_failed_commit_rewinds_its_batch_and_the_batch_scored_meanwhile(
-        kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        overlapped: bool) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overlapped: bool
+) -> None:
     """Partition 0 then partition 1, a full batch each: the first commit fails while the second
     batch, from the other partition, is already scored, so that batch must be rewound as well.
     Batches below the cap commit inline, where a failed commit has no batch read after it."""
@@ -114,19 +115,26 @@ def test_a_failed_commit_rewinds_its_batch_and_the_batch_scored_meanwhile(
     predictor = small_predictor(tmp_path, seed=1)
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT], partitions=2)
     one = {"fraud-v1": predictor}
-    publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}),
-            one, tmp_path)
+    publish(kafka.bootstrap, topic_names, deployment([TENANT], one, {(TENANT, "card-fraud"): ("fraud-v1", ())}), one, tmp_path)
     half = 400
     producer = Producer(producer_config(kafka.bootstrap))
     for i in range(2 * half):
-        producer.produce(topic_names.input_topic(TENANT), orjson.dumps({"event_id": f"e{i}", "features": {}}),
-                         partition=i // half)
+        producer.produce(
+            topic_names.input_topic(TENANT), orjson.dumps({"event_id": f"e{i}", "features": {}}), partition=i // half
+        )
     assert producer.flush(30) == 0
     with ConfigWatcher(kafka.bootstrap, topic_names) as watcher:
         watcher.wait_for_version(1, timeout=30)
-        worker = CommitFailingWorker(WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="w1",
-                                                    max_batch=half if overlapped else 10 * half,
-                                                    commit_interval_ms=2000), watcher.live_snapshot)
+        worker = CommitFailingWorker(
+            WorkerSettings(
+                bootstrap=kafka.bootstrap,
+                names=topic_names,
+                worker_id="w1",
+                max_batch=half if overlapped else 10 * half,
+                commit_interval_ms=2000,
+            ),
+            watcher.live_snapshot,
+        )
         worker.aborts = 1
         ids = _run_and_read(kafka, topic_names, worker, 2 * half)
     assert worker.stats.aborts == 1 and worker.aborts == 0
@@ -135,11 +143,15 @@ def test_a_failed_commit_rewinds_its_batch_and_the_batch_scored_meanwhile(
 
 
 def test_a_batch_that_keeps_failing_stops_the_worker_loudly_and_loses_nothing(
-        kafka: BrokerHandle, topic_names: TopicNames, deployed: ConfigWatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, deployed: ConfigWatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(worker_module, "ABORT_BACKOFF_S", 0.01)
     failing = _worker(kafka, topic_names, deployed, "w1", aborts=10**6)
-    with pytest.raises(WorkerError, match=rf"{worker_module.MAX_CONSECUTIVE_ABORTS} transactions in a row aborted.*"
-                                          rf"injected: delivery failed.*{topic_names.input_topic(TENANT)}"):
+    with pytest.raises(
+        WorkerError,
+        match=rf"{worker_module.MAX_CONSECUTIVE_ABORTS} transactions in a row aborted.*"
+        rf"injected: delivery failed.*{topic_names.input_topic(TENANT)}",
+    ):
         failing.run()
     assert failing.stats.results == 0
 

@@ -29,8 +29,11 @@ def test_the_worker_loop_runs_with_start_up_objects_frozen(kafka: BrokerHandle, 
     produce(kafka.bootstrap, topic_names.input_topic(TENANT), [(None, orjson.dumps({"event_id": "e1"}))])
     gc.unfreeze()
     no_config = ConfigSnapshot.empty()
-    worker = Worker(WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="g1"),
-                    lambda: no_config, PassthroughScorer(topic_names))
+    worker = Worker(
+        WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="g1"),
+        lambda: no_config,
+        PassthroughScorer(topic_names),
+    )
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:

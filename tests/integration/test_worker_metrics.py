@@ -34,8 +34,11 @@ def free_port() -> int:
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """(sample name, sorted labels) -> value of every sample on /metrics."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_metrics_count_what_the_topics_hold(kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path) -> None:
@@ -45,39 +48,50 @@ def test_metrics_count_what_the_topics_hold(kafka: BrokerHandle, topic_names: To
     }
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, TENANTS, partitions=2)
     # bank-a's events are shadowed by fraud-v2, bank-b's are not.
-    config = deployment(TENANTS, predictors, {("bank-a", "card-fraud"): ("fraud-v1", ("fraud-v2",)),
-                                               ("bank-b", "card-fraud"): ("fraud-v1", ())})
+    config = deployment(
+        TENANTS, predictors, {("bank-a", "card-fraud"): ("fraud-v1", ("fraud-v2",)), ("bank-b", "card-fraud"): ("fraud-v1", ())}
+    )
     assert publish(kafka.bootstrap, topic_names, config, predictors, tmp_path) == 1
     port = free_port()
-    worker = WorkerProcess(kafka.bootstrap, topic_names.namespace, "w1", tmp_path, "--metrics-port", str(port),
-                           "--shadow-budget-ms", "5000").start()
+    worker = WorkerProcess(
+        kafka.bootstrap, topic_names.namespace, "w1", tmp_path, "--metrics-port", str(port), "--shadow-budget-ms", "5000"
+    ).start()
     features = events_as_dicts(generate_events(300, seed=5)[0])
     sent = {"bank-a": 300, "bank-b": 200}
     bad = {"bank-a": [b"not json", b"[1]"], "bank-b": [orjson.dumps({"event_id": "x", "intent": "nope", "features": {}})]}
     try:
         for tenant, n in sent.items():
-            records = [(f"{tenant}-{i}".encode(), orjson.dumps({"event_id": f"{tenant}-{i}", "features": features[i]}))
-                       for i in range(n)]
+            records = [
+                (f"{tenant}-{i}".encode(), orjson.dumps({"event_id": f"{tenant}-{i}", "features": features[i]})) for i in range(n)
+            ]
             produce(kafka.bootstrap, topic_names.input_topic(tenant), records + [(b"bad", v) for v in bad[tenant]])
         total = sum(sent.values()) + sum(len(v) for v in bad.values())
-        outputs = read_committed(kafka.bootstrap, [topic_names.output_topic(t) for t in TENANTS]
-                                 + [topic_names.dlq_topic(t) for t in TENANTS], expect=total, timeout=120)
+        outputs = read_committed(
+            kafka.bootstrap,
+            [topic_names.output_topic(t) for t in TENANTS] + [topic_names.dlq_topic(t) for t in TENANTS],
+            expect=total,
+            timeout=120,
+        )
         assert len(outputs) == total, worker.log_tail()
-        shadows = [ShadowResult.model_validate_json(v) for _, _, v in
-                   read_committed(kafka.bootstrap, [topic_names.shadow_topic], expect=300, timeout=60)]
+        shadows = [
+            ShadowResult.model_validate_json(v)
+            for _, _, v in read_committed(kafka.bootstrap, [topic_names.shadow_topic], expect=300, timeout=60)
+        ]
         deadline = time.monotonic() + 20
         while True:  # the last batch's commit is counted as it lands; lag reaches 0 with it
             metrics = scrape(port)
             lag = [v for (name, _), v in metrics.items() if name == "muse_worker_consumer_lag"]
-            if (metrics.get(("muse_worker_events_in_total", (("tenant", "bank-b"),))) == 201 and len(lag) == 4
-                    and not any(lag)) or time.monotonic() > deadline:
+            if (
+                metrics.get(("muse_worker_events_in_total", (("tenant", "bank-b"),))) == 201 and len(lag) == 4 and not any(lag)
+            ) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
     finally:
         worker.stop()
     results = Counter(topic_names.tenant_of_topic(t) for t, _, _ in outputs if t.endswith(".output"))
-    letters = Counter((d.tenant, d.reason_code.value) for d in
-                      (DeadLetter.model_validate_json(v) for t, _, v in outputs if t.endswith(".dlq")))
+    letters = Counter(
+        (d.tenant, d.reason_code.value) for d in (DeadLetter.model_validate_json(v) for t, _, v in outputs if t.endswith(".dlq"))
+    )
     assert results == {"bank-a": 300, "bank-b": 200}
     assert letters == {("bank-a", "malformed_json"): 1, ("bank-a", "not_a_json_object"): 1, ("bank-b", "unknown_intent"): 1}
     for tenant in TENANTS:

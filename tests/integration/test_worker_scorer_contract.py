@@ -27,14 +27,17 @@ EVENTS = 2000
 
 
 def test_a_pass_through_worker_reports_its_counters_and_copies_every_event_once(
-        kafka: BrokerHandle, topic_names: TopicNames, caplog: pytest.LogCaptureFixture) -> None:
+    kafka: BrokerHandle, topic_names: TopicNames, caplog: pytest.LogCaptureFixture
+) -> None:
     ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, [TENANT], partitions=2)
     values = [orjson.dumps({"event_id": f"e{i}"}) for i in range(EVENTS)]
     produce(kafka.bootstrap, topic_names.input_topic(TENANT), [(None, v) for v in values])
     no_config = ConfigSnapshot.empty()
-    worker = Worker(WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="p1", max_batch=200,
-                                   report_interval_ms=20),
-                    lambda: no_config, PassthroughScorer(topic_names))
+    worker = Worker(
+        WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="p1", max_batch=200, report_interval_ms=20),
+        lambda: no_config,
+        PassthroughScorer(topic_names),
+    )
     failures: list[BaseException] = []
 
     def run() -> None:
@@ -55,5 +58,4 @@ def test_a_pass_through_worker_reports_its_counters_and_copies_every_event_once(
     assert not thread.is_alive()
     reports = [r.getMessage() for r in caplog.records if r.getMessage().startswith("worker p1: in=")]
     assert reports, "no periodic report was logged"
-    assert Counter(orjson.loads(value)["event_id"] for _, _, value in records) == Counter(
-        {f"e{i}": 1 for i in range(EVENTS)})
+    assert Counter(orjson.loads(value)["event_id"] for _, _, value in records) == Counter({f"e{i}": 1 for i in range(EVENTS)})

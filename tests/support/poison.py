@@ -45,12 +45,21 @@ POISON: list[tuple[str, bytes | None, RejectReason]] = [
     ("nested feature", _event(features={**good_features(), "amount_log": {"v": 1}}), RejectReason.SCHEMA_VIOLATION),
     ("number too large for a double", b'{"event_id": "x", "features": {"amount_log": 1e400}}', RejectReason.MALFORMED_JSON),
     ("intent is a number", _event(intent=7), RejectReason.SCHEMA_VIOLATION),
-    ("feature missing under a reject policy",
-     _event(intent=STRICT_INTENT, features={n: 0.5 for n in FEATURE_NAMES[1:]}), RejectReason.MISSING_FEATURE),
-    ("null feature under a reject policy",
-     _event(intent=STRICT_INTENT, features={**good_features(), "amount_log": None}), RejectReason.MISSING_FEATURE),
-    ("feature beyond the float32 range", _event(features={**good_features(), "velocity_1h": 1e39}),
-     RejectReason.FEATURE_OUT_OF_RANGE),
+    (
+        "feature missing under a reject policy",
+        _event(intent=STRICT_INTENT, features={n: 0.5 for n in FEATURE_NAMES[1:]}),
+        RejectReason.MISSING_FEATURE,
+    ),
+    (
+        "null feature under a reject policy",
+        _event(intent=STRICT_INTENT, features={**good_features(), "amount_log": None}),
+        RejectReason.MISSING_FEATURE,
+    ),
+    (
+        "feature beyond the float32 range",
+        _event(features={**good_features(), "velocity_1h": 1e39}),
+        RejectReason.FEATURE_OUT_OF_RANGE,
+    ),
     ("unknown intent", _event(intent="crypto-laundering"), RejectReason.UNKNOWN_INTENT),
     ("oversized record", _event(padding="x" * (MAX_EVENT_BYTES + 1)), RejectReason.OVERSIZED),
     # Near the input topic's limit: its dead letter (base64 + envelope) is larger than 1 MB.

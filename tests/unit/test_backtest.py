@@ -27,9 +27,13 @@ T0 = 1_772_323_200_000  # 2026-03-01T00:00Z
 
 def scores(rows: list[tuple[str, str, int, float | None, int | None]]) -> LiveScores:
     tenant, config, ts, score, label = zip(*rows, strict=True)
-    return LiveScores(np.array(tenant), np.array(config), np.array(ts, np.int64),
-                      np.array([math.nan if s is None else s for s in score]),
-                      np.array([-1 if v is None else v for v in label], np.int8))
+    return LiveScores(
+        np.array(tenant),
+        np.array(config),
+        np.array(ts, np.int64),
+        np.array([math.nan if s is None else s for s in score]),
+        np.array([-1 if v is None else v for v in label], np.int8),
+    )
 
 
 def test_alert_rates_against_the_reference_per_tenant_config_and_day() -> None:
@@ -92,9 +96,16 @@ def test_recall_at_alert_rate_counts_ties_at_the_cut_and_needs_a_positive() -> N
 
 
 def test_from_table_keeps_live_rows_with_nulls_as_nan_and_minus_one() -> None:
-    table = pa.table({"tenant": ["a", "a", "a"], "config": ["live"] * 3, "role": ["live", "shadow", "live"],
-                      "event_timestamp": pa.array([T0, T0, T0], pa.timestamp("ms", tz="UTC")),
-                      "score": [0.3, 0.9, None], "label": pa.array([1, 1, None], pa.int8())})
+    table = pa.table(
+        {
+            "tenant": ["a", "a", "a"],
+            "config": ["live"] * 3,
+            "role": ["live", "shadow", "live"],
+            "event_timestamp": pa.array([T0, T0, T0], pa.timestamp("ms", tz="UTC")),
+            "score": [0.3, 0.9, None],
+            "label": pa.array([1, 1, None], pa.int8()),
+        }
+    )
     live = LiveScores.from_table(table)
     assert live.score.tolist()[0] == 0.3 and math.isnan(live.score[1])
     assert live.label.tolist() == [1, -1]
@@ -108,8 +119,13 @@ def test_spec_rejects_thresholds_outside_zero_one() -> None:
 
 
 def test_reports_table_json_and_self_contained_html_with_one_plot_per_tenant_and_config() -> None:
-    rows = [(t, c, T0 + d * DAY, 0.1 + 0.08 * i, i % 3 == 0) for t in ("a", "b") for c in ("live", "v1")
-            for d in range(3) for i in range(10)]
+    rows = [
+        (t, c, T0 + d * DAY, 0.1 + 0.08 * i, i % 3 == 0)
+        for t in ("a", "b")
+        for c in ("live", "v1")
+        for d in range(3)
+        for i in range(10)
+    ]
     result = backtest(scores([(t, c, ts, s, int(y)) for t, c, ts, s, y in rows]), BacktestSpec(thresholds=(0.5,)))
     table = format_table(result)
     assert "tenant" in table and "AUC" in table and "2026-03-03" in table and "P/R@0.5" in table

@@ -46,14 +46,18 @@ class StaticSnapshot:
 
 def _records(tenant: str, values: list[bytes | None]) -> list[SourceRecord]:
     topic = NAMES.input_topic(tenant)
-    return [SourceRecord(tenant, topic, 0, offset, 1_700_000_000_000 + offset, f"k{offset}".encode(), value)
-            for offset, value in enumerate(values)]
+    return [
+        SourceRecord(tenant, topic, 0, offset, 1_700_000_000_000 + offset, f"k{offset}".encode(), value)
+        for offset, value in enumerate(values)
+    ]
 
 
 def _events(n: int, seed: int = 3) -> tuple[np.ndarray, list[bytes]]:
     X, _ = generate_events(n, seed=seed)
-    values = [orjson.dumps({"event_id": f"e{i}", "intent": "card-fraud", "features": features, "tenant": "someone-else"})
-              for i, features in enumerate(events_as_dicts(X))]
+    values = [
+        orjson.dumps({"event_id": f"e{i}", "intent": "card-fraud", "features": features, "tenant": "someone-else"})
+        for i, features in enumerate(events_as_dicts(X))
+    ]
     return X, values
 
 
@@ -92,8 +96,7 @@ def test_a_failing_shadow_changes_no_live_result_and_is_skipped_for_a_while(pred
             raise RuntimeError("model server on fire")
 
     _, values = _events(50)
-    healthy = BatchScorer(NAMES).score(_records("bank-a", values),
-                                       StaticSnapshot(1, {"card-fraud": (predictors["v1"], ())}))
+    healthy = BatchScorer(NAMES).score(_records("bank-a", values), StaticSnapshot(1, {"card-fraud": (predictors["v1"], ())}))
     guard = ShadowGuard(cooldown_s=60)
     scorer = BatchScorer(NAMES, shadow_guard=guard)
     snapshot = StaticSnapshot(1, {"card-fraud": (predictors["v1"], (BrokenShadow(),))})  # type: ignore[arg-type]
@@ -108,7 +111,8 @@ def test_a_failing_shadow_changes_no_live_result_and_is_skipped_for_a_while(pred
 
 @pytest.mark.parametrize(("kind", "value", "reason"), POISON, ids=[p[0] for p in POISON])
 def test_each_kind_of_bad_record_is_dead_lettered_with_its_bytes_and_position(
-        predictors: dict[str, Predictor], kind: str, value: bytes | None, reason: RejectReason) -> None:
+    predictors: dict[str, Predictor], kind: str, value: bytes | None, reason: RejectReason
+) -> None:
     _, good = _events(4)
     snapshot = StaticSnapshot(3, {"card-fraud": (predictors["v1"], ()), STRICT_INTENT: (predictors["strict"], ())})
     records = _records("bank-b", [good[0], value, good[1]])
@@ -133,15 +137,15 @@ def test_missing_features_pass_as_missing_under_the_lenient_policy(predictors: d
     features = {name: 0.1 for name in FEATURE_NAMES[2:]}
     # A feature the model does not know is ignored.
     value = orjson.dumps({"event_id": "gappy", "features": {**features, "not_a_model_feature": 9.0}})
-    outcome = BatchScorer(NAMES).score(_records("bank-a", [value]),
-                                       StaticSnapshot(1, {"card-fraud": (predictors["v1"], ())}))
+    outcome = BatchScorer(NAMES).score(_records("bank-a", [value]), StaticSnapshot(1, {"card-fraud": (predictors["v1"], ())}))
     assert len(outcome.results) == 1 and not outcome.dead_letters
     expected = predictors["v1"].score_records([features]).mapped[0]
     assert ScoreResult.model_validate_json(outcome.results[0].value).score == expected
 
 
 def test_incomplete_events_under_a_reject_policy_cost_one_predict_call_and_are_named(
-        predictors: dict[str, Predictor], monkeypatch: pytest.MonkeyPatch) -> None:
+    predictors: dict[str, Predictor], monkeypatch: pytest.MonkeyPatch
+) -> None:
     strict = predictors["strict"]
     X, values = _events(200)
     values = [orjson.loads(v) | {"intent": STRICT_INTENT} for v in values]
@@ -157,8 +161,9 @@ def test_incomplete_events_under_a_reject_policy_cost_one_predict_call_and_are_n
     assert [letter.source.offset for letter in letters] == [3, 150]
     assert all("lacks 'amount_log'" in letter.reason for letter in letters)
     kept = np.delete(X, [3, 150], axis=0)
-    assert np.array_equal([ScoreResult.model_validate_json(r.value).score for r in outcome.results],
-                          real_score_batch(kept).mapped)
+    assert np.array_equal(
+        [ScoreResult.model_validate_json(r.value).score for r in outcome.results], real_score_batch(kept).mapped
+    )
 
 
 def test_a_slow_shadow_delays_live_results_by_at_most_one_batch(predictors: dict[str, Predictor]) -> None:

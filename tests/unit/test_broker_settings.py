@@ -15,20 +15,27 @@ def test_one_node_settings_make_transactions_and_groups_work() -> None:
     text = server_properties(port=19092, controller_port=19093, data_dir=Path("/x"))
     settings = dict(line.split("=", 1) for line in text.splitlines())
     assert settings["process.roles"] == "broker,controller"
-    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-                "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
-                "share.coordinator.state.topic.min.isr"):
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+    ):
         assert settings[key] == "1", key
     assert settings["group.initial.rebalance.delay.ms"] == "0"
     assert settings["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
 
 
-@pytest.mark.parametrize(("line", "major"), [
-    ('openjdk version "17.0.15" 2025-04-15', 17),
-    ('java version "1.8.0_402"', 8),
-    ('openjdk version "21" 2023-09-19', 21),
-    ("garbage", None),
-])
+@pytest.mark.parametrize(
+    ("line", "major"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('java version "1.8.0_402"', 8),
+        ('openjdk version "21" 2023-09-19', 21),
+        ("garbage", None),
+    ],
+)
 def test_java_major_version(line: str, major: int | None) -> None:
     assert _java_major_version(line) == major
 
@@ -115,7 +122,8 @@ def test_muse_cache_dir_moves_the_artifact_cache_too(monkeypatch: pytest.MonkeyP
 
 
 def test_the_first_jar_download_says_what_it_downloads_before_maven_runs(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Maven runs quietly for a minute or more the first time: the user is told why before it starts."""
     from muse_stream.broker import kafka_jars
 

@@ -31,17 +31,20 @@ def test_every_command_and_option_has_help_text() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("argv", [
-    ["--namespace", "foo", "tenants", "list"],
-    ["tenants", "--namespace", "foo", "list"],
-    ["tenants", "list", "--namespace", "foo"],
-    ["config", "show", "--namespace", "foo"],
-    ["--namespace", "foo", "config", "apply", "x.toml"],
-    ["config", "diff", "x.toml", "--namespace", "foo"],
-    ["worker", "--worker-id", "w1", "--namespace", "foo"],
-    ["--namespace", "foo", "worker", "--worker-id", "w1"],
-    ["monitor", "--namespace", "foo"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--namespace", "foo", "tenants", "list"],
+        ["tenants", "--namespace", "foo", "list"],
+        ["tenants", "list", "--namespace", "foo"],
+        ["config", "show", "--namespace", "foo"],
+        ["--namespace", "foo", "config", "apply", "x.toml"],
+        ["config", "diff", "x.toml", "--namespace", "foo"],
+        ["worker", "--worker-id", "w1", "--namespace", "foo"],
+        ["--namespace", "foo", "worker", "--worker-id", "w1"],
+        ["monitor", "--namespace", "foo"],
+    ],
+)
 def test_namespace_is_accepted_before_and_after_command_and_action(argv: list[str]) -> None:
     assert build_parser().parse_args(argv).namespace == "foo"
 
@@ -59,12 +62,15 @@ def test_commands_without_topics_take_no_namespace_after_them() -> None:
         build_parser().parse_args(["broker", "status", "--namespace", "foo"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["--log-level", "debug", "--connect-timeout", "12", "--client-config", "c.properties", "tenants", "list"],
-    ["tenants", "--log-level", "debug", "--connect-timeout", "12", "--client-config", "c.properties", "list"],
-    ["tenants", "list", "--log-level", "DEBUG", "--connect-timeout", "12", "--client-config", "c.properties"],
-    ["broker", "logs", "-n", "5", "--log-level", "debug", "--connect-timeout", "12", "--client-config", "c.properties"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--log-level", "debug", "--connect-timeout", "12", "--client-config", "c.properties", "tenants", "list"],
+        ["tenants", "--log-level", "debug", "--connect-timeout", "12", "--client-config", "c.properties", "list"],
+        ["tenants", "list", "--log-level", "DEBUG", "--connect-timeout", "12", "--client-config", "c.properties"],
+        ["broker", "logs", "-n", "5", "--log-level", "debug", "--connect-timeout", "12", "--client-config", "c.properties"],
+    ],
+)
 def test_global_options_are_accepted_anywhere(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
     assert (args.log_level, args.connect_timeout, args.client_config) == ("debug", 12.0, "c.properties")

@@ -67,14 +67,17 @@ def test_the_properties_file_is_parsed_with_comments_and_values_holding_equals(t
     }
 
 
-@pytest.mark.parametrize(("text", "line", "says"), [
-    ("security.protocol=SSL\nno equals sign here\n", 2, "expected key=value"),
-    ("# ok\n\nacks=0\n", 3, "'acks' is not a security setting"),
-    ("bootstrap.servers=h:1\n", 1, "MUSE_BOOTSTRAP"),
-    ("sasl.username=a\nsasl.username=b\n", 2, "set twice"),
-    ("security.protocol=TLS\n", 1, "not one of plaintext, ssl, sasl_plaintext, sasl_ssl"),
-    ("=value\n", 1, "expected key=value"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ("security.protocol=SSL\nno equals sign here\n", 2, "expected key=value"),
+        ("# ok\n\nacks=0\n", 3, "'acks' is not a security setting"),
+        ("bootstrap.servers=h:1\n", 1, "MUSE_BOOTSTRAP"),
+        ("sasl.username=a\nsasl.username=b\n", 2, "set twice"),
+        ("security.protocol=TLS\n", 1, "not one of plaintext, ssl, sasl_plaintext, sasl_ssl"),
+        ("=value\n", 1, "expected key=value"),
+    ],
+)
 def test_a_bad_line_is_one_error_naming_file_and_line(text: str, line: int, says: str) -> None:
     with pytest.raises(MuseError, match=f"^/etc/muse.properties:{line}: .*{says}") as raised:
         parse_client_properties(text, "/etc/muse.properties")
@@ -152,11 +155,11 @@ def test_aiokafka_gets_the_same_settings(client_file: Path) -> None:
 
 def test_aiokafka_refuses_what_it_cannot_express(tmp_path: Path) -> None:
     path = str(tmp_path / "k.properties")
-    kerberos = ClientSettings(security={"security.protocol": "SASL_PLAINTEXT", "sasl.kerberos.keytab": "/k"},
-                              security_file=path)
+    kerberos = ClientSettings(security={"security.protocol": "SASL_PLAINTEXT", "sasl.kerberos.keytab": "/k"}, security_file=path)
     with pytest.raises(MuseError, match=rf"^{path}: 'sasl.kerberos.keytab' has no aiokafka equivalent"):
         aiokafka_security(kerberos)
-    missing_ca = ClientSettings(security={"security.protocol": "SSL", "ssl.ca.location": str(tmp_path / "ca.pem")},
-                                security_file=path)
+    missing_ca = ClientSettings(
+        security={"security.protocol": "SSL", "ssl.ca.location": str(tmp_path / "ca.pem")}, security_file=path
+    )
     with pytest.raises(MuseError, match=rf"^{path}: cannot load the TLS files"):
         aiokafka_security(missing_ca)

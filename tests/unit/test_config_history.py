@@ -71,8 +71,10 @@ def test_summary_counts_added_changed_and_removed_keys_by_kind() -> None:
     assert summarise(change_set(None, V1), {}) == "+3 tenants, +2 intents, +2 predictors, +6 routes, +2 models"
     assert summarise({}, before) == "no changes (the version marker was restored)"
     # a body rewritten unchanged, or a removal of what was not there, is no change
-    assert summarise({"tenant/bank-a": before["tenant/bank-a"], "route/x/y": None}, before) == \
-        "no changes (the version marker was restored)"
+    assert (
+        summarise({"tenant/bank-a": before["tenant/bank-a"], "route/x/y": None}, before)
+        == "no changes (the version marker was restored)"
+    )
 
 
 def test_history_lines_summarise_each_version_against_the_one_before() -> None:
@@ -93,13 +95,16 @@ def test_records_round_trip_and_old_records_without_who_show_a_dash() -> None:
     assert history_lines([legacy])[0].render().split()[4] == "-"
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    (b"meta", b"{}", "key 'meta' is not a version number"),
-    (b"3", b"not json", "version 3: value is not JSON"),
-    (b"3", b'{"format": "other"}', "is not a muse.config-history/1 record"),
-    (b"3", orjson.dumps({"format": HISTORY_FORMAT, "config_version": 4, "changes": {}}), "must equal the key"),
-    (b"3", orjson.dumps({"format": HISTORY_FORMAT, "config_version": 3, "changes": {"tenant/a": 1}}), "bodies or null"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (b"meta", b"{}", "key 'meta' is not a version number"),
+        (b"3", b"not json", "version 3: value is not JSON"),
+        (b"3", b'{"format": "other"}', "is not a muse.config-history/1 record"),
+        (b"3", orjson.dumps({"format": HISTORY_FORMAT, "config_version": 4, "changes": {}}), "must equal the key"),
+        (b"3", orjson.dumps({"format": HISTORY_FORMAT, "config_version": 3, "changes": {"tenant/a": 1}}), "bodies or null"),
+    ],
+)
 def test_unreadable_records_say_what_is_wrong(key: bytes, value: bytes, message: str) -> None:
     with pytest.raises(HistoryError, match=message):
         decode_history_record(key, value)

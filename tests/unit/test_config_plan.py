@@ -22,16 +22,23 @@ def test_first_apply_adds_everything_and_removes_nothing() -> None:
     assert plan.destructive == ()
     assert plan.counts() == {"+": 3 + 2 + 2 + 6 + 2, "~": 0, "-": 0}
     lines = plan.render()
-    assert lines[:3] == ["+ tenant bank-a  default intent card-fraud",
-                         "    + account-takeover  live fraud-v1, shadows fraud-v2",
-                         "    + card-fraud  live fraud-v1, shadows fraud-v2"]
-    assert "    + fraud-gbm:1  sha256 " + V1.models[0].sha256[:12] + " (uploaded to the models topic unless already there)" in lines
+    assert lines[:3] == [
+        "+ tenant bank-a  default intent card-fraud",
+        "    + account-takeover  live fraud-v1, shadows fraud-v2",
+        "    + card-fraud  live fraud-v1, shadows fraud-v2",
+    ]
+    assert (
+        "    + fraud-gbm:1  sha256 " + V1.models[0].sha256[:12] + " (uploaded to the models topic unless already there)" in lines
+    )
     assert lines[-1] == "Plan: 15 to add, 0 to change, 0 to remove."
 
 
 def test_moving_live_and_shadow_predictors_is_a_route_change_per_tenant_and_intent() -> None:
-    routes = {(t, i): ("fraud-v1", ("fraud-v2",) if t == "bank-a" else ()) for t in ("bank-a", "bank-b", "bank-c")
-              for i in ("card-fraud", "account-takeover")}
+    routes = {
+        (t, i): ("fraud-v1", ("fraud-v2",) if t == "bank-a" else ())
+        for t in ("bank-a", "bank-b", "bank-c")
+        for i in ("card-fraud", "account-takeover")
+    }
     routes["bank-a", "card-fraud"] = ("fraud-v2", ("fraud-v1",))
     routes["bank-b", "card-fraud"] = ("fraud-v1", ("fraud-v2",))
     plan = Plan.between(V1, deployment(routes))
@@ -50,24 +57,36 @@ def test_a_predictor_redefined_under_its_name_shows_on_every_route_that_runs_it(
     plan = Plan.between(V1, redefined)
     lines = plan.render()
     assert "    ~ card-fraud  live fraud-v1 redefined (route unchanged)" in lines
-    assert any(line.startswith("    ~ fraud-v1  fraud-v1:1 on model fraud-gbm:1") and "-> fraud-v1:1 on model fraud-gbm:3" in line
-               for line in lines)
+    assert any(
+        line.startswith("    ~ fraud-v1  fraud-v1:1 on model fraud-gbm:1") and "-> fraud-v1:1 on model fraud-gbm:3" in line
+        for line in lines
+    )
     # the route notes are not key changes: one predictor changed, one model added, one removed
     assert plan.counts() == {"+": 1, "~": 1, "-": 1} and plan.destructive == ()
 
 
 def test_removing_a_tenant_intent_or_route_is_refused_without_yes_and_names_them() -> None:
-    smaller = deployment({("bank-a", "card-fraud"): ("fraud-v1", ()), ("bank-b", "card-fraud"): ("fraud-v1", ()),
-                          ("bank-b", "account-takeover"): ("fraud-v1", ())})
+    smaller = deployment(
+        {
+            ("bank-a", "card-fraud"): ("fraud-v1", ()),
+            ("bank-b", "card-fraud"): ("fraud-v1", ()),
+            ("bank-b", "account-takeover"): ("fraud-v1", ()),
+        }
+    )
     plan = Plan.between(V1, smaller)
-    assert plan.destructive == ("tenant/bank-c", "route/bank-a/account-takeover", "route/bank-c/account-takeover",
-                                "route/bank-c/card-fraud")
+    assert plan.destructive == (
+        "tenant/bank-c",
+        "route/bank-a/account-takeover",
+        "route/bank-c/account-takeover",
+        "route/bank-c/card-fraud",
+    )
     assert "- tenant bank-c" in plan.render() and "    - card-fraud  was live fraud-v1" in plan.render()
     with pytest.raises(PlanRefused) as refused:
         plan.check("new.toml", yes=False)
     assert str(refused.value) == (
         "new.toml would remove tenant bank-c, route bank-a/account-takeover, route bank-c/account-takeover, "
-        "route bank-c/card-fraud; nothing was published. Check the plan above and add --yes to apply it anyway")
+        "route bank-c/card-fraud; nothing was published. Check the plan above and add --yes to apply it anyway"
+    )
     plan.check("new.toml", yes=True)
 
 

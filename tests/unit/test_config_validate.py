@@ -97,7 +97,9 @@ def test_duplicates_shadow_equal_to_live_and_all_problems_at_once(tmp_path: Path
 
 
 def test_default_intent_without_route_and_bad_toml(tmp_path: Path) -> None:
-    path = edited(tmp_path, 'name = "bank-b"\ndefault_intent = "card-fraud"', 'name = "bank-b"\ndefault_intent = "account-takeover"')
+    path = edited(
+        tmp_path, 'name = "bank-b"\ndefault_intent = "card-fraud"', 'name = "bank-b"\ndefault_intent = "account-takeover"'
+    )
     assert any(p.startswith("tenant/bank-b:") and "add route/bank-b/account-takeover" in p for p in problems_of(path))
     bad = tmp_path / "bad.toml"
     bad.write_text("[[tenants]\nname=")
@@ -105,7 +107,7 @@ def test_default_intent_without_route_and_bad_toml(tmp_path: Path) -> None:
 
 
 def test_cli_validate_prints_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = edited(tmp_path, 'live = "fraud-v2"\n', 'live = "fraud-v9"\n', extra='\n[unknown]\nx = 1\n')
+    path = edited(tmp_path, 'live = "fraud-v2"\n', 'live = "fraud-v9"\n', extra="\n[unknown]\nx = 1\n")
     assert main(["config", "validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "2 problem(s)" in err and "route/bank-a/account-takeover" in err and "unknown: unknown section" in err
@@ -123,7 +125,11 @@ def test_deployment_config_refuses_inconsistency_and_records_round_trip() -> Non
         (b"tenant/bank-a", b"{not json", "not JSON"),
         (b"weird/x", b"{}", "unknown key kind"),
         (b"meta/version", None, "cannot be deleted"),
-        (b"route/bank-a/card-fraud", encode_value({"tenant": "bank-a", "intent": "card-fraud", "live": "p", "shadows": ["p"]}, 1), "both live and a shadow"),
+        (
+            b"route/bank-a/card-fraud",
+            encode_value({"tenant": "bank-a", "intent": "card-fraud", "live": "p", "shadows": ["p"]}, 1),
+            "both live and a shadow",
+        ),
     ):
         with pytest.raises(RecordError, match=reason):
             decode_record(key, value)
@@ -132,8 +138,12 @@ def test_deployment_config_refuses_inconsistency_and_records_round_trip() -> Non
 
 def test_a_misspelt_key_is_named_with_its_closest_key_first_and_nothing_follows_from_it(tmp_path: Path) -> None:
     """`shadow =` for `shadows =`: the typo is the problem, not a route that seems to be missing."""
-    path = edited(tmp_path, 'shadows = ["fraud-v2"]', 'shadow = ["fraud-v2"]',
-                  extra='\n[[routes]]\ntenant = "bank-z"\nintent = "card-fraud"\nlive = "fraud-v1"\n')
+    path = edited(
+        tmp_path,
+        'shadows = ["fraud-v2"]',
+        'shadow = ["fraud-v2"]',
+        extra='\n[[routes]]\ntenant = "bank-z"\nintent = "card-fraud"\nlive = "fraud-v1"\n',
+    )
     problems = problems_of(path)
     assert problems[0] == "route/bank-a/card-fraud: unknown key 'shadow' (did you mean 'shadows'?)"
     assert not any("has no route" in p for p in problems)
@@ -147,7 +157,7 @@ def test_a_misspelt_key_is_named_with_its_closest_key_first_and_nothing_follows_
     [problem] = problems_of(path)  # and no route to a predictor that "is not declared"
     assert problem.startswith("predictor/fraud-v2: unknown key 'specs' (did you mean 'spec'?)")
 
-    path = edited(tmp_path, "[[routes]]\ntenant = \"bank-b\"", "[[route]]\ntenant = \"bank-b\"")
+    path = edited(tmp_path, '[[routes]]\ntenant = "bank-b"', '[[route]]\ntenant = "bank-b"')
     problems = problems_of(path)
     assert problems[0].startswith("route: unknown section 'route' (did you mean 'routes'?)")
 
@@ -156,5 +166,7 @@ def test_a_corrupt_model_file_is_named_as_such_not_as_a_hash_mismatch(tmp_path: 
     path = write_topology(tmp_path)
     (tmp_path / "models" / "fraud-gbm-2.json").write_bytes(b'{"learner": {"truncated')
     [problem] = problems_of(path)
-    assert problem.startswith("model fraud-gbm:2: model artifact ") and "fraud-gbm-2.json is not a loadable XGBoost model" in problem
+    assert (
+        problem.startswith("model fraud-gbm:2: model artifact ") and "fraud-gbm-2.json is not a loadable XGBoost model" in problem
+    )
     assert "hash" not in problem and "sha256" not in problem

@@ -13,8 +13,9 @@ def shadow(event_id: str) -> tuple[str, dict]:
 
 
 def test_closing_line_reports_the_results_it_compared_not_the_events_twice() -> None:
-    line = closing_line({"events": 12, "results": 11, "shadow_results": 3, "shadowed_events": 5,
-                         "shadow_skipped": 2, "shadow_trips": 1})
+    line = closing_line(
+        {"events": 12, "results": 11, "shadow_results": 3, "shadowed_events": 5, "shadow_skipped": 2, "shadow_trips": 1}
+    )
     assert line.startswith("12 events in, 11 results out")
     assert "3 shadow scores for 5 shadowed events (2 skipped" in line
 

@@ -46,8 +46,13 @@ def test_a_promotion_shows_the_rates_now_and_after_at_edges_and_tenant_threshold
     lines = plan.render()
     assert lines[0] == "~ tenant bank-a  thresholds [] -> [0.3, 0.9]"
     assert "  alert rates" in lines
-    assert any(line.startswith("    expected alert rates of bank-a/card-fraud on recent traffic: now fraud-v1:1: "
-                               "4000 live results; after fraud-v2:1: 4000 shadow scores") for line in lines)
+    assert any(
+        line.startswith(
+            "    expected alert rates of bank-a/card-fraud on recent traffic: now fraud-v1:1: "
+            "4000 live results; after fraud-v2:1: 4000 shadow scores"
+        )
+        for line in lines
+    )
     assert any(line.split()[:2] == ["0.9", "tenant"] for line in lines)
     plan.check("promoting fraud-v2", yes=False)  # on target: no question asked
 
@@ -60,9 +65,12 @@ def test_a_new_live_predictor_off_target_needs_yes_and_the_refusal_gives_the_fig
     plan = replace(Plan.between(old, new), expectations=expectations(old, new, recent), tolerance=0.2)
     assert plan.destructive == () and plan.miscalibrated == ("bank-a/card-fraud",)
     assert any("off target by more than 20%" in line for line in plan.render())
-    with pytest.raises(PlanRefused, match=r"^promoting fraud-v2 would make fraud-v2:1 live on bank-a/card-fraud, "
-                                          r"expected to alert .* at 0.8 against 0.0500 \(off by more than 20%\); "
-                                          r"nothing was published"):
+    with pytest.raises(
+        PlanRefused,
+        match=r"^promoting fraud-v2 would make fraud-v2:1 live on bank-a/card-fraud, "
+        r"expected to alert .* at 0.8 against 0.0500 \(off by more than 20%\); "
+        r"nothing was published",
+    ):
         plan.check("promoting fraud-v2", yes=False)
     plan.check("promoting fraud-v2", yes=True)
     # Too few scores to judge: shown, not refused.
@@ -75,8 +83,13 @@ def test_a_refitted_map_is_judged_on_the_corrected_scores_of_a_shadow_of_the_sam
     old, _ = promoted()
     v2 = old.predictor("fraud-v2")
     corrected = rng.beta(1, 12, 6000)
-    refit = PredictorSpec.model_validate({**v2.spec.model_dump(mode="json"), "version": "1-fit1",
-                                          "quantile_map": QuantileMap.fit(corrected, AlertRateCurve.default()).to_dict()})
+    refit = PredictorSpec.model_validate(
+        {
+            **v2.spec.model_dump(mode="json"),
+            "version": "1-fit1",
+            "quantile_map": QuantileMap.fit(corrected, AlertRateCurve.default()).to_dict(),
+        }
+    )
     routes = {(r.tenant, r.intent): (r.live, r.shadows) for r in old.routes}
     routes[ROUTE] = ("fraud-v2", ("fraud-v1",))
     new = deployment(routes, predictors=(old.predictor("fraud-v1"), v2.model_copy(update={"spec": refit})))

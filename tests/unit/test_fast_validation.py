@@ -14,17 +14,21 @@ from muse_stream.synthetic import FEATURE_NAMES
 from muse_stream.topics import TopicNames
 from tests.support.poison import POISON
 
-_names = st.one_of(st.sampled_from(FEATURE_NAMES), st.text(max_size=3),
-                   st.text(min_size=126, max_size=131))
-_values = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**63, 2**63 - 1), st.none(),
-                    st.booleans(), st.text(max_size=4), st.lists(st.integers(-9, 9), max_size=2))
+_names = st.one_of(st.sampled_from(FEATURE_NAMES), st.text(max_size=3), st.text(min_size=126, max_size=131))
+_values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**63), 2**63 - 1),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=4),
+    st.lists(st.integers(-9, 9), max_size=2),
+)
 _payloads = st.fixed_dictionaries(
     {},
     optional={
         "event_id": st.one_of(st.text(max_size=3), st.text(min_size=126, max_size=131), st.integers(-9, 9), st.none()),
         "intent": st.one_of(st.text(max_size=3), st.text(min_size=62, max_size=66), st.none(), st.integers(-9, 9)),
-        "features": st.one_of(st.dictionaries(_names, _values, max_size=6), st.lists(st.floats(), max_size=2),
-                              st.none()),
+        "features": st.one_of(st.dictionaries(_names, _values, max_size=6), st.lists(st.floats(), max_size=2), st.none()),
         "tenant": st.text(max_size=5),
     },
 )
@@ -41,10 +45,14 @@ def test_the_fast_check_accepts_only_what_input_event_accepts_and_reads_it_the_s
     assert fast == (event.event_id, event.intent, event.features)
 
 
-@pytest.mark.parametrize(("kind", "value", "reason"), [p for p in POISON if p[2] is RejectReason.SCHEMA_VIOLATION],
-                         ids=[p[0] for p in POISON if p[2] is RejectReason.SCHEMA_VIOLATION])
-def test_every_schema_violation_of_the_poison_corpus_takes_the_pydantic_path(kind: str, value: bytes,
-                                                                              reason: RejectReason) -> None:
+@pytest.mark.parametrize(
+    ("kind", "value", "reason"),
+    [p for p in POISON if p[2] is RejectReason.SCHEMA_VIOLATION],
+    ids=[p[0] for p in POISON if p[2] is RejectReason.SCHEMA_VIOLATION],
+)
+def test_every_schema_violation_of_the_poison_corpus_takes_the_pydantic_path(
+    kind: str, value: bytes, reason: RejectReason
+) -> None:
     payload = orjson.loads(value)
     assert well_formed_event(payload) is None
     with pytest.raises(ValidationError):
@@ -64,20 +72,33 @@ def test_results_are_byte_for_byte_what_orjson_dumps_of_the_result_dict_gives(tm
     predictor = small_predictor(tmp_path)
     names = TopicNames("unit")
     _, values = _events(50)
-    records = [SourceRecord("bank-a", names.input_topic("bank-a"), 0, i, 1_700_000_000_000 + i, None, v)
-               for i, v in enumerate(values)]
+    records = [
+        SourceRecord("bank-a", names.input_topic("bank-a"), 0, i, 1_700_000_000_000 + i, None, v) for i, v in enumerate(values)
+    ]
     outcome = BatchScorer(names).score(records, StaticSnapshot(3, {"card-fraud": (predictor, ())}))
     assert len(outcome.results) == 50
     for result in outcome.results:
         assert orjson.dumps(orjson.loads(result.value)) == result.value
-        assert list(orjson.loads(result.value)) == ["event_id", "tenant", "intent", "score", "predictor_id",
-                                                    "predictor_name", "predictor_version", "config_version", "timings"]
+        assert list(orjson.loads(result.value)) == [
+            "event_id",
+            "tenant",
+            "intent",
+            "score",
+            "predictor_id",
+            "predictor_name",
+            "predictor_version",
+            "config_version",
+            "timings",
+        ]
 
 
 _well_formed = st.fixed_dictionaries(
-    {"event_id": st.text(min_size=1, max_size=8), "features": st.dictionaries(st.sampled_from(FEATURE_NAMES),
-                                                                            st.floats(-1e6, 1e6), max_size=4)},
-    optional={"intent": st.one_of(st.none(), st.text(min_size=1, max_size=3))})
+    {
+        "event_id": st.text(min_size=1, max_size=8),
+        "features": st.dictionaries(st.sampled_from(FEATURE_NAMES), st.floats(-1e6, 1e6), max_size=4),
+    },
+    optional={"intent": st.one_of(st.none(), st.text(min_size=1, max_size=3))},
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -110,21 +131,37 @@ def _mixed_clean_batch(n: int) -> list[SourceRecord]:
         event = {"event_id": f'e{i}%d"é\\,"', "features": features}
         if intent is not None:
             event["intent"] = intent
-        records.append(SourceRecord(tenant, names.input_topic(tenant), i % 3, i, 1_700_000_000_000 + i,
-                                    None if i % 6 == 0 else f"k{i}".encode(), orjson.dumps(event)))
+        records.append(
+            SourceRecord(
+                tenant,
+                names.input_topic(tenant),
+                i % 3,
+                i,
+                1_700_000_000_000 + i,
+                None if i % 6 == 0 else f"k{i}".encode(),
+                orjson.dumps(event),
+            )
+        )
     return records
 
 
 @pytest.mark.parametrize("shape", ["mixed", "one tenant and intent"])
 def test_a_clean_batch_taken_as_columns_gives_the_bytes_of_the_event_by_event_path(
-        predictors: dict, monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    predictors: dict, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
     from muse_stream.pipeline import scoring
     from tests.support.poison import STRICT_INTENT
     from tests.unit.test_batch_scoring import StaticSnapshot
 
     monkeypatch.setattr(scoring.time, "time", lambda: 1_800_000_000.0)  # the same scored_at_ms in both runs
-    snapshot = StaticSnapshot(7, {"card-fraud": (predictors["v1"], (predictors["v2"],)),
-                                  STRICT_INTENT: (predictors["strict"], ()), "fraud%d%%": (predictors["v1"], ())})
+    snapshot = StaticSnapshot(
+        7,
+        {
+            "card-fraud": (predictors["v1"], (predictors["v2"],)),
+            STRICT_INTENT: (predictors["strict"], ()),
+            "fraud%d%%": (predictors["v1"], ()),
+        },
+    )
     clean = _mixed_clean_batch(120)
     if shape != "mixed":
         clean = [r for r in clean if r.tenant == "bank-b" and b'"intent"' not in r.value]
@@ -146,11 +183,23 @@ def test_a_clean_batch_taken_as_columns_gives_the_bytes_of_the_event_by_event_pa
 
 
 _GOOD = {"event_id": "e1", "intent": "card-fraud", "features": {"amount_log": 1.5, "is_foreign": 1}}
-_ONE_DEFECT = [{**_GOOD, "event_id": ""}, {**_GOOD, "event_id": "x" * 129}, {**_GOOD, "event_id": 7},
-               {**_GOOD, "intent": ""}, {**_GOOD, "intent": "x" * 65}, {**_GOOD, "intent": 3},
-               {**_GOOD, "features": []}, {**_GOOD, "features": {"": 1.0}}, {**_GOOD, "features": {"x" * 129: 1.0}},
-               {**_GOOD, "features": {f"f{i}": 1.0 for i in range(1025)}}, {**_GOOD, "features": {"a": True}},
-               {**_GOOD, "features": {"a": "1.5"}}, {**_GOOD, "features": {"a": [1]}}, [_GOOD], "e1"]
+_ONE_DEFECT = [
+    {**_GOOD, "event_id": ""},
+    {**_GOOD, "event_id": "x" * 129},
+    {**_GOOD, "event_id": 7},
+    {**_GOOD, "intent": ""},
+    {**_GOOD, "intent": "x" * 65},
+    {**_GOOD, "intent": 3},
+    {**_GOOD, "features": []},
+    {**_GOOD, "features": {"": 1.0}},
+    {**_GOOD, "features": {"x" * 129: 1.0}},
+    {**_GOOD, "features": {f"f{i}": 1.0 for i in range(1025)}},
+    {**_GOOD, "features": {"a": True}},
+    {**_GOOD, "features": {"a": "1.5"}},
+    {**_GOOD, "features": {"a": [1]}},
+    [_GOOD],
+    "e1",
+]
 
 
 @pytest.mark.parametrize("defect", _ONE_DEFECT + [orjson.loads(p[1]) for p in POISON if p[2] is RejectReason.SCHEMA_VIOLATION])

@@ -27,15 +27,25 @@ def write(path: Path, **columns: pa.Array | list) -> Path:
 
 
 def test_a_label_file_is_read_into_checked_records(tmp_path: Path) -> None:
-    path = write(tmp_path / "l.parquet", event_id=["e1", "e2"], label=[1, 0],
-                 labelled_at=pa.array([WHEN, WHEN], pa.timestamp("ms", tz="UTC")))
-    assert read_label_file(path) == [LabelRecord(event_id="e1", label=1, labelled_at=WHEN),
-                                     LabelRecord(event_id="e2", label=0, labelled_at=WHEN)]
+    path = write(
+        tmp_path / "l.parquet",
+        event_id=["e1", "e2"],
+        label=[1, 0],
+        labelled_at=pa.array([WHEN, WHEN], pa.timestamp("ms", tz="UTC")),
+    )
+    assert read_label_file(path) == [
+        LabelRecord(event_id="e1", label=1, labelled_at=WHEN),
+        LabelRecord(event_id="e2", label=0, labelled_at=WHEN),
+    ]
 
 
 def test_boolean_labels_and_naive_timestamps_are_taken(tmp_path: Path) -> None:
-    path = write(tmp_path / "l.parquet", event_id=["e1"], label=[True],
-                 labelled_at=pa.array([WHEN.replace(tzinfo=None)], pa.timestamp("us")))
+    path = write(
+        tmp_path / "l.parquet",
+        event_id=["e1"],
+        label=[True],
+        labelled_at=pa.array([WHEN.replace(tzinfo=None)], pa.timestamp("us")),
+    )
     [record] = read_label_file(path)
     assert record.label == 1 and record.labelled_at == WHEN
 
@@ -47,8 +57,12 @@ def test_missing_columns_are_named(tmp_path: Path) -> None:
 
 
 def test_bad_label_values_name_their_rows(tmp_path: Path) -> None:
-    path = write(tmp_path / "l.parquet", event_id=["e1", "e2", "e3"], label=[1, 2, None],
-                 labelled_at=pa.array([WHEN] * 3, pa.timestamp("ms", tz="UTC")))
+    path = write(
+        tmp_path / "l.parquet",
+        event_id=["e1", "e2", "e3"],
+        label=[1, 2, None],
+        labelled_at=pa.array([WHEN] * 3, pa.timestamp("ms", tz="UTC")),
+    )
     with pytest.raises(LabelFileError, match=r"2 bad row\(s\): row 1 label=2: .*; row 2 label=None"):
         read_label_file(path)
 

@@ -50,6 +50,7 @@ for module in sys.argv[1:]:
 
 def test_pure_modules_import_no_kafka_client() -> None:
     # One fresh interpreter imports the modules in turn and names the first that loads a client.
-    result = subprocess.run([sys.executable, "-c", PROBE % (KAFKA_CLIENTS,), *PURE_MODULES],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE % (KAFKA_CLIENTS,), *PURE_MODULES], capture_output=True, text=True, check=True
+    )
     assert result.stdout == "", f"importing {result.stdout.split()[0]} loads {result.stdout.split()[1:]}"

@@ -52,7 +52,9 @@ def test_artifact_written_atomically_and_content_addressed(tmp_path: Path) -> No
     assert not list(store.location(digest).parent.glob("*.tmp"))
 
 
-def test_corrupt_artifact_refused_and_good_version_stays(registry: ModelRegistry, booster: xgboost.Booster, tmp_path: Path) -> None:
+def test_corrupt_artifact_refused_and_good_version_stays(
+    registry: ModelRegistry, booster: xgboost.Booster, tmp_path: Path
+) -> None:
     good = registry.register(bytes(booster.save_raw("json")), name="fraud", version="1", b=0.2)
     corrupt = tmp_path / "broken.json"
     corrupt.write_bytes(b'{"learner": nonsense')
@@ -65,7 +67,9 @@ def test_corrupt_artifact_refused_and_good_version_stays(registry: ModelRegistry
     assert registry.load(good).num_features() == len(synthetic.FEATURE_NAMES)
 
 
-def test_corrupted_file_on_disk_is_named_and_does_not_evict_cached_booster(registry: ModelRegistry, booster: xgboost.Booster) -> None:
+def test_corrupted_file_on_disk_is_named_and_does_not_evict_cached_booster(
+    registry: ModelRegistry, booster: xgboost.Booster
+) -> None:
     record = registry.register(bytes(booster.save_raw("json")), name="fraud", version="1", b=0.2)
     first = registry.load(record)
     path = registry.store.location(record.sha256)
@@ -88,7 +92,11 @@ def test_feature_names_that_disagree_are_refused(registry: ModelRegistry, booste
 
 def test_non_probability_objective_and_bad_b_refused(registry: ModelRegistry) -> None:
     X, y = synthetic.generate_events(500, seed=1)
-    regression = xgboost.train({"objective": "reg:squarederror", "max_depth": 2}, xgboost.DMatrix(X, label=y, feature_names=list(synthetic.FEATURE_NAMES)), 2)
+    regression = xgboost.train(
+        {"objective": "reg:squarederror", "max_depth": 2},
+        xgboost.DMatrix(X, label=y, feature_names=list(synthetic.FEATURE_NAMES)),
+        2,
+    )
     with pytest.raises(ArtifactError, match="objective"):
         registry.register(bytes(regression.save_raw("json")), name="reg", version="1", b=1.0)
 

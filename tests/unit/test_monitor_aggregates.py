@@ -68,18 +68,28 @@ scores_st = st.lists(st.tuples(st.floats(0.0, 1.0), st.sampled_from(["v1", "v2"]
 @given(scores_st, scores_st)
 def test_merge_of_two_batches_equals_one_batch(a: list[tuple[float, str]], b: list[tuple[float, str]]) -> None:
     together = aggregates.add_scores(None, a + b, thresholds=EDGES)
-    merged = aggregates.merge(aggregates.add_scores(None, a, thresholds=EDGES),
-                              aggregates.add_scores(None, b, thresholds=EDGES))
+    merged = aggregates.merge(aggregates.add_scores(None, a, thresholds=EDGES), aggregates.add_scores(None, b, thresholds=EDGES))
     assert merged == together
     assert sum(together["hist"]) == together["count"] == len(a) + len(b)
     assert aggregates.merge({}, together) == together
 
 
 def _raw(tenant: str, score: float = 0.4) -> bytes:
-    return ScoreResult(
-        event_id="e1", tenant=tenant, intent="card-fraud", score=score, predictor_id="p", predictor_name="card-fraud",
-        predictor_version="v7", config_version=3, timings=Timings(event_timestamp_ms=1, scored_at_ms=2, batch_size=1),
-    ).model_dump_json().encode()
+    return (
+        ScoreResult(
+            event_id="e1",
+            tenant=tenant,
+            intent="card-fraud",
+            score=score,
+            predictor_id="p",
+            predictor_name="card-fraud",
+            predictor_version="v7",
+            config_version=3,
+            timings=Timings(event_timestamp_ms=1, scored_at_ms=2, batch_size=1),
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def test_score_of_reads_valid_results_of_the_topics_tenant_only() -> None:

@@ -41,13 +41,19 @@ def registry(tmp_path: Path) -> ModelRegistry:
     return ModelRegistry(FileArtifactStore(tmp_path / "store"))
 
 
-def make_spec(record: ModelRecord, X: np.ndarray, booster: xgboost.Booster, *, policy: str = "xgboost_missing", version: str = "1") -> PredictorSpec:
+def make_spec(
+    record: ModelRecord, X: np.ndarray, booster: xgboost.Booster, *, policy: str = "xgboost_missing", version: str = "1"
+) -> PredictorSpec:
     corrected = posterior_correction(booster.inplace_predict(X), record.b)
     qmap = QuantileMap.fit(corrected, AlertRateCurve.default())
     return PredictorSpec(
-        name="fraud-main", version=version,
+        name="fraud-main",
+        version=version,
         model=ModelRef(name=record.name, version=record.version, sha256=record.sha256, format=record.format),
-        feature_names=record.feature_names, b=record.b, missing_policy=policy, quantile_map=qmap.to_dict(),
+        feature_names=record.feature_names,
+        b=record.b,
+        missing_policy=policy,
+        quantile_map=qmap.to_dict(),
     )
 
 

@@ -39,9 +39,29 @@ def workdir(tmp_path: Path) -> Path:
 
 def test_fit_from_features_writes_a_loadable_predictor(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = str(workdir / "store")
-    assert run(["models", "register", str(workdir / "model.json"), "--name", "fraud", "--version", "1", "--b", "0.25", "--store", store]) == 0
+    assert (
+        run(
+            [
+                "models",
+                "register",
+                str(workdir / "model.json"),
+                "--name",
+                "fraud",
+                "--version",
+                "1",
+                "--b",
+                "0.25",
+                "--store",
+                store,
+            ]
+        )
+        == 0
+    )
     out = workdir / "predictor.json"
-    assert run(["predictors", "fit", str(workdir / "features.parquet"), "--model", "fraud:1", "--store", store, "--out", str(out)]) == 0
+    assert (
+        run(["predictors", "fit", str(workdir / "features.parquet"), "--model", "fraud:1", "--store", store, "--out", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "knots fitted on 3000 scores" in printed and "0.3500" in printed
     predictor = Predictor.load(out, FileArtifactStore(store))
@@ -53,7 +73,24 @@ def test_fit_from_features_writes_a_loadable_predictor(workdir: Path, capsys: py
 
 def test_fit_from_scores_writes_the_map(workdir: Path) -> None:
     out = workdir / "map.json"
-    assert run(["predictors", "fit", str(workdir / "scores.parquet"), "--score-column", "score", "--b", "0.25", "--curve", "0.5:0.2,0.9:0.01", "--out", str(out)]) == 0
+    assert (
+        run(
+            [
+                "predictors",
+                "fit",
+                str(workdir / "scores.parquet"),
+                "--score-column",
+                "score",
+                "--b",
+                "0.25",
+                "--curve",
+                "0.5:0.2,0.9:0.01",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     qmap = QuantileMap.from_json(out.read_text())
     scores = pq.read_table(workdir / "scores.parquet").column("score").to_numpy()
     expected = QuantileMap.fit(posterior_correction(scores, 0.25), AlertRateCurve.parse("0.5:0.2,0.9:0.01"))
@@ -63,7 +100,24 @@ def test_fit_from_scores_writes_the_map(workdir: Path) -> None:
 def test_fit_with_artifact_registers_it(workdir: Path) -> None:
     store = str(workdir / "store")
     out = workdir / "p.json"
-    assert run(["predictors", "fit", str(workdir / "features.parquet"), "--artifact", str(workdir / "model.json"), "--b", "0.25", "--store", store, "--out", str(out)]) == 0
+    assert (
+        run(
+            [
+                "predictors",
+                "fit",
+                str(workdir / "features.parquet"),
+                "--artifact",
+                str(workdir / "model.json"),
+                "--b",
+                "0.25",
+                "--store",
+                store,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert Predictor.load(out, FileArtifactStore(store)).spec.model.name == "model"
 
 
@@ -82,7 +136,24 @@ def test_clear_errors(workdir: Path, extra: list[str], message: str) -> None:
 
 def test_features_missing_from_the_file_are_named_with_the_columns_found(workdir: Path) -> None:
     store = str(workdir / "store")
-    assert run(["models", "register", str(workdir / "model.json"), "--name", "fraud", "--version", "1", "--b", "0.25", "--store", store]) == 0
+    assert (
+        run(
+            [
+                "models",
+                "register",
+                str(workdir / "model.json"),
+                "--name",
+                "fraud",
+                "--version",
+                "1",
+                "--b",
+                "0.25",
+                "--store",
+                store,
+            ]
+        )
+        == 0
+    )
     other = workdir / "other.parquet"
     pq.write_table(pa.table({"customer_id": np.arange(500), "amount": np.linspace(1, 500, 500)}), other)
     with pytest.raises(MuseError) as caught:
@@ -112,11 +183,23 @@ def coarse_model(workdir: Path) -> Path:
 
 
 def test_a_fit_that_misses_its_targets_is_refused_unless_forced(
-        workdir: Path, coarse_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workdir: Path, coarse_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(workdir / "store")
     out = workdir / "coarse-predictor.json"
-    fit = ["predictors", "fit", str(workdir / "features.parquet"), "--artifact", str(coarse_model), "--b", "0.25",
-           "--store", store, "--out", str(out)]
+    fit = [
+        "predictors",
+        "fit",
+        str(workdir / "features.parquet"),
+        "--artifact",
+        str(coarse_model),
+        "--b",
+        "0.25",
+        "--store",
+        store,
+        "--out",
+        str(out),
+    ]
     with pytest.raises(MuseError) as caught:
         run(fit)
     message = str(caught.value)

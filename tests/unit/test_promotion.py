@@ -9,9 +9,14 @@ from muse_stream.config.plan import Plan
 from muse_stream.config.promotion import PromotionError, promote, routes_of_intent
 
 P3 = (predictor("fraud-v1", 1), predictor("fraud-v2", 2), predictor("fraud-v3", 3))
-LIVE = deployment({("bank-a", "card-fraud"): ("fraud-v1", ("fraud-v3", "fraud-v2")),
-                   ("bank-b", "card-fraud"): ("fraud-v1", ("fraud-v2",)),
-                   ("bank-b", "account-takeover"): ("fraud-v1", ())}, predictors=P3)
+LIVE = deployment(
+    {
+        ("bank-a", "card-fraud"): ("fraud-v1", ("fraud-v3", "fraud-v2")),
+        ("bank-b", "card-fraud"): ("fraud-v1", ("fraud-v2",)),
+        ("bank-b", "account-takeover"): ("fraud-v1", ()),
+    },
+    predictors=P3,
+)
 
 
 def route(config, key: str):  # type: ignore[no-untyped-def]

@@ -156,7 +156,10 @@ def test_rejects_nan_at_transform_and_coarse_grids() -> None:
         QuantileMap.fit(np.linspace(0, 1, MIN_FIT_SAMPLES), AlertRateCurve.default(), n_knots=10)
 
 
-@pytest.mark.parametrize("text", ["{", '{"format": "other"}', '{"format": "muse.quantile_map/1", "x": [0.5, 0.2], "y": [0, 1], "reference": {}, "n_fit": 1}'])
+@pytest.mark.parametrize(
+    "text",
+    ["{", '{"format": "other"}', '{"format": "muse.quantile_map/1", "x": [0.5, 0.2], "y": [0, 1], "reference": {}, "n_fit": 1}'],
+)
 def test_rejects_malformed_json(text: str) -> None:
     with pytest.raises(TransformInputError):
         QuantileMap.from_json(text)

@@ -34,8 +34,14 @@ def test_the_reference_is_rebuilt_from_a_curve_and_an_empirical_one_is_refused()
 
 
 def spec_with(qmap: QuantileMap) -> PredictorSpec:
-    return PredictorSpec(name="fraud", version="2", model={"name": "m", "version": "2", "sha256": "a" * 64, "format": "json"},
-                         feature_names=("f1", "f2"), b=0.05, quantile_map=qmap.to_dict())
+    return PredictorSpec(
+        name="fraud",
+        version="2",
+        model={"name": "m", "version": "2", "sha256": "a" * 64, "format": "json"},
+        feature_names=("f1", "f2"),
+        b=0.05,
+        quantile_map=qmap.to_dict(),
+    )
 
 
 def test_a_refit_changes_only_the_map_and_the_version_and_reproduces_the_targets() -> None:
@@ -65,10 +71,19 @@ def test_the_guard_waits_for_enough_results_then_fails_on_drift_at_any_edge() ->
     judged = judge_route("bank-a/card-fraud", on_target, targets, tolerance=0.2, min_events=500)
     assert judged.verdict == "pass" and judged.count == 1000 and not judged.drifted(0.2)
     # Within tolerance (5.5% against 5% at the top edge) passes; 9% there fails, the other edges unchanged.
-    assert judge_route("r", add_scores(None, scores_at(300, 350, 250, 45, 55), thresholds=thresholds), targets,
-                       tolerance=0.2, min_events=500).verdict == "pass"
-    drifted = judge_route("bank-a/card-fraud", add_scores(None, scores_at(300, 350, 250, 10, 90), thresholds=thresholds),
-                          targets, tolerance=0.2, min_events=500)
+    assert (
+        judge_route(
+            "r", add_scores(None, scores_at(300, 350, 250, 45, 55), thresholds=thresholds), targets, tolerance=0.2, min_events=500
+        ).verdict
+        == "pass"
+    )
+    drifted = judge_route(
+        "bank-a/card-fraud",
+        add_scores(None, scores_at(300, 350, 250, 10, 90), thresholds=thresholds),
+        targets,
+        tolerance=0.2,
+        min_events=500,
+    )
     assert drifted.verdict == "fail" and [e.threshold for e in drifted.drifted(0.2)] == ["0.8"]
     assert ">=0.8: 0.0900 (target 0.0500, +80%)" in drifted.render() and "fail" in drifted.render()
     assert judge_route("r", {}, targets, min_events=1).verdict == "pending"

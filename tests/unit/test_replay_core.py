@@ -42,13 +42,15 @@ from tests.unit.test_batch_scoring import (
 def _mixed(predictors: dict[str, Predictor]) -> tuple[StaticSnapshot, list]:
     _, good = _events(200)
     values = good[:100] + [value for _, value, _ in POISON] + good[100:]
-    snapshot = StaticSnapshot(3, {"card-fraud": (predictors["v1"], (predictors["v2"],)),
-                                  STRICT_INTENT: (predictors["strict"], ())})
+    snapshot = StaticSnapshot(
+        3, {"card-fraud": (predictors["v1"], (predictors["v2"],)), STRICT_INTENT: (predictors["strict"], ())}
+    )
     return snapshot, _records("bank-a", values)
 
 
 def test_the_listener_changes_no_output_byte_and_sees_all_three_stages(
-        predictors: dict[str, Predictor], monkeypatch: pytest.MonkeyPatch) -> None:
+    predictors: dict[str, Predictor], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(scoring.time, "time", lambda: 1_800_000_000.0)  # same scored_at/failed_at in both runs
     snapshot, records = _mixed(predictors)
     plain = BatchScorer(NAMES).score(records, snapshot)
@@ -57,7 +59,11 @@ def test_the_listener_changes_no_output_byte_and_sees_all_three_stages(
     assert listened == plain  # every result, dead letter and shadow record, byte for byte
     live = [h for h in heard if h[0] == "live" and h[1] is predictors["v1"]]
     [(_, _, live_records, event_ids, intents, scores)] = live
-    results = [ScoreResult.model_validate_json(r.value) for r in plain.results if orjson.loads(r.value)["predictor_id"] == predictors["v1"].id]
+    results = [
+        ScoreResult.model_validate_json(r.value)
+        for r in plain.results
+        if orjson.loads(r.value)["predictor_id"] == predictors["v1"].id
+    ]
     assert [r.event_id for r in results] == list(event_ids) and set(intents) == {"card-fraud"}
     assert [r.score for r in results] == scores.mapped.tolist()
     expected = predictors["v1"].score_records([orjson.loads(r.value)["features"] for r in live_records])
@@ -93,7 +99,10 @@ def test_rows_hold_one_live_row_per_event_and_config_with_labels_joined(predicto
 
 
 def test_config_tags_are_unique() -> None:
-    assert [c.tag for c in check_tags([ConfigChoice("live"), ConfigChoice("version", 3), ConfigChoice("file", path=Path("a/cand.toml"))])] == ["live", "v3", "cand"]
+    assert [
+        c.tag
+        for c in check_tags([ConfigChoice("live"), ConfigChoice("version", 3), ConfigChoice("file", path=Path("a/cand.toml"))])
+    ] == ["live", "v3", "cand"]
     with pytest.raises(ReplayConfigError, match=r"\['cand'\] are asked for more than once"):
         check_tags([ConfigChoice("file", path=Path("a/cand.toml")), ConfigChoice("file", path=Path("b/cand.toml"))])
     with pytest.raises(ReplayConfigError, match="no config to replay with"):
@@ -161,16 +170,27 @@ def test_a_window_before_the_oldest_retained_record_is_a_one_line_error() -> Non
     assert str(caught.value) == (
         "the window starts at 2026-03-01T00:00:00+00:00, before the oldest record still on ns.tenant.a.input "
         "partition 1, which is from 2026-03-02T00:00:00+00:00 (offset 50): older records are gone (retention); "
-        "replay from --from 2026-03-02T00:00:00+00:00 or later")
+        "replay from --from 2026-03-02T00:00:00+00:00 or later"
+    )
     with pytest.raises(WindowError, match="which is nothing"):
         Window(from_ms=march).check_retained("ns.tenant.a.input", 0, 50, None)
-    with pytest.raises(WindowError, match=r"--from-offset 10 is before the oldest offset still on ns.tenant.a.input partition 0 \(50\)"):
+    with pytest.raises(
+        WindowError, match=r"--from-offset 10 is before the oldest offset still on ns.tenant.a.input partition 0 \(50\)"
+    ):
         Window(from_offset=10).check_retained("ns.tenant.a.input", 0, 50, None)
 
 
 def test_input_and_labels_topics_get_a_default_retention_that_is_not_checked_afterwards() -> None:
-    specs = {spec.name.rpartition(".")[2]: spec for spec in TopicNames("ns").tenant_topic_specs("a", kinds=("input", "output", "dlq", "labels"))}
+    specs = {
+        spec.name.rpartition(".")[2]: spec
+        for spec in TopicNames("ns").tenant_topic_specs("a", kinds=("input", "output", "dlq", "labels"))
+    }
     assert specs["input"].defaults == specs["labels"].defaults == {"retention.ms": str(DEFAULT_RETENTION_MS)}
     assert "retention.ms" not in specs["input"].configs and not specs["output"].defaults
-    assert [describe_retention(v) for v in (str(DEFAULT_RETENTION_MS), "-1", "3600000", "1500", None)] == \
-        ["7d", "forever", "1h", "1500ms", "?"]
+    assert [describe_retention(v) for v in (str(DEFAULT_RETENTION_MS), "-1", "3600000", "1500", None)] == [
+        "7d",
+        "forever",
+        "1h",
+        "1500ms",
+        "?",
+    ]

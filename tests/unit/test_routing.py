@@ -41,9 +41,14 @@ def test_routes_by_tenant_and_intent_with_default_intent(store: FileArtifactStor
 
 def test_unknown_tenant_and_intent_say_what_to_do(store: FileArtifactStore) -> None:
     snapshot = ConfigSnapshot.build(3, deployment({("bank-a", "card-fraud"): ("fraud-v1", ())}), store)
-    with pytest.raises(UnknownTenant, match=r"tenant 'bank-z' \(intent 'card-fraud'\) is not in the live config \(config version 3.*declare tenant/bank-z"):
+    with pytest.raises(
+        UnknownTenant,
+        match=r"tenant 'bank-z' \(intent 'card-fraud'\) is not in the live config \(config version 3.*declare tenant/bank-z",
+    ):
         snapshot.route("bank-z", "card-fraud")
-    with pytest.raises(UnknownIntent, match=r"tenant 'bank-a' has no route for intent 'loans'.*its intents: card-fraud.*route/bank-a/loans"):
+    with pytest.raises(
+        UnknownIntent, match=r"tenant 'bank-a' has no route for intent 'loans'.*its intents: card-fraud.*route/bank-a/loans"
+    ):
         snapshot.route("bank-a", "loans")
     assert issubclass(UnknownIntent, RoutingError) and issubclass(UnknownTenant, RoutingError)
     with pytest.raises(UnknownTenant, match="config version 0"):
@@ -79,8 +84,7 @@ def test_a_predictor_no_snapshot_names_is_freed_with_its_model(store: FileArtifa
     clear_booster_cache()
     clear_predictor_cache()
     retired, kept = predictor("old", 1), predictor("new", 2)
-    first = ConfigSnapshot.build(1, deployment({("bank-a", "card-fraud"): ("old", ("new",))}, predictors=(retired, kept)),
-                                 store)
+    first = ConfigSnapshot.build(1, deployment({("bank-a", "card-fraud"): ("old", ("new",))}, predictors=(retired, kept)), store)
     old_predictor, old_booster = weakref.ref(first.predictors["old"]), weakref.ref(first.predictors["old"].booster)
     second = ConfigSnapshot.build(2, deployment({("bank-a", "card-fraud"): ("new", ())}, predictors=(kept,)), store)
     assert second.predictors["new"] is first.predictors["new"]  # still shared while both exist

@@ -39,8 +39,11 @@ def _matches(acl: Acl, name: str) -> bool:
 
 def _resources_of(tenant: str) -> dict[str, list[str]]:
     prefix = NAMES.tenant_prefix(tenant)
-    return {TOPIC: [NAMES.tenant_topic(tenant, kind) for kind in ("input", "output", "dlq", "labels")],
-            GROUP: [prefix + "app"], TRANSACTIONAL_ID: [prefix + "tx"]}
+    return {
+        TOPIC: [NAMES.tenant_topic(tenant, kind) for kind in ("input", "output", "dlq", "labels")],
+        GROUP: [prefix + "app"],
+        TRANSACTIONAL_ID: [prefix + "tx"],
+    }
 
 
 def test_no_tenant_rule_reaches_another_tenants_resources() -> None:
@@ -63,9 +66,11 @@ def test_tenant_rights_are_exactly_write_input_read_the_rest_and_own_prefixes() 
     p = "muse.tenant.bank-a."
     assert rules == {
         (TOPIC, "LITERAL", p + "input", "WRITE"),
-        (TOPIC, "LITERAL", p + "output", "READ"), (TOPIC, "LITERAL", p + "dlq", "READ"),
+        (TOPIC, "LITERAL", p + "output", "READ"),
+        (TOPIC, "LITERAL", p + "dlq", "READ"),
         (TOPIC, "LITERAL", p + "labels", "READ"),
-        (GROUP, PREFIXED, p, "READ"), (TRANSACTIONAL_ID, PREFIXED, p, "WRITE"),
+        (GROUP, PREFIXED, p, "READ"),
+        (TRANSACTIONAL_ID, PREFIXED, p, "WRITE"),
     }
 
 
@@ -90,7 +95,8 @@ def test_kafka_acls_commands_are_exact() -> None:
     acl = Acl(WORKER, TOPIC, "LITERAL", "muse.tenant.bank-a.input", "DESCRIBE_CONFIGS")
     assert format_kafka_acls([acl], "kafka:9092", "admin.properties") == (
         "kafka-acls.sh --bootstrap-server kafka:9092 --command-config admin.properties --add --allow-principal "
-        "User:muse-worker --operation DescribeConfigs --topic 'muse.tenant.bank-a.input' --resource-pattern-type literal\n")
+        "User:muse-worker --operation DescribeConfigs --topic 'muse.tenant.bank-a.input' --resource-pattern-type literal\n"
+    )
 
 
 def test_tenants_acls_prints_one_kafka_acls_command_per_rule(capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,8 +128,12 @@ def test_client_file_is_private_and_readable_by_muse_kcat_and_aiokafka(tmp_path:
     path = write_client_properties(tmp_path / "c" / "t.properties", ScramLogin("muse.tenant.bank-a", "s3cret"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     settings = parse_client_properties(path.read_text(), str(path))
-    assert settings == {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
-                        "sasl.username": "muse.tenant.bank-a", "sasl.password": "s3cret"}
+    assert settings == {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": "muse.tenant.bank-a",
+        "sasl.password": "s3cret",
+    }
     assert read_login(path) == ScramLogin("muse.tenant.bank-a", "s3cret")
     kwargs = aiokafka_security(ClientSettings(security=settings, security_file=str(path)))
     assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512" and kwargs["security_protocol"] == "SASL_PLAINTEXT"
@@ -133,7 +143,16 @@ def test_monitor_credentials_follow_the_client_config() -> None:
     from muse_stream.monitor.app import faust_credentials
 
     assert faust_credentials({"security_protocol": "PLAINTEXT"}) is None
-    credentials = faust_credentials({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-                                     "sasl_plain_username": "muse-monitor", "sasl_plain_password": "pw"})
+    credentials = faust_credentials(
+        {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": "muse-monitor",
+            "sasl_plain_password": "pw",
+        }
+    )
     assert (credentials.username, credentials.mechanism.value, credentials.protocol.value) == (
-        "muse-monitor", "SCRAM-SHA-512", "SASL_PLAINTEXT")
+        "muse-monitor",
+        "SCRAM-SHA-512",
+        "SASL_PLAINTEXT",
+    )

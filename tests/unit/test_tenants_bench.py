@@ -9,8 +9,16 @@ from muse_stream.cli import main
 
 
 def _run(events_per_s: float, peak: float, seconds: float) -> TenantRun:
-    return TenantRun(tenants=500, workers=1, topics=1500, create_s=2.0, events=200_000, events_per_s=events_per_s,
-                     seconds=seconds, peak_rss_mib=peak)
+    return TenantRun(
+        tenants=500,
+        workers=1,
+        topics=1500,
+        create_s=2.0,
+        events=200_000,
+        events_per_s=events_per_s,
+        seconds=seconds,
+        peak_rss_mib=peak,
+    )
 
 
 def test_a_row_is_the_median_rate_and_the_highest_peak_of_its_repeats() -> None:
@@ -29,13 +37,15 @@ def test_the_ratio_to_one_tenant_pairs_runs_of_the_same_round() -> None:
     assert ratio_to(one, one) == 1.0
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--repeat", "0"], "argument --repeat: 0 is not allowed: give 1 or more"),
-    (["--tenants", "1,x"], "argument --tenants: 'x' is not a whole number"),
-    (["--tenants", "1,-5"], "argument --tenants: -5 is not allowed: give 1 or more"),
-])
-def test_bad_counts_are_refused_with_the_option_named(argv: list[str], message: str,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--repeat", "0"], "argument --repeat: 0 is not allowed: give 1 or more"),
+        (["--tenants", "1,x"], "argument --tenants: 'x' is not a whole number"),
+        (["--tenants", "1,-5"], "argument --tenants: -5 is not allowed: give 1 or more"),
+    ],
+)
+def test_bad_counts_are_refused_with_the_option_named(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "tenants", *argv])
     assert message in capsys.readouterr().err

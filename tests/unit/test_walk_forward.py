@@ -30,16 +30,30 @@ def replay_table(seed: int = 1) -> tuple[pa.Table, dict[str, np.ndarray], np.nda
     stamps = T0 + (np.arange(n) // PER_WINDOW) * DAY + np.arange(n) % PER_WINDOW
     rows = []
     for config, scores in (("v1", old), ("cand", new)):
-        rows.append(pa.table({
-            "tenant": ["bank-a"] * n, "event_id": [f"e{i}" for i in range(n)], "config": [config] * n, "role": ["live"] * n,
-            "event_timestamp": pa.array(stamps, pa.timestamp("ms", tz="UTC")), "raw_score": scores, "corrected_score": scores,
-            "label": pa.array(np.where(known, labels, 0), pa.int8(), mask=~known)}))
+        rows.append(
+            pa.table(
+                {
+                    "tenant": ["bank-a"] * n,
+                    "event_id": [f"e{i}" for i in range(n)],
+                    "config": [config] * n,
+                    "role": ["live"] * n,
+                    "event_timestamp": pa.array(stamps, pa.timestamp("ms", tz="UTC")),
+                    "raw_score": scores,
+                    "corrected_score": scores,
+                    "label": pa.array(np.where(known, labels, 0), pa.int8(), mask=~known),
+                }
+            )
+        )
     # A shadow row and a dead letter: neither is a live score of both configs.
     extra = rows[0].slice(0, 2).to_pydict()
     extra["role"] = ["shadow", "live"]
     extra["event_id"] = ["e0", "only-v1"]
     extra["raw_score"] = [0.99, None]
-    return pa.concat_tables([*rows, pa.table(extra, schema=rows[0].schema)]), {"old": old, "new": new}, np.where(known, labels, -1)
+    return (
+        pa.concat_tables([*rows, pa.table(extra, schema=rows[0].schema)]),
+        {"old": old, "new": new},
+        np.where(known, labels, -1),
+    )
 
 
 def test_walk_forward_runs_the_stability_protocol_on_the_replay_windows() -> None:
@@ -49,20 +63,29 @@ def test_walk_forward_runs_the_stability_protocol_on_the_replay_windows() -> Non
     assert result.events == [PER_WINDOW] * WINDOWS
     # The very figures of the study's evaluation, called on the windows directly.
     split = lambda a: np.split(a, WINDOWS)  # noqa: E731
-    expected = stability.walk_forward({m: split(s) for m, s in scores.items()}, {m: split(s) for m, s in scores.items()},
-                                      split(labels), fit_window=0)
+    expected = stability.walk_forward(
+        {m: split(s) for m, s in scores.items()}, {m: split(s) for m, s in scores.items()}, split(labels), fit_window=0
+    )
     assert [f.name for f in result.figures] == list(stability.PREDICTORS)
     for got, want in zip(result.figures, expected, strict=True):
         assert got.edge_error == want.edge_error and got.auc_raw == want.auc_raw
     by = {f.name: f for f in result.figures}
     assert by["p1_5"].edge_error > 5 * by["p2"].edge_error  # the swap without refit misses the targets
     assert by["p1"].edge_error < 0.1 and by["default"].edge_error < 0.1
-    known = labels[PER_WINDOW:2 * PER_WINDOW] >= 0
-    first_eval_auc = roc_auc(scores["old"][PER_WINDOW:2 * PER_WINDOW][known], labels[PER_WINDOW:2 * PER_WINDOW][known])
-    assert by["p1"].auc_raw == pytest.approx(np.mean([first_eval_auc] + [
-        roc_auc(scores["old"][w * PER_WINDOW:(w + 1) * PER_WINDOW][labels[w * PER_WINDOW:(w + 1) * PER_WINDOW] >= 0],
-                labels[w * PER_WINDOW:(w + 1) * PER_WINDOW][labels[w * PER_WINDOW:(w + 1) * PER_WINDOW] >= 0])
-        for w in (2, 3)]))
+    known = labels[PER_WINDOW : 2 * PER_WINDOW] >= 0
+    first_eval_auc = roc_auc(scores["old"][PER_WINDOW : 2 * PER_WINDOW][known], labels[PER_WINDOW : 2 * PER_WINDOW][known])
+    assert by["p1"].auc_raw == pytest.approx(
+        np.mean(
+            [first_eval_auc]
+            + [
+                roc_auc(
+                    scores["old"][w * PER_WINDOW : (w + 1) * PER_WINDOW][labels[w * PER_WINDOW : (w + 1) * PER_WINDOW] >= 0],
+                    labels[w * PER_WINDOW : (w + 1) * PER_WINDOW][labels[w * PER_WINDOW : (w + 1) * PER_WINDOW] >= 0],
+                )
+                for w in (2, 3)
+            ]
+        )
+    )
     text = format_walk_forward([result], "v1", "cand")
     assert "bank-a: old=v1, new=cand; fit on 2026-03-01 (3,000 events)" in text and "p1_5" in text
 
@@ -75,5 +98,9 @@ def test_without_labels_the_label_figures_are_nan_and_a_missing_config_is_an_err
     assert not math.isnan(result.figures[0].edge_error)
     with pytest.raises(BacktestError, match=r"config\(s\) v9 are not in the replay \(it has cand, v1\)"):
         walk_forward_tenants(table, "v9", "cand", "day")
-    assert walk_forward_tenants(table.filter(pa.compute.less(table["event_timestamp"].cast(pa.int64()), T0 + DAY)),
-                                "v1", "cand", "day") == []  # one window: nothing to evaluate
+    assert (
+        walk_forward_tenants(
+            table.filter(pa.compute.less(table["event_timestamp"].cast(pa.int64()), T0 + DAY)), "v1", "cand", "day"
+        )
+        == []
+    )  # one window: nothing to evaluate
