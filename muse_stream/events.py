@@ -99,16 +99,16 @@ def well_formed_events(payloads: list[Any]) -> tuple[list[str], list[str | None]
     """
     if not payloads or set(map(type, payloads)) != {dict}:
         return None
-    event_ids = list(map(dict.get, payloads, repeat("event_id")))
+    event_ids: list[Any] = list(map(dict.get, payloads, repeat("event_id")))
     if set(map(type, event_ids)) != {str} or min(map(len, event_ids)) == 0 or max(map(len, event_ids)) > _EVENT_ID_MAX:
         return None
-    intents = list(map(dict.get, payloads, repeat("intent")))
+    intents: list[Any] = list(map(dict.get, payloads, repeat("intent")))
     intent_types = set(map(type, intents))
     if not intent_types <= _INTENT_TYPES or (
         str in intent_types and ("" in intents or max(map(len, filter(None, intents))) > _INTENT_MAX)
     ):
         return None
-    features = list(map(dict.get, payloads, repeat("features")))
+    features: list[Any] = list(map(dict.get, payloads, repeat("features")))
     if set(map(type, features)) != {dict}:
         return None
     for shape in set(map(tuple, features)):

@@ -141,10 +141,11 @@ def alert_rate_plot(tenant: str, config: str, groups: list[GroupFigures]) -> str
     """Alert rate over time at each reference edge (solid) against its target (dashed)."""
     figure = Figure(figsize=(6.4, 3.4))
     ax = figure.subplots()
-    times = [_when(g.period) for g in groups]
+    times: list[Any] = [_when(g.period) for g in groups]  # datetimes: matplotlib's units take them, its stubs want numbers
     for i, edge in enumerate(groups[0].edges):
         color = f"C{i}"
-        ax.plot(times, [g.edges[i].alert_rate for g in groups], marker="o", color=color, label=f">= {edge.threshold:g}")
+        rates: list[Any] = [g.edges[i].alert_rate for g in groups]  # None (no events) is a gap in the line
+        ax.plot(times, rates, marker="o", color=color, label=f">= {edge.threshold:g}")
         ax.axhline(edge.target, color=color, linestyle="--", linewidth=1)
     ax.set_yscale("log")
     ax.set_yticks([edge.target for edge in groups[0].edges])  # the targets: where the lines should be

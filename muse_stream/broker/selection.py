@@ -40,7 +40,7 @@ def docker_engine_answers() -> bool:
     try:
         import docker
 
-        client = docker.from_env(timeout=2)
+        client = docker.from_env(timeout=2)  # type: ignore[attr-defined]  # docker's stubs miss its re-export of from_env
         return bool(client.ping())
     except Exception:  # noqa: BLE001 - no engine, no socket, no permission: all mean "no Docker"
         return False

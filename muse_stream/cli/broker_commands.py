@@ -38,8 +38,10 @@ def _start(args: argparse.Namespace) -> int:
     else:
         print(f"already running (pid {broker.running_pid()}); bootstrap {broker.bootstrap}")
     if broker.secure:
+        login = broker.admin_login()
+        assert login is not None  # a secure broker has an admin login
         print(
-            f"secured: SASL/SCRAM-SHA-512{' over TLS' if broker.admin_login().ca_file else ''}, ACLs required. "
+            f"secured: SASL/SCRAM-SHA-512{' over TLS' if login.ca_file else ''}, ACLs required. "
             f"Client files (mode 600) in {broker.credentials_dir}:"
         )
         for principal in (ADMIN, *SERVICE_PRINCIPALS):

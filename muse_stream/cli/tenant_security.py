@@ -7,6 +7,7 @@ broker started with ``--secure``, its admin file by default) logs in with SASL.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 from muse_stream.broker import command_bootstrap
@@ -115,7 +116,7 @@ def after_add(args: argparse.Namespace, bootstrap: str, names: TopicNames) -> No
         print(f"quota    {quota.describe()}")
 
 
-def quotas_by_tenant(bootstrap: str, names: TopicNames, tenants: object) -> dict[str, str]:
+def quotas_by_tenant(bootstrap: str, names: TopicNames, tenants: Iterable[str]) -> dict[str, str]:
     if not secure_mode():
         return {}
     found = quotas(bootstrap)

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from confluent_kafka import Message
 from pydantic import ValidationError
 
 from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.reading import Record
 from muse_stream.config.expected_rates import RecentScores
 from muse_stream.errors import MuseError
 from muse_stream.events import ScoreResult, ShadowResult
@@ -33,7 +33,7 @@ class ShadowScore:
     corrected_score: float
 
 
-def _recent(bootstrap: str, topics: dict[str, int], since_s: float | None, per_partition: int | None = None) -> Iterator[Message]:
+def _recent(bootstrap: str, topics: dict[str, int], since_s: float | None, per_partition: int | None = None) -> Iterator[Record]:
     """The committed records of ``topics`` (name -> partitions) of the last ``since_s`` seconds (all
     when None), at most the last ``per_partition`` of each partition."""
     window = Window(from_ms=int((time.time() - since_s) * 1000)) if since_s is not None else Window()

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -55,13 +56,18 @@ def _binding(acl: Acl) -> AclBinding:
     )
 
 
+# None in an AclBindingFilter matches any value; confluent-kafka's stubs type those arguments as str only.
+_ANY = cast(str, None)
+
+
 def _acl(binding: AclBinding) -> Acl:
     return Acl(
         binding.principal.removeprefix("User:"),
-        binding.restype.name,
-        binding.resource_pattern_type.name,
+        # AclBinding turns str and int arguments into the enums, so these are enums whatever its stubs say.
+        cast(ResourceType, binding.restype).name,
+        cast(ResourcePatternType, binding.resource_pattern_type).name,
         binding.name,
-        binding.operation.name,
+        cast(AclOperation, binding.operation).name,
     )
 
 
@@ -107,7 +113,7 @@ class SecurityAdmin:
     def revoke_principal(self, principal: str) -> None:
         """Every rule of ``principal``, whatever it names (also rules added by hand)."""
         any_filter = AclBindingFilter(
-            ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{principal}", None, AclOperation.ANY, AclPermissionType.ANY
+            ResourceType.ANY, _ANY, ResourcePatternType.ANY, f"User:{principal}", _ANY, AclOperation.ANY, AclPermissionType.ANY
         )
         for future in self._admin.delete_acls([any_filter], request_timeout=ADMIN_TIMEOUT_S).values():
             self._result(future, f"deleting the ACLs of {principal}")
@@ -115,7 +121,7 @@ class SecurityAdmin:
     def acls(self) -> list[Acl]:
         """Every rule on the cluster."""
         any_filter = AclBindingFilter(
-            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+            ResourceType.ANY, _ANY, ResourcePatternType.ANY, _ANY, _ANY, AclOperation.ANY, AclPermissionType.ANY
         )
         future = self._admin.describe_acls(any_filter, request_timeout=ADMIN_TIMEOUT_S)
         return sorted(_acl(binding) for binding in self._result(future, "listing ACLs"))

@@ -208,7 +208,7 @@ class VersionMarker(BaseModel):
 
 
 Entry = TenantConfig | IntentConfig | PredictorConfig | RouteConfig | ModelEntry
-ENTRY_TYPES: dict[str, type[BaseModel]] = {
+ENTRY_TYPES: dict[str, type[Entry]] = {
     "tenant": TenantConfig,
     "intent": IntentConfig,
     "predictor": PredictorConfig,

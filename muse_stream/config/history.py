@@ -134,7 +134,7 @@ def config_from_bodies(bodies: Mapping[str, Body], *, origin: str) -> Deployment
             problems.append(Problem(key, f"unknown key kind {kind!r}"))
             continue
         try:
-            entries.append(ENTRY_TYPES[kind].model_validate(body))  # type: ignore[arg-type]
+            entries.append(ENTRY_TYPES[kind].model_validate(body))
         except ValidationError as error:
             problems.append(Problem(key, str(error.errors()[0]["msg"])))
     if problems:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -37,7 +38,8 @@ def live_config(publisher: ConfigPublisher) -> LiveConfig:
         groups: dict[str, list] = {kind: [] for kind in KINDS}
         for key, entry in sorted(state.entries.items()):
             groups[key.partition("/")[0]].append(entry)
-        return LiveConfig(state.version, DeploymentConfig.model_construct(**{f"{k}s": tuple(v) for k, v in groups.items()}))
+        fields: dict[str, Any] = {f"{k}s": tuple(v) for k, v in groups.items()}
+        return LiveConfig(state.version, DeploymentConfig.model_construct(**fields))
 
 
 # How far back a plan looks for the scores its expected alert rates come from.

@@ -90,7 +90,7 @@ def _route_change(old: RouteConfig | None, new: RouteConfig | None, changed_pred
     return Change("~", "", route.intent, "; ".join(redefined) + " (route unchanged)") if redefined else None
 
 
-def _entry_changes(old: Mapping[str, E], new: Mapping[str, E], label, detail) -> list[Change]:  # type: ignore[no-untyped-def]
+def _entry_changes(old: Mapping[str, E], new: Mapping[str, E], label, detail) -> list[Change]:
     changes = []
     for key in sorted(old.keys() | new.keys()):
         before, after = old.get(key), new.get(key)
@@ -125,7 +125,7 @@ class Plan:
 
     @classmethod
     def between(cls, old: DeploymentConfig, new: DeploymentConfig) -> Plan:
-        def keyed(items):  # type: ignore[no-untyped-def]
+        def keyed(items):
             return {item.key: item for item in items}
 
         predictors = _entry_changes(
@@ -195,7 +195,7 @@ class Plan:
 
     def counts(self) -> dict[Action, int]:
         found = self.changes()
-        return {action: sum(c.action == action for c in found) for action in ("+", "~", "-")}  # type: ignore[misc]
+        return {action: sum(c.action == action for c in found) for action in ("+", "~", "-")}
 
     def render(self) -> list[str]:
         if self.empty:

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, KafkaError
 from pydantic import ValidationError
 
 from muse_stream.clients.admin import TopicAdmin
-from muse_stream.clients.reading import reader_from_start
+from muse_stream.clients.reading import good, reader_from_start
 from muse_stream.config.artifact_topic import KafkaArtifactStore
 from muse_stream.config.deployment import MARKER_KEY, DeploymentConfig
 from muse_stream.config.snapshot import ConfigSnapshot
@@ -138,7 +138,7 @@ class ConfigWatcher:
                     else:
                         logger.warning("config topic %s: %s", self.topic, error.str())
                     continue
-                self._on_record(message.key(), message.value(), message.offset())
+                self._on_record(message.key(), message.value(), good(message).offset())
         except Exception as error:  # noqa: BLE001 - a dying watcher must say why
             self._failure = repr(error)
             logger.exception("config watcher of %s stopped on an unexpected error", self.topic)

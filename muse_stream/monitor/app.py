@@ -150,7 +150,7 @@ def faust_credentials(security: dict[str, Any] | None = None) -> CredentialsT | 
     return faust.SASLCredentials(
         username=security.get("sasl_plain_username"),
         password=security.get("sasl_plain_password"),
-        ssl_context=security.get("ssl_context"),
+        ssl_context=security.get("ssl_context"),  # type: ignore[arg-type]  # None (no TLS) is faust's own default
         mechanism=security.get("sasl_mechanism", "PLAIN"),
     )
 
@@ -234,7 +234,7 @@ def build_app(settings: MonitorSettings, tenants: Sequence[str]) -> tuple[Monito
         total: dict[str, Any] = {}
         for _, _, stats in rows:
             total = aggregates.merge(total, stats)
-        current = windows.relative_to(now)[tenant].value()
+        current = windows.relative_to(now)[tenant].value()  # type: ignore[attr-defined]  # faust's WindowWrapperT stub lacks it
         start = now - now % settings.window_s
         return {
             "tenant": tenant,

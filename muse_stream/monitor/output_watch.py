@@ -82,10 +82,10 @@ def watch_routes(
         while (now := time.monotonic()) < deadline:
             seen: dict[tuple[str, str], list[tuple[float, str]]] = {}
             for message in consumer.consume(10_000, timeout=min(0.5, deadline - now)):
-                if message.error() is not None or not message.value():
+                if message.error() is not None or not (value := message.value()):
                     continue
                 try:
-                    result = ScoreResult.model_validate_json(message.value())
+                    result = ScoreResult.model_validate_json(value)
                 except ValidationError:
                     continue
                 key = (result.tenant, result.intent)

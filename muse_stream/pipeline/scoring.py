@@ -237,18 +237,18 @@ class BatchScorer:
         pairs = set(zip(tenants, intents))
         if len(pairs) == 1:
             ((tenant, intent),) = pairs
-            decision = self._route(snapshot, tenant, intent)
-            if type(decision) is tuple:
-                dead_letters.extend(self._dead_letter(r, decision[0], decision[1], version, now_ms) for r in records)
+            only = self._route(snapshot, tenant, intent)
+            if isinstance(only, tuple):
+                dead_letters.extend(self._dead_letter(r, only[0], only[1], version, now_ms) for r in records)
                 return {}
-            return {decision.live.id: _Group(decision.live, list(records), event_ids, features, [decision] * len(records))}
+            return {only.live.id: _Group(only.live, list(records), event_ids, features, [only] * len(records))}
         groups: dict[str, _Group] = {}
         routes: dict[tuple[str, str | None], RoutingDecisionLike | tuple[RejectReason, str]] = {}
         for record, tenant, event_id, intent, event_features in zip(records, tenants, event_ids, intents, features):
             decision = routes.get((tenant, intent))
             if decision is None:
                 decision = routes[(tenant, intent)] = self._route(snapshot, tenant, intent)
-            if type(decision) is tuple:
+            if isinstance(decision, tuple):
                 dead_letters.append(self._dead_letter(record, decision[0], decision[1], version, now_ms))
                 continue
             live = decision.live
@@ -311,7 +311,7 @@ class BatchScorer:
             decision = routes.get(route_key)
             if decision is None:
                 decision = routes[route_key] = self._route(snapshot, record.tenant, intent)
-            if type(decision) is tuple:
+            if isinstance(decision, tuple):
                 dead_letters.append(self._dead_letter(record, decision[0], decision[1], version, now_ms))
                 continue
             live = decision.live

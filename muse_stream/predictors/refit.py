@@ -34,7 +34,7 @@ def refit_version(version: str) -> str:
     return f"{version}-fit1"
 
 
-def reference_of(quantile_map: Mapping[str, Any], *, owner: str) -> Reference:
+def reference_of(quantile_map: Mapping[str, Any], *, owner: str) -> AlertRateCurve:
     """The reference a spec's map was fitted onto, rebuilt from the map's description: an alert-rate
     curve carries its edges and rates; an empirical sample does not carry its scores."""
     described = quantile_map.get("reference", {})

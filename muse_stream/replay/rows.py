@@ -145,7 +145,12 @@ def record_batch(configs: Sequence[ConfigRows], labels: Mapping[str, Mapping[str
         )
     }
     versions: list[int | None] = []
-    stamps, partitions, offsets, raws, correcteds, mapped = [], [], [], [], [], []
+    stamps: list[np.ndarray] = []
+    partitions: list[np.ndarray] = []
+    offsets: list[np.ndarray] = []
+    raws: list[np.ndarray] = []
+    correcteds: list[np.ndarray] = []
+    mapped: list[np.ndarray] = []
     for config in configs:
         for chunk in config.take():
             n = len(chunk.records)

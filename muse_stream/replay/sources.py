@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol, cast
 
 from confluent_kafka import (
     Consumer,
@@ -18,7 +19,7 @@ from confluent_kafka import (
 )
 
 from muse_stream.clients.admin import TopicAdmin
-from muse_stream.clients.reading import READ_TIMEOUT_S
+from muse_stream.clients.reading import READ_TIMEOUT_S, Record
 from muse_stream.clients.settings import log_reader_config
 from muse_stream.config.artifact_topic import KafkaArtifactStore
 from muse_stream.config.deployment import ConfigError
@@ -107,6 +108,18 @@ def resolve_config(bootstrap: str, names: TopicNames, choice: ConfigChoice) -> R
     return ResolvedConfig(choice.tag, choice.version, config)
 
 
+class _Polled(Record, Protocol):
+    """A message consumed from assigned partitions: a record, or an event of its partition (e.g. its
+    end), which names the partition too; so topic() and partition() are never None here."""
+
+    def error(self) -> KafkaError | None: ...
+
+
+def _polled(messages: list[Message]) -> list[_Polled]:
+    """A consumed batch as :class:`_Polled` messages, one cast per batch."""
+    return cast("list[_Polled]", messages)
+
+
 def _reader(bootstrap: str) -> Consumer:
     return Consumer(log_reader_config(bootstrap, **{"fetch.wait.max.ms": 100}))
 
@@ -119,7 +132,8 @@ def window_ranges(bootstrap: str, topics: Mapping[str, int], window: Window) -> 
         truncated: Ranges = {}  # partitions that lost their first records: (low, high)
         for topic, count in topics.items():
             partitions = [TopicPartition(topic, p) for p in range(count)]
-            at_from = at_to = [None] * count
+            at_from: list[int | None] = [None] * count
+            at_to = at_from
             if window.from_ms is not None:
                 at_from = [
                     tp.offset
@@ -165,14 +179,15 @@ def _first_timestamps(consumer: Consumer, partitions: Ranges) -> dict[tuple[str,
     deadline = time.monotonic() + READ_TIMEOUT_S
     try:
         while pending and time.monotonic() < deadline:
-            for message in consumer.consume(len(pending) * 10, timeout=0.5):
+            for message in _polled(consumer.consume(len(pending) * 10, timeout=0.5)):
                 key = (message.topic(), message.partition())
                 if key not in pending:
                     continue
-                if message.error() is None:
+                error = message.error()
+                if error is None:
                     found[key] = message.timestamp()[1]
                     pending.pop(key)
-                elif message.error().code() == KafkaError._PARTITION_EOF:
+                elif error.code() == KafkaError._PARTITION_EOF:
                     pending.pop(key)
                 if key not in pending:
                     consumer.pause([TopicPartition(*key)])
@@ -181,7 +196,7 @@ def _first_timestamps(consumer: Consumer, partitions: Ranges) -> dict[tuple[str,
     return found
 
 
-def read_ranges(bootstrap: str, ranges: Ranges, *, batch_size: int = 5000) -> Iterator[list[Message]]:
+def read_ranges(bootstrap: str, ranges: Ranges, *, batch_size: int = 5000) -> Iterator[list[Record]]:
     """The committed records of every ``[start, stop)`` range, in batches of up to ``batch_size``
     (records of one partition in offset order). Ends when every range is read or its partition's
     end (for read_committed, the last stable offset) is reached."""
@@ -193,9 +208,9 @@ def read_ranges(bootstrap: str, ranges: Ranges, *, batch_size: int = 5000) -> It
     last_progress = time.monotonic()
     try:
         while pending:
-            batch: list[Message] = []
+            batch: list[Record] = []
             finished: list[tuple[str, int]] = []
-            for message in consumer.consume(batch_size, timeout=0.5):
+            for message in _polled(consumer.consume(batch_size, timeout=0.5)):
                 key = (message.topic(), message.partition())
                 stop = pending.get(key)
                 if stop is None:

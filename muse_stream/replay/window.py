@@ -60,8 +60,8 @@ class Window:
         else:
             start = low if self.from_offset is None else self.from_offset
             stop = high if self.to_offset is None else self.to_offset
-        start = min(max(start, low), high)  # type: ignore[arg-type]
-        return start, max(start, min(stop, high))  # type: ignore[arg-type]
+        start = min(max(start, low), high)
+        return start, max(start, min(stop, high))
 
     def check_retained(self, topic: str, partition: int, low: int, oldest_ms: int | None) -> None:
         """Raise when the window starts before the oldest record still on a partition whose records
