@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -38,3 +39,15 @@ def secure_kafka() -> Iterator[BrokerHandle]:
     first use: always local, as only then are its admin's and muse's principals' credentials known."""
     with throwaway_broker(secure=True) as handle:
         yield handle
+
+
+@pytest.fixture(autouse=True)
+def _muse_environment_restored() -> Iterator[None]:
+    """Commands run in-process (``main([...])``) export their global options and a secured local
+    broker's admin login to ``os.environ`` for their child processes; no test may leave them to the
+    next one (a leaked TLS client config made every later client speak TLS to a plain broker)."""
+    saved = {key: value for key, value in os.environ.items() if key.startswith("MUSE_")}
+    yield
+    for key in [key for key in os.environ if key.startswith("MUSE_") and key not in saved]:
+        del os.environ[key]
+    os.environ.update(saved)
