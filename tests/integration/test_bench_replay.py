@@ -18,10 +18,12 @@ def test_bench_replay_prints_the_three_rates_and_the_replays_peak_rss(
 ) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     before = set(TopicAdmin(kafka.bootstrap).existing_topics())
-    assert main(["bench", "replay", "--events", "20000", "--partitions", "2", "--trees", "10", "--depth", "3"]) == 0
+    # Enough work that even a quiet machine takes several progress samples to drain it (the bench refuses a
+    # backlog drained between two samples as too fast to time).
+    assert main(["bench", "replay", "--events", "60000", "--partitions", "2", "--trees", "60", "--depth", "5"]) == 0
     out = capsys.readouterr().out
     figures = orjson.loads(out.strip().splitlines()[-1])
-    assert figures["bench"] == "replay" and figures["events"] == 20000
+    assert figures["bench"] == "replay" and figures["events"] == 60000
     assert set(figures["events_per_s"]) == {"muse replay", "muse worker", "bare xgboost inplace_predict"}
     assert all(rate > 0 for rate in figures["events_per_s"].values())
     assert 50 < figures["peak_rss_mib"]["muse replay"] < 2000 and figures["dataset_mib"] > 0
