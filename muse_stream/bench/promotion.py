@@ -57,9 +57,10 @@ from muse_stream.config.promotion import promote, routes_of_intent
 from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.config.state import read_history
 from muse_stream.errors import MuseError
+from muse_stream.events import DeadLetter, ScoreResult
 from muse_stream.monitor.aggregates import add_scores, reference_targets
 from muse_stream.monitor.guard import RouteJudgement, judge_route
-from muse_stream.predictors import Predictor
+from muse_stream.predictors import Predictor, PredictorSpec
 from muse_stream.predictors.fitting import DEFAULT_RATE_TOLERANCE, missed_rates
 from muse_stream.predictors.refit import reference_of, refit_spec
 from muse_stream.replay.sources import read_ranges, window_ranges
@@ -231,11 +232,11 @@ def wait_for_version(ports: Mapping[str, int], version: int, *, timeout: float, 
         time.sleep(0.02)
 
 
-def with_spec(config: DeploymentConfig, name: str, spec: Any) -> DeploymentConfig:
+def with_spec(config: DeploymentConfig, name: str, spec: PredictorSpec) -> DeploymentConfig:
     """``config`` with predictor ``name`` running ``spec`` (a refitted map): what an operator's edit
     of the predictor's spec file in the deployment TOML does."""
     return DeploymentConfig.from_entries(
-        [PredictorConfig(name=name, spec=spec) if getattr(e, "key", None) == f"predictor/{name}" else e for e in config.entries()]
+        [PredictorConfig(name=name, spec=spec) if e.key == f"predictor/{name}" else e for e in config.entries()]
     )
 
 
@@ -257,25 +258,27 @@ def read_outcomes(bootstrap: str, names: TopicNames) -> list[tuple[Outcome, floa
     found: list[tuple[Outcome, float | None]] = []
     for batch in read_ranges(bootstrap, window_ranges(bootstrap, topics, Window()), batch_size=50_000):
         for record in batch:
-            value = orjson.loads(record.value() or b"{}")
+            value = record.value() or b""
             if record.topic().endswith(".dlq"):
-                outcome = Outcome(record.topic(), record.partition(), (record.key() or b"").decode(), value["config_version"])
-                found.append((outcome, None))
-            else:
-                route = f"{value['tenant']}/{value['intent']}"
-                outcome = Outcome(
-                    record.topic(), record.partition(), value["event_id"], value["config_version"], route, value["predictor_id"]
+                dead = DeadLetter.model_validate_json(value)
+                found.append(
+                    (Outcome(record.topic(), record.partition(), (record.key() or b"").decode(), dead.config_version), None)
                 )
-                found.append((outcome, value["score"]))
+            else:
+                r = ScoreResult.model_validate_json(value)
+                route = f"{r.tenant}/{r.intent}"
+                found.append(
+                    (Outcome(record.topic(), record.partition(), r.event_id, r.config_version, route, r.predictor_id), r.score)
+                )
     return found
 
 
 def fresh_judgements(
-    outcomes: list[tuple[Outcome, float | None]], version: int, predictor_id: str, curve_owner: Predictor
+    outcomes: list[tuple[Outcome, float | None]], version: int, predictor_id: str, reference_owner: Predictor
 ) -> list[RouteJudgement]:
     """Per tenant and for all tenants together: the promoted predictor's alert rates at the reference
     edges on its results under the promoted version, judged as ``promote --guard`` judges them."""
-    curve = reference_of(curve_owner.spec.quantile_map, owner=f"predictor {CANDIDATE}")
+    curve = reference_of(reference_owner.spec.quantile_map, owner=f"predictor {reference_owner.spec.name}")
     targets = reference_targets(curve)
     scores: dict[str, list[tuple[float, str]]] = {tenant: [] for tenant in TENANTS}
     for outcome, score in outcomes:
@@ -283,7 +286,10 @@ def fresh_judgements(
             scores[(outcome.route or "").split("/")[0]].append((score, str(version)))
     stats = {tenant: add_scores(None, pairs, thresholds=curve.edges) for tenant, pairs in scores.items()}
     every = add_scores(None, [pair for pairs in scores.values() for pair in pairs], thresholds=curve.edges)
-    judge = lambda route, s: judge_route(route, s, targets, tolerance=GOAL_RELATIVE_ERROR, min_events=1)  # noqa: E731
+
+    def judge(route: str, route_stats: Mapping[str, Any]) -> RouteJudgement:
+        return judge_route(route, route_stats, targets, tolerance=GOAL_RELATIVE_ERROR, min_events=1)
+
     return [*(judge(tenant, s) for tenant, s in stats.items()), judge("all tenants", every)]
 
 

@@ -25,7 +25,10 @@ def test_bench_promotion_times_every_step_and_verifies_exactly_once(
     kafka: BrokerHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
-    argv = ["bench", "promotion", "--shadow-events", "3000", "--fresh-events", "1500", "--trees", "30", "--depth", "4"]
+    # 30,000 shadow scores, 10,000 a route: fewer would leave the plan's expected rate at the 0.8 edge
+    # (5% of a route's scores) noisy enough to trip its 20% check now and then.
+    argv = ["bench", "promotion", "--shadow-events", "30000", "--rate", "3000", "--fresh-events", "3000"]
+    argv += ["--trees", "30", "--depth", "4"]
     assert main([*argv, "--keep-topics"]) == 0
     out = capsys.readouterr().out
     figures = orjson.loads(out.strip().splitlines()[-1])
@@ -40,7 +43,7 @@ def test_bench_promotion_times_every_step_and_verifies_exactly_once(
     assert figures["bench"] == "promotion" and figures["tenants"] == 3 and figures["workers"] == 2
     assert list(figures["steps"]) == STEPS and all(seconds > 0 for seconds in figures["steps"].values())
     assert figures["update_seconds"] == pytest.approx(sum(figures["steps"].values()), abs=0.01)
-    for row in ("add fraud-v2 as a shadow (config apply, version 2)", "collect 3,000 shadow scores", "live in every worker (2)"):
+    for row in ("add fraud-v2 as a shadow (config apply, version 2)", "collect 30,000 shadow scores", "live in every worker (2)"):
         assert row in out
     version = figures["promoted_version"]
     assert version == 3 and figures["fitted"] == "fraud:2-fit1"
@@ -48,7 +51,7 @@ def test_bench_promotion_times_every_step_and_verifies_exactly_once(
     assert figures["goals"]["promoted version live in every worker"] is True
 
     once = figures["exactly_once"]
-    assert once["produced"] >= 3000 and once["results"] == once["produced"] == len(records)
+    assert once["produced"] >= 30_000 and once["results"] == once["produced"] == len(records)
     assert once["lost"] == once["duplicated"] == once["mixed"] == once["config_regressions"] == 0
     assert figures["goals"]["0 lost, 0 duplicated, 0 mixed"] is True
     assert f"exactly once over {once['produced']:,} events produced: {once['results']:,} results" in out
@@ -56,7 +59,7 @@ def test_bench_promotion_times_every_step_and_verifies_exactly_once(
     # The printed alert rates are those of the promoted predictor's results on the output topics.
     results = [ScoreResult.model_validate_json(value) for _, _, value in records]
     fresh = [r for r in results if r.config_version == version and r.predictor_id == figures["fitted_id"]]
-    assert len(fresh) == figures["fresh_results"] >= 1500
+    assert len(fresh) == figures["fresh_results"] >= 3000
     curve = AlertRateCurve.default()
     for who in (*TENANTS, "all tenants"):
         scores = np.array([r.score for r in fresh if who in (r.tenant, "all tenants")])
