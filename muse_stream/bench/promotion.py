@@ -2,7 +2,8 @@
 live in every worker, under a steady load, and what tenants see after it.
 
 Setup (not timed): a fresh namespace with 3 tenants (``--partitions`` each) routed to ``fraud-v1``,
-2 ``muse worker`` processes (``--metrics-port``), a producer in its own process offering ``--rate``
+2 ``muse worker`` processes (``--metrics-port``; ``--shadow-budget-ms`` 1000 by default, since the
+worker's 50 ms trips on a busy 2-core machine and a tripped shadow is skipped for 30 s), a producer in its own process offering ``--rate``
 events/s round-robin over the tenants (``bench/steady_load.py``), and a retrained model ``fraud-v2``
 registered in a local store with a map fitted offline. Then, timed, each step an operator takes,
 through the code the commands run:

@@ -1,5 +1,5 @@
-"""A steady offered load over several tenants, from a producer in its own process (so pacing never
-waits for the benchmark's own reading and fitting, which share a GIL with nothing here).
+"""A steady offered load over several tenants, from a producer in its own process, so the
+benchmark's own reading and fitting (in its process, under its GIL) never hold up the pacing.
 
 Event ``i`` (id ``ev-i``, the record's key too) goes to ``topics[i % len(topics)]``; its features are
 a row never sent before (rows are generated in chunks of fresh seeds), so traffic after a fit is
