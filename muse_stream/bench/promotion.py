@@ -412,6 +412,17 @@ def run_promotion(
             delete_namespace(TopicAdmin(bootstrap), names)
 
 
+def events_per_s(text: str) -> float:
+    """A rate above 0 (an argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: give a rate above 0 events/s")
+    return value
+
+
 def _handle(args: argparse.Namespace) -> int:
     bootstrap = command_bootstrap()
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
@@ -443,7 +454,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="results of the promoted predictor on fresh traffic the errors are measured on (default: %(default)s)",
     )
-    parser.add_argument("--rate", type=float, default=1000.0, help="events/s offered over the 3 tenants (default: %(default)s)")
+    parser.add_argument(
+        "--rate", type=events_per_s, default=1000.0, help="events/s offered over the 3 tenants (default: %(default)s)"
+    )
     parser.add_argument("--partitions", type=positive_int, default=2, help="partitions per tenant (default: %(default)s)")
     parser.add_argument("--trees", type=positive_int, default=300, help="trees of both models (default: %(default)s)")
     parser.add_argument("--depth", type=positive_int, default=6, help="depth of their trees (default: %(default)s)")
