@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from muse_stream.clients.settings import consumer_config
+from muse_stream.clients.settings import consumer_config, log_reader_config
 from muse_stream.errors import MuseError
 
 
@@ -64,6 +64,25 @@ def high_watermark_counter(bootstrap: str, partitions: Sequence[tuple[str, int]]
 
     def count() -> int:
         return sum(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1] for t, p in partitions)
+
+    count.close = consumer.close  # type: ignore[attr-defined]
+    return count
+
+
+def marker_counter(bootstrap: str, starts: Mapping[tuple[str, int], int], marker: bytes) -> Callable[[], int]:
+    """Committed records holding ``marker`` (e.g. a predictor id) from ``starts`` ((topic, partition) ->
+    offset) on: each call reads what arrived since the last one, so polling it follows a live topic."""
+    consumer = Consumer(log_reader_config(bootstrap))
+    consumer.assign([TopicPartition(topic, partition, offset) for (topic, partition), offset in starts.items()])
+    found = 0
+
+    def count() -> int:
+        nonlocal found
+        while True:
+            batch = consumer.consume(10_000, timeout=0.05)
+            found += sum(1 for m in batch if m.error() is None and marker in (m.value() or b""))
+            if len(batch) < 10_000:
+                return found
 
     count.close = consumer.close  # type: ignore[attr-defined]
     return count
