@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option, duration
 from muse_stream.errors import MuseError
-from muse_stream.monitor.guard import DEFAULT_GUARD_MIN_EVENTS, DEFAULT_GUARD_TOLERANCE, RouteJudgement
+from muse_stream.monitor.guard import DEFAULT_GUARD_TOLERANCE, RouteJudgement, events_to_judge
 from muse_stream.topics import TopicNames
 from muse_stream.transforms import AlertRateCurve
 
@@ -63,9 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument(
         "--guard-min-events",
         type=int,
-        default=DEFAULT_GUARD_MIN_EVENTS,
+        default=None,
         metavar="N",
-        help="with --guard: results a route needs before it is judged (default: %(default)s)",
+        help="with --guard: results a route needs before it is judged (default: enough that sampling noise at "
+        "the rarest reference edge stays within a third of --tolerance; 4,275 for a 5%% edge and 20%%)",
     )
     promote.set_defaults(handler=_promote)
 
@@ -132,9 +133,10 @@ def _guard(
             print(judgement.render())
         sys.stdout.flush()
 
+    min_events = args.guard_min_events or events_to_judge(targets, args.tolerance)
     print(
         f"guard: watching {len(routes)} route(s) for {args.guard:g} s: roll back to version {previous} when an alert "
-        f"rate drifts more than {args.tolerance:.0%} from its target (judged from {args.guard_min_events} results)"
+        f"rate drifts more than {args.tolerance:.0%} from its target (judged from {min_events} results)"
     )
     sys.stdout.flush()
     judgements = watch_routes(
@@ -146,7 +148,7 @@ def _guard(
         targets=targets,
         duration_s=args.guard,
         tolerance=args.tolerance,
-        min_events=args.guard_min_events,
+        min_events=min_events,
         on_progress=lambda current: show(current, "guard: so far"),
     )
     failed = [j for j in judgements if j.verdict == "fail"]
@@ -155,7 +157,7 @@ def _guard(
         unjudged = [j.route for j in judgements if j.verdict == "pending"]
         if unjudged:
             print(
-                f"guard: window over; {', '.join(unjudged)} had fewer than {args.guard_min_events} results and "
+                f"guard: window over; {', '.join(unjudged)} had fewer than {min_events} results and "
                 f"was not judged; version {version} stays live"
             )
         else:

@@ -5,11 +5,13 @@ measurement is out of bounds; succeed when the window ends without one. Here the
 each promoted route's alert rate at each edge of the reference curve (kept with the monitor's
 aggregates, monitor/aggregates.py), the bound a relative tolerance around the reference's target,
 and nothing is judged on fewer than ``min_events`` results, so a handful of early events cannot
-roll a good model back.
+roll a good model back. By default that count comes from the statistics of the rarest edge
+(``events_to_judge``): enough results that sampling noise alone stays well inside the tolerance.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,7 +20,24 @@ from muse_stream.monitor.aggregates import alert_rates
 
 Verdict = Literal["pass", "fail", "pending"]
 DEFAULT_GUARD_TOLERANCE = 0.2
-DEFAULT_GUARD_MIN_EVENTS = 500
+# How many standard deviations of sampling noise must fit inside the tolerance before a route is
+# judged: at 3, noise alone fails a well-calibrated route at one edge about 0.3% of the time.
+NOISE_SIGMAS = 3.0
+
+
+def events_to_judge(targets: Mapping[str, float], tolerance: float, *, sigmas: float = NOISE_SIGMAS) -> int:
+    """Results a route needs before its rarest edge's observed rate can be told from noise.
+
+    An edge's observed rate over n results has relative standard deviation sqrt((1-p)/(n p)) for
+    target p; asking ``sigmas`` of it to fit inside ``tolerance`` gives n >= sigmas^2 (1-p) / (p tol^2).
+    With a 5% edge and a 20% tolerance that is 4,275 results; 500 would let noise roll back a good map.
+    """
+    if tolerance <= 0:
+        raise ValueError(f"tolerance must be above 0, not {tolerance}")
+    rates = [p for p in targets.values() if 0 < p < 1]
+    if not rates:
+        return 1
+    return max(math.ceil(sigmas**2 * (1 - p) / (p * tolerance**2)) for p in rates)
 
 
 @dataclass(frozen=True)
@@ -60,7 +79,7 @@ def judge_route(
     targets: Mapping[str, float],
     *,
     tolerance: float = DEFAULT_GUARD_TOLERANCE,
-    min_events: int = DEFAULT_GUARD_MIN_EVENTS,
+    min_events: int,
 ) -> RouteJudgement:
     """``fail`` when any edge's observed rate is further than ``tolerance`` (relative) from its
     target once ``min_events`` results were seen; ``pending`` before that; else ``pass``."""

@@ -10,7 +10,7 @@ import pytest
 from muse_stream.cli.options import duration
 from muse_stream.errors import MuseError
 from muse_stream.monitor.aggregates import add_scores, reference_targets
-from muse_stream.monitor.guard import judge_route
+from muse_stream.monitor.guard import events_to_judge, judge_route
 from muse_stream.predictors import PredictorSpec
 from muse_stream.predictors.refit import reference_of, refit_spec, refit_version
 from muse_stream.transforms import AlertRateCurve, EmpiricalReference, QuantileMap
@@ -94,3 +94,16 @@ def test_durations_take_a_unit_and_refuse_nonsense() -> None:
     for text in ("0s", "ten minutes", "-5m", "5y"):
         with pytest.raises(argparse.ArgumentTypeError, match="is not a duration"):
             duration(text)
+
+
+def test_events_to_judge_keeps_noise_at_the_rarest_edge_within_the_tolerance() -> None:
+    """The default guard count: a 5% edge at 20% tolerance needs 4,275 results; 500 would judge on ~25 alerts."""
+    targets = {"0.2": 0.7, "0.5": 0.35, "0.8": 0.05}
+    needed = events_to_judge(targets, 0.2)
+    assert needed == 4275
+    p = 0.05
+    relative_sd = ((1 - p) / (needed * p)) ** 0.5
+    assert 3 * relative_sd <= 0.2 < 3 * ((1 - p) / ((needed - 1) * p)) ** 0.5
+    assert events_to_judge(targets, 0.4) < needed  # a looser tolerance judges sooner
+    with pytest.raises(ValueError, match="tolerance"):
+        events_to_judge(targets, 0)
