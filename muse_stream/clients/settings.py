@@ -196,7 +196,13 @@ def worker_prefetch(max_batch: int, *, fair: bool) -> dict[str, int]:
     """The worker consumer's prefetch limits: with ``fair``, about two batches' worth of records."""
     if not fair:
         return {"queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES}
-    return {"queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES, "queued.min.messages": FAIR_PREFETCH_BATCHES * max_batch}
+    return {
+        "queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES,
+        "queued.min.messages": FAIR_PREFETCH_BATCHES * max_batch,
+        # librdkafka postpones a partition's next fetch this long once the queue is over those
+        # limits (default 1 s): every partition's, a quiet tenant's too.
+        "fetch.queue.backoff.ms": 10,
+    }
 
 
 def artifact_producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:

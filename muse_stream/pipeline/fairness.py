@@ -2,18 +2,22 @@
 
 librdkafka prefetches every assigned partition into one queue, in the order its fetch responses
 arrive, and stops fetching all of them while that queue is full. Behind a flooding tenant's backlog
-(the worker's queue held up to 100,000 records) another tenant's event waited until the worker had
-scored everything queued before it: seconds, at a worker's rate.
+(the worker's queue held up to 100,000 records) another tenant's event was not even fetched until
+the worker had scored everything queued before it: seconds, at a worker's rate.
 
 So each tenant (each input topic) gets a share of a batch: the batch's capacity over the tenants
-that had records in it or in the previous batch. While a batch is gathered, a tenant that has
+that had records in it or in the previous batch, or that have records waiting (a saturated worker
+looks at its partitions' positions against the high watermarks of their last fetch, so a quiet
+tenant's first event counts even while it sits behind a flood in librdkafka's queue). While a batch is gathered, a tenant that has
 filled its share has its partitions paused: librdkafka drops what it prefetched of them (and
 fetches them again from the offset after the last record the worker took when they are resumed),
 so what other tenants have queued behind them comes into the same batch. When the batch closes,
-the paused partitions are resumed at once, to be fetched again while the batch is scored. A tenant
-alone has the whole batch and is never paused, so fairness costs nothing without contention; and
-the worker's consumer prefetches about two batches (``clients/settings.py``), which bounds how long
-a quiet tenant's first event waits behind a flood before it counts as active.
+the paused partitions are resumed at once, to be fetched again while the batch is scored. A batch
+that closes full (the worker is saturated) has its partitions paused and resumed too: that empties
+the queue, so the next fetch brings every partition's new records, a quiet tenant's first event
+among them, instead of waiting for the flood's prefetch to drain. A tenant alone is paused only
+then, and the worker's consumer prefetches about two batches (``clients/settings.py``), so what is
+dropped and fetched again is small.
 
 Pausing loses nothing: records the worker has taken are in its batch, and librdkafka resumes a
 partition from the offset after the last record it handed to the worker (librdkafka >= 2.1 does;
@@ -38,17 +42,23 @@ class FairShare:
         self._counts: Counter[str] = Counter()  # records per topic in the batch being gathered
         self._partitions: defaultdict[str, set[int]] = defaultdict(set)  # partitions seen per topic
         self._last_batch: frozenset[str] = frozenset()  # topics with records in the previous batch
+        self._waiting: frozenset[str] = frozenset()  # topics with records not yet taken, as last looked
         self._paused: set[Partition] = set()
+        self._taken: set[Partition] = set()  # partitions with records in the batch being gathered
 
     @property
     def share(self) -> int:
         """Records a tenant may bring into this batch: the batch over the active tenants."""
-        active = len(self._last_batch | self._counts.keys())
+        active = len(self._last_batch | self._waiting | self._counts.keys())
         return max(1, self.max_batch // max(active, 1))
 
     @property
     def paused(self) -> frozenset[Partition]:
         return frozenset(self._paused)
+
+    def waiting(self, topics: Iterable[str]) -> None:
+        """The tenants with records waiting to be taken, for the batch about to be gathered."""
+        self._waiting = frozenset(topics)
 
     def admit(self, partitions: Iterable[Partition]) -> list[Partition]:
         """Count records just taken into the batch (one (topic, partition) per record); the
@@ -56,7 +66,8 @@ class FairShare:
         for (topic, partition), count in Counter(partitions).items():  # counted in C, looped per partition
             self._counts[topic] += count
             self._partitions[topic].add(partition)
-        if len(self._counts) == 1 and not self._last_batch - self._counts.keys():
+            self._taken.add((topic, partition))
+        if len(self._counts) == 1 and not (self._last_batch | self._waiting) - self._counts.keys():
             return []  # one tenant alone: the whole batch is its share
         share = self.share
         full = sorted(
@@ -69,15 +80,21 @@ class FairShare:
         self._paused.update(full)
         return full
 
-    def close_batch(self) -> list[Partition]:
-        """The batch is complete: start counting the next one; the partitions to resume."""
+    def close_batch(self, *, full: bool) -> tuple[list[Partition], list[Partition]]:
+        """The batch is complete: start counting the next one. The partitions to pause (a ``full``
+        batch's, to empty librdkafka's queue of them) and then to resume."""
+        cycled = sorted(self._taken - self._paused) if full else []
+        resumed = sorted(self._paused | set(cycled))
         self._last_batch = frozenset(self._counts)
+        self._waiting = frozenset()
         self._counts.clear()
-        resumed, self._paused = sorted(self._paused), set()
-        return resumed
+        self._taken.clear()
+        self._paused = set()
+        return cycled, resumed
 
     def forget(self, partitions: Iterable[Partition]) -> None:
         """Partitions this worker no longer owns (revoked), or whose gathered records were dropped."""
         for topic, partition in partitions:
             self._partitions[topic].discard(partition)
             self._paused.discard((topic, partition))
+            self._taken.discard((topic, partition))

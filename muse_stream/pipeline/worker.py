@@ -162,6 +162,7 @@ class Worker:
         )
         self._input_pattern = names.input_topic_regex
         self._fair = FairShare(settings.max_batch) if settings.fair_share else None
+        self._saturated = False  # the last batch was full: others may be waiting behind it
         self.transactions = TransactionLifecycle(
             self.producer,
             self.consumer,
@@ -253,6 +254,8 @@ class Worker:
         settings = self.settings
         consumer = self.consumer
         fair = self._fair
+        if fair is not None and self._saturated:
+            fair.waiting(self._topics_with_records_waiting())
         deadline = time.monotonic() + settings.commit_interval_ms / 1000
         while len(self._pending) < settings.max_batch and not self._stop.is_set():
             remaining = deadline - time.monotonic()
@@ -278,10 +281,23 @@ class Worker:
                     logger.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
             if fair is not None:
                 self._pause_full(fair, messages)
+        self._saturated = len(self._pending) >= settings.max_batch
         if fair is not None:
             self._resume_paused(fair)
         batch, self._pending = self._pending, []
         return batch
+
+    def _topics_with_records_waiting(self) -> set[str]:
+        """Input topics with a partition whose position is behind the high watermark of its last
+        fetch (librdkafka's cached figures: no request). Asked only by a saturated worker."""
+        consumer = self.consumer
+        waiting = set()
+        for tp in consumer.position(consumer.assignment()):
+            if tp.topic not in waiting and tp.offset >= 0:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high > tp.offset:
+                    waiting.add(tp.topic)
+        return waiting
 
     def _pause_full(self, fair: FairShare, messages: list[Message]) -> None:
         """Pause the partitions that filled their share of this batch (pipeline/fairness.py)."""
@@ -291,10 +307,13 @@ class Worker:
 
     def _resume_paused(self, fair: FairShare) -> None:
         """The batch is closed: fetch its paused partitions again (from the offset after the last
-        record taken) while it is scored."""
-        paused = fair.close_batch()
-        if paused:
-            self.consumer.resume([TopicPartition(topic, partition) for topic, partition in paused])
+        record taken) while it is scored; a full batch's partitions are paused and resumed, to make
+        room in librdkafka's queue for every partition's next records."""
+        cycled, resumed = fair.close_batch(full=self._saturated)
+        if cycled:
+            self.consumer.pause([TopicPartition(topic, partition) for topic, partition in cycled])
+        if resumed:
+            self.consumer.resume([TopicPartition(topic, partition) for topic, partition in resumed])
 
     def _forget_fair_share(self, partitions: set[tuple[str, int]]) -> None:
         """Revoked or rewound partitions leave the fair-share count, resumed if paused (a paused
