@@ -262,7 +262,7 @@ class Worker:
             if remaining <= 0:
                 break
             # With fair shares, take a share at a time, so a partition is paused before it fills the batch.
-            wanted = settings.max_batch - len(self._pending)
+            wanted, taken = settings.max_batch - len(self._pending), len(self._pending)
             messages = consumer.consume(wanted if fair is None else min(wanted, fair.share), timeout=0)
             if not messages:
                 if self._pending:
@@ -280,7 +280,7 @@ class Worker:
                 else:
                     logger.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
             if fair is not None:
-                self._pause_full(fair, messages)
+                self._pause_full(fair, self._pending[taken:])
         self._saturated = len(self._pending) >= settings.max_batch
         if fair is not None:
             self._resume_paused(fair)
@@ -300,7 +300,8 @@ class Worker:
         return waiting
 
     def _pause_full(self, fair: FairShare, messages: list[Message]) -> None:
-        """Pause the partitions that filled their share of this batch (pipeline/fairness.py)."""
+        """Count the records just taken (no error events); pause the partitions that filled their
+        share of this batch (pipeline/fairness.py)."""
         full = fair.admit(zip(map(_topic_of, messages), map(_partition_of, messages)))
         if full:
             self.consumer.pause([TopicPartition(topic, partition) for topic, partition in full])
