@@ -36,7 +36,7 @@ B_EVENTS = 5
 # With fair shares B's events go into the batch after the one being gathered when they are fetched;
 # meanwhile A's small batches go on (measured: 0 to 3,495 of A's events, the most at load average
 # 40). Without, they wait for A's whole backlog (the consumer's queue holds up to 100,000 records,
-# and no partition is fetched while it is full; measured 31,500-34,500).
+# and no partition is fetched while it is full; measured 29,000-34,500).
 BOUND = 10_000
 
 
