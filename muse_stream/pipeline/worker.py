@@ -5,7 +5,9 @@ batch, scores it, produces its records and commits them with its input offsets a
 group metadata in one transaction, so the broker fences a worker that lost its partitions in a
 rebalance. How the commit overlaps the next batch, and what a failure aborts and rewinds, is
 `pipeline/transaction.py`'s job. Records of revoked partitions still waiting in the batch being
-gathered are dropped (their new owner reads them from the committed offset).
+gathered are dropped (their new owner reads them from the committed offset). Batches are gathered
+fairly across tenants, so one tenant's backlog does not starve the others (`pipeline/fairness.py`;
+the worker only pauses and resumes the partitions it names).
 """
 
 from __future__ import annotations
