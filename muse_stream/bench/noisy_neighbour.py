@@ -48,7 +48,7 @@ TARGET_P99_RATIO = 2.0
 TARGET_P99_MS = 100.0
 DEFAULT_QUOTA_BYTES = 4 * 1024 * 1024
 FLOOD_HEAD_START_S = 2.0  # A floods this long before B is measured, so B meets a backlog
-FLOOD_TAIL_S = 5.0  # and goes on this long past B's seconds (B's producer takes a moment to start)
+FLOOD_TAIL_S = 3.0  # and goes on this long past B's seconds (B's producer takes a moment to start)
 DRAIN_TIMEOUT_S = 300.0
 
 
