@@ -85,10 +85,18 @@ class LoadResult:
     rounds_p99_ms: list[float] | None = None
 
 
-def _offer(bootstrap: str, topic: str, rate: float | None, seconds: float, prefix: str, done: multiprocessing.Queue) -> None:
+def _offer(
+    bootstrap: str,
+    topic: str,
+    rate: float | None,
+    seconds: float,
+    prefix: str,
+    done: multiprocessing.Queue,
+    client_id: str = "rdkafka",
+) -> None:
     """Produce events at ``rate`` per second (None: as fast as possible) for ``seconds``; report (count, seconds)."""
     payloads = event_payloads(int((rate or 60_000) * seconds) + 1, seed=2, prefix=prefix)
-    producer = Producer(producer_config(bootstrap, **{"linger.ms": 1 if rate else 5}))
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 1 if rate else 5, "client.id": client_id}))
     # Connected, with the topic's metadata and a producer id, before the clock starts: else the
     # first second's events go out as one burst.
     producer.list_topics(topic, timeout=30)
@@ -121,17 +129,18 @@ def _offer(bootstrap: str, topic: str, rate: float | None, seconds: float, prefi
     done.put((sent, elapsed))
 
 
-def stamp_on_append(bootstrap: str, names: TopicNames, partitions: int) -> None:
+def stamp_on_append(bootstrap: str, names: TopicNames, partitions: int, tenant: str = TENANT) -> None:
     """Create the tenant's input topic with broker append-time timestamps (before the other topics)."""
-    spec = names.tenant_topic_specs(TENANT, partitions)[0]
+    spec = names.tenant_topic_specs(tenant, partitions)[0]
     TopicAdmin(bootstrap).ensure(
         [TopicSpec(spec.name, spec.partitions, {**spec.configs, "message.timestamp.type": "LogAppendTime"})]
     )
 
 
-def _reader(bootstrap: str, names: TopicNames, partitions: int) -> Consumer:
+def latency_reader(bootstrap: str, names: TopicNames, partitions: int, tenant: str = TENANT) -> Consumer:
+    """A read_committed reader of the tenant's output from its end, never committing."""
     consumer = Consumer(consumer_config(bootstrap, f"muse-bench-latency-{names.namespace}", **{"fetch.wait.max.ms": 5}))
-    consumer.assign([TopicPartition(names.output_topic(TENANT), p, OFFSET_END) for p in range(partitions)])
+    consumer.assign([TopicPartition(names.output_topic(tenant), p, OFFSET_END) for p in range(partitions)])
     return consumer
 
 
@@ -144,12 +153,13 @@ def measure_load(
     commit_interval_ms: int,
     label: str,
     app: str = "muse",
+    tenant: str = TENANT,
 ) -> LoadResult:
     """One offered load. A muse result carries its input's timestamp in ``timings``; a Quix result
     (which carries no timings) is produced with its input's timestamp, which the reader sees."""
     context = multiprocessing.get_context("spawn")
     done: multiprocessing.Queue = context.Queue()
-    producer = context.Process(target=_offer, args=(bootstrap, names.input_topic(TENANT), rate, seconds, f"{label}-", done))
+    producer = context.Process(target=_offer, args=(bootstrap, names.input_topic(tenant), rate, seconds, f"{label}-", done))
     producer.start()
     latencies: list[float] = []
     scored: list[float] = []
@@ -256,7 +266,7 @@ def run_round(bootstrap: str, predictor: Predictor, tmp_path: Path, args: argpar
                         str(interval),
                         entry=("muse_stream.bench.quix_baseline", "passthrough"),
                     )
-                reader = _reader(bootstrap, names, args.partitions)
+                reader = latency_reader(bootstrap, names, args.partitions)
                 worker.start()
                 try:
                     # Warm up: the worker has joined, loaded the model and scored once.

@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-batch", type=int, default=WorkerSettings.max_batch, help="most records per transaction (default: %(default)s)"
     )
     worker.add_argument(
+        "--no-fair-share",
+        dest="fair_share",
+        action="store_false",
+        help="let partitions fill batches in the order librdkafka fetched them, so one tenant's backlog "
+        "delays every other tenant (only to measure what fair shares prevent)",
+    )
+    worker.add_argument(
         "--shadow-budget-ms",
         type=float,
         default=ShadowGuard.budget_ms,
@@ -82,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
             worker_id=args.worker_id,
             commit_interval_ms=args.commit_interval_ms,
             max_batch=args.max_batch,
+            fair_share=args.fair_share,
         )
         worker = Worker(
             settings, watcher.live_snapshot, BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms))

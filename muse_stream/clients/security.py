@@ -213,12 +213,19 @@ def _admin_login() -> ScramLogin:
     return ScramLogin(security["sasl.username"], security["sasl.password"], Path(ca) if ca else None)
 
 
-def _config_command(bootstrap: str, *arguments: str) -> str:
+def _config_command(bootstrap: str, *arguments: str, login: bool = True) -> str:
+    """Kafka's kafka-configs with ``arguments``, logged in as the admin (``login``; else as the client
+    config says: with none, over PLAINTEXT)."""
     from muse_stream.broker.kafka_jars import ensure_kafka_jars, require_java
 
     java, libs = require_java(), ensure_kafka_jars()
     with tempfile.TemporaryDirectory(prefix="muse-quota-") as scratch:
-        command_config = write_private(Path(scratch) / "admin.properties", java_client_properties(_admin_login()))
+        needs_login = login or "sasl.username" in client_settings().security
+        command_config = (
+            ["--command-config", str(write_private(Path(scratch) / "admin.properties", java_client_properties(_admin_login())))]
+            if needs_login
+            else []
+        )
         result = subprocess.run(
             [
                 java,
@@ -229,8 +236,7 @@ def _config_command(bootstrap: str, *arguments: str) -> str:
                 "kafka.admin.ConfigCommand",
                 "--bootstrap-server",
                 bootstrap,
-                "--command-config",
-                str(command_config),
+                *command_config,
                 *arguments,
             ],
             capture_output=True,
@@ -257,6 +263,17 @@ def set_quota(bootstrap: str, user: str, quota: Quota) -> None:
     if unset:
         arguments += ["--delete-config", ",".join(unset)]
     _config_command(bootstrap, *arguments)
+
+
+def set_client_id_quota(bootstrap: str, client_id: str, producer_byte_rate: int | None) -> None:
+    """A produce quota on a client id (None: remove it). Unlike a principal's quota, Kafka enforces it
+    on any broker, secured or not, on every client that calls itself ``client_id``."""
+    change = (
+        ["--add-config", f"producer_byte_rate={producer_byte_rate}"]
+        if producer_byte_rate is not None
+        else ["--delete-config", "producer_byte_rate"]
+    )
+    _config_command(bootstrap, "--alter", "--entity-type", "clients", "--entity-name", client_id, *change, login=False)
 
 
 _QUOTA_LINE = re.compile(r"Quota configs for user-principal '(?P<user>[^']+)' are (?P<configs>.*)")

@@ -183,6 +183,28 @@ def consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str
     )
 
 
+# What librdkafka prefetches into a consumer's one queue, shared by all its partitions; it stops
+# fetching every partition while the queue holds this much. The worker's queue (the default: 64 MiB
+# and 100,000 records) is what a tenant's event waits behind when another tenant floods.
+WORKER_PREFETCH_KBYTES = 65536
+# With fair shares (pipeline/fairness.py), paused partitions' prefetched records are dropped and
+# fetched again: prefetch this many batches, not a hundred thousand records.
+FAIR_PREFETCH_BATCHES = 2
+
+
+def worker_prefetch(max_batch: int, *, fair: bool) -> dict[str, int]:
+    """The worker consumer's prefetch limits: with ``fair``, about two batches' worth of records."""
+    if not fair:
+        return {"queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES}
+    return {
+        "queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES,
+        "queued.min.messages": FAIR_PREFETCH_BATCHES * max_batch,
+        # librdkafka postpones a partition's next fetch this long once the queue is over those
+        # limits (default 1 s): every partition's, a quiet tenant's too.
+        "fetch.queue.backoff.ms": 10,
+    }
+
+
 def artifact_producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     """An idempotent producer that may send one model artifact as one (large) record."""
     return producer_config(bootstrap, **{"message.max.bytes": ARTIFACT_MAX_BYTES, "linger.ms": 0, **overrides})

@@ -5,7 +5,9 @@ batch, scores it, produces its records and commits them with its input offsets a
 group metadata in one transaction, so the broker fences a worker that lost its partitions in a
 rebalance. How the commit overlaps the next batch, and what a failure aborts and rewinds, is
 `pipeline/transaction.py`'s job. Records of revoked partitions still waiting in the batch being
-gathered are dropped (their new owner reads them from the committed offset).
+gathered are dropped (their new owner reads them from the committed offset). Batches are gathered
+fairly across tenants, so one tenant's backlog does not starve the others (`pipeline/fairness.py`;
+the worker only pauses and resumes the partitions it names).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.producing import produce_grouped
 from muse_stream.clients.reading import good_batch
-from muse_stream.clients.settings import consumer_config, transactional_producer_config
+from muse_stream.clients.settings import consumer_config, transactional_producer_config, worker_prefetch
+from muse_stream.pipeline.fairness import FairShare
 from muse_stream.pipeline.metrics import BatchReport
 from muse_stream.pipeline.scoring import (
     BatchScorer,
@@ -69,6 +72,9 @@ class WorkerSettings:
     transaction_retry_timeout_ms: int = 30_000
     # How often the worker logs its counters and its scorer's.
     report_interval_ms: int = 10_000
+    # Fair batch assembly across partitions (pipeline/fairness.py): a tenant's backlog cannot
+    # starve the others. Off only to show what it prevents (tests, `muse bench noisy-neighbour`).
+    fair_share: bool = True
 
     @property
     def group_id(self) -> str:
@@ -133,7 +139,7 @@ class Worker:
                     "session.timeout.ms": settings.session_timeout_ms,
                     "topic.metadata.refresh.interval.ms": 2000,  # new tenants' input topics are found within seconds
                     "fetch.wait.max.ms": 10,
-                    "queued.max.messages.kbytes": 65536,
+                    **worker_prefetch(settings.max_batch, fair=settings.fair_share),
                 },
             )
         )
@@ -157,6 +163,8 @@ class Worker:
             )
         )
         self._input_pattern = names.input_topic_regex
+        self._fair = FairShare(settings.max_batch) if settings.fair_share else None
+        self._saturated = False  # the last batch was full: others may be waiting behind it
         self.transactions = TransactionLifecycle(
             self.producer,
             self.consumer,
@@ -201,6 +209,7 @@ class Worker:
         # it must land (or be aborted) before they change hands.
         self.transactions.settle()
         revoked = {(p.topic, p.partition) for p in partitions}
+        self._forget_fair_share(revoked)
         before = len(self._pending)
         self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in revoked]
         logger.info(
@@ -246,12 +255,17 @@ class Worker:
         gathering `commit_interval_ms` after this call began."""
         settings = self.settings
         consumer = self.consumer
+        fair = self._fair
+        if fair is not None and self._saturated:
+            fair.waiting(self._topics_with_records_waiting())
         deadline = time.monotonic() + settings.commit_interval_ms / 1000
         while len(self._pending) < settings.max_batch and not self._stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            messages = consumer.consume(settings.max_batch - len(self._pending), timeout=0)
+            # With fair shares, take a share at a time, so a partition is paused before it fills the batch.
+            wanted, taken = settings.max_batch - len(self._pending), len(self._pending)
+            messages = consumer.consume(wanted if fair is None else min(wanted, fair.share), timeout=0)
             if not messages:
                 if self._pending:
                     break  # nothing more queued: commit what we have
@@ -267,8 +281,55 @@ class Worker:
                     raise KafkaException(error)
                 else:
                     logger.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
+            if fair is not None:
+                self._pause_full(fair, self._pending[taken:])
+        self._saturated = len(self._pending) >= settings.max_batch
+        if fair is not None:
+            self._resume_paused(fair)
         batch, self._pending = self._pending, []
         return batch
+
+    def _topics_with_records_waiting(self) -> set[str]:
+        """Input topics with a partition whose position is behind the high watermark of its last
+        fetch (librdkafka's cached figures: no request). Asked only by a saturated worker."""
+        consumer = self.consumer
+        waiting = set()
+        for tp in consumer.position(consumer.assignment()):
+            if tp.topic not in waiting and tp.offset >= 0:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high > tp.offset:
+                    waiting.add(tp.topic)
+        return waiting
+
+    def _pause_full(self, fair: FairShare, messages: list[Message]) -> None:
+        """Count the records just taken (no error events); pause the partitions that filled their
+        share of this batch (pipeline/fairness.py)."""
+        full = fair.admit(zip(map(_topic_of, messages), map(_partition_of, messages)))
+        if full:
+            self.consumer.pause([TopicPartition(topic, partition) for topic, partition in full])
+
+    def _resume_paused(self, fair: FairShare) -> None:
+        """The batch is closed: fetch its paused partitions again (from the offset after the last
+        record taken) while it is scored; a full batch's partitions are paused and resumed, to make
+        room in librdkafka's queue for every partition's next records."""
+        cycled, resumed = fair.close_batch(full=self._saturated)
+        if cycled:
+            self.consumer.pause([TopicPartition(topic, partition) for topic, partition in cycled])
+        if resumed:
+            self.consumer.resume([TopicPartition(topic, partition) for topic, partition in resumed])
+
+    def _forget_fair_share(self, partitions: set[tuple[str, int]]) -> None:
+        """Revoked or rewound partitions leave the fair-share count, resumed if paused (a paused
+        partition would stay paused when assigned again)."""
+        if self._fair is None:
+            return
+        paused = self._fair.paused & partitions
+        self._fair.forget(partitions)
+        if paused:
+            try:
+                self.consumer.resume([TopicPartition(topic, partition) for topic, partition in sorted(paused)])
+            except KafkaException as error:
+                logger.info("not resuming revoked partitions %s: %s", sorted(paused), error)
 
     def _process(self, batch: list[Message]) -> None:
         """One transaction: score the batch, produce what the scorer returned, commit it with the offsets."""
@@ -298,6 +359,7 @@ class Worker:
         """Drop the records gathered for the next batch (a rewind goes back before them); their partitions."""
         dropped = {(m.topic(), m.partition()) for m in good_batch(self._pending)}
         self._pending = []
+        self._forget_fair_share(dropped)
         return dropped
 
     def _report(self) -> None:

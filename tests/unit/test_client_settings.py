@@ -163,3 +163,10 @@ def test_aiokafka_refuses_what_it_cannot_express(tmp_path: Path) -> None:
     )
     with pytest.raises(MuseError, match=rf"^{path}: cannot load the TLS files"):
         aiokafka_security(missing_ca)
+
+
+def test_a_fair_workers_consumer_prefetches_about_two_batches_not_a_hundred_thousand_records() -> None:
+    from muse_stream.clients.settings import worker_prefetch
+
+    assert worker_prefetch(500, fair=True)["queued.min.messages"] == 1000
+    assert "queued.min.messages" not in worker_prefetch(500, fair=False)  # librdkafka's 100,000

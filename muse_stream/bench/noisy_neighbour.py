@@ -1,0 +1,277 @@
+"""``muse bench noisy-neighbour``: a tenant flooding its input must not hurt another tenant's latency.
+
+One ``muse worker`` serves two tenants of one fresh namespace: ``flood`` (tenant A, ``--partitions``
+partitions) and ``steady`` (tenant B, one partition). B sends ``--rate`` events/s (default 1,000) for
+``--seconds``, three times in the same run, with the same worker:
+
+1. alone;
+2. while A floods its input at saturation (an unthrottled producer in its own process) under a
+   produce quota of ``--quota-bytes`` per second; the quota is Kafka's client-id quota on A's
+   producer (``client.id``), which Kafka enforces on any broker, secured or not (a tenant's principal
+   quota, ``muse tenants quota``, needs the secured broker and throttles the same way);
+3. while A floods at saturation without a quota (last, as its backlog outlives the phase).
+
+B's latency is ``muse bench latency``'s: from the broker's append time of B's event to its result
+being visible to a read_committed reader. A's throughput is what the worker committed of A's input
+while B was measured. Goal: B's p99 under each flood within 2x of B's p99 alone, and under 100 ms.
+The worker's fair batch assembly (``pipeline/fairness.py``) is what keeps A's backlog from delaying
+B's events; ``--no-fair-share`` runs the worker without it, to see the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer
+
+from muse_stream.bench.latency import LoadResult, _offer, latency_reader, measure_load, stamp_on_append
+from muse_stream.bench.progress import committed_counter, high_watermark_counter
+from muse_stream.bench.throughput import add_worker_arguments, bench_predictor, positive_int
+from muse_stream.bench.workers import WorkerProcess
+from muse_stream.bench.workload import bench_names
+from muse_stream.broker import command_bootstrap
+from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
+from muse_stream.clients.security import set_client_id_quota
+from muse_stream.errors import MuseError
+from muse_stream.synthetic_deployment import deployment, publish
+from muse_stream.topics import TopicNames
+
+FLOOD, STEADY = "flood", "steady"
+TARGET_P99_RATIO = 2.0
+TARGET_P99_MS = 100.0
+DEFAULT_QUOTA_BYTES = 4 * 1024 * 1024
+FLOOD_HEAD_START_S = 2.0  # A floods this long before B is measured, so B meets a backlog
+FLOOD_TAIL_S = 3.0  # and goes on this long past B's seconds (B's producer takes a moment to start)
+DRAIN_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Phase:
+    name: str  # "B alone" | "B under A's flood, A quota ..." | "B under A's flood, no quota"
+    steady: LoadResult  # B's figures
+    flood_written_per_s: float | None  # what reached A's input, events/s (None: no flood)
+    flood_scored_per_s: float | None  # what the worker committed of A's input while B was measured
+
+
+def _flood(
+    bootstrap: str, names: TopicNames, seconds: float, client_id: str, partitions: int
+) -> multiprocessing.process.BaseProcess:
+    """A's unthrottled producer in its own process, once its first records are in A's input."""
+    context = multiprocessing.get_context("spawn")
+    done: multiprocessing.Queue = context.Queue()
+    process = context.Process(
+        target=_offer, args=(bootstrap, names.input_topic(FLOOD), None, seconds, "flood-", done, client_id), daemon=True
+    )
+    written = high_watermark_counter(bootstrap, [(names.input_topic(FLOOD), p) for p in range(partitions)])
+    try:
+        before = written()
+        process.start()
+        deadline = time.monotonic() + 120
+        while written() <= before + 1:  # + its warm-up record
+            if time.monotonic() > deadline or not process.is_alive():
+                raise MuseError(f"tenant A's flood producer wrote nothing to {names.input_topic(FLOOD)} within 120 s")
+            time.sleep(0.05)
+    finally:
+        written.close()  # type: ignore[attr-defined]
+    return process
+
+
+def _drain(bootstrap: str, names: TopicNames, partitions: int) -> None:
+    """Wait until the worker has committed all of A's input, so the next phase starts without a backlog."""
+    inputs = [(names.input_topic(FLOOD), p) for p in range(partitions)]
+    written, committed = high_watermark_counter(bootstrap, inputs), committed_counter(bootstrap, names.worker_group, inputs)
+    try:
+        target = written()
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while committed() < target:
+            if time.monotonic() > deadline:
+                raise MuseError(
+                    f"the worker did not drain tenant A's backlog of {target:,} events within {DRAIN_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(0.2)
+    finally:
+        written.close()  # type: ignore[attr-defined]
+        committed.close()  # type: ignore[attr-defined]
+
+
+def _under_flood(
+    bootstrap: str, names: TopicNames, args: argparse.Namespace, reader: Consumer, phase: tuple[str, str], client_id: str
+) -> Phase:
+    """B measured while A floods; A's figures are over the same window: what reached A's input
+    (acknowledged, so after any quota's throttling) and what the worker committed of it."""
+    name, label = phase
+    inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)]
+    committed = committed_counter(bootstrap, names.worker_group, inputs)
+    written = high_watermark_counter(bootstrap, inputs)
+    flood = _flood(bootstrap, names, FLOOD_HEAD_START_S + args.seconds + FLOOD_TAIL_S, client_id, args.partitions)
+    try:
+        time.sleep(FLOOD_HEAD_START_S)
+        scored_before, written_before, started = committed(), written(), time.monotonic()
+        steady = measure_load(
+            bootstrap, names, reader, float(args.rate), args.seconds, args.commit_interval_ms, label, tenant=STEADY
+        )
+        seconds = time.monotonic() - started
+        scored, appended = (committed() - scored_before) / seconds, (written() - written_before) / seconds
+    finally:
+        # Stopped, not flushed: under a quota its buffered records would take minutes to trickle in.
+        flood.terminate()
+        flood.join(30)
+        committed.close()  # type: ignore[attr-defined]
+        written.close()  # type: ignore[attr-defined]
+    return Phase(name, steady, round(appended), round(scored))
+
+
+def run_benchmark(args: argparse.Namespace) -> list[Phase]:
+    bootstrap = command_bootstrap()
+    names = bench_names("benchn")
+    client_id = f"{names.namespace}-flood"
+    worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
+    with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
+        tmp_path = Path(tmp)
+        predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
+        try:
+            stamp_on_append(bootstrap, names, 1, STEADY)
+            ensure_tenant_topics(TopicAdmin(bootstrap), names, [FLOOD], partitions=args.partitions)
+            ensure_tenant_topics(TopicAdmin(bootstrap), names, [STEADY], partitions=1)
+            config = deployment([FLOOD, STEADY], {"live": predictor}, {(t, "card-fraud"): ("live", ()) for t in (FLOOD, STEADY)})
+            publish(bootstrap, names, config, {"live": predictor}, tmp_path)
+            worker = WorkerProcess(
+                bootstrap, names.namespace, "w1", tmp_path, *worker_args, *([] if args.fair_share else ["--no-fair-share"])
+            )
+            reader = latency_reader(bootstrap, names, 1, STEADY)
+            worker.start()
+            phases: list[Phase] = []
+            try:
+                measure_load(bootstrap, names, reader, 200.0, 3.0, args.commit_interval_ms, "warmup", tenant=STEADY)
+                alone = measure_load(
+                    bootstrap, names, reader, float(args.rate), args.seconds, args.commit_interval_ms, "alone", tenant=STEADY
+                )
+                phases.append(Phase("B alone", alone, None, None))
+                _progress(phases[-1])
+                set_client_id_quota(bootstrap, client_id, args.quota_bytes)
+                try:
+                    phases.append(
+                        _under_flood(
+                            bootstrap,
+                            names,
+                            args,
+                            reader,
+                            (f"B under A's flood, A quota {args.quota_bytes:,} B/s", "quota"),
+                            client_id,
+                        )
+                    )
+                finally:
+                    set_client_id_quota(bootstrap, client_id, None)
+                _progress(phases[-1])
+                _drain(bootstrap, names, args.partitions)
+                phases.append(_under_flood(bootstrap, names, args, reader, ("B under A's flood, no quota", "noquota"), client_id))
+                _progress(phases[-1])
+            except Exception:
+                print(worker.log_tail(30))
+                raise
+            finally:
+                worker.stop()
+                reader.close()
+        finally:
+            delete_namespace(TopicAdmin(bootstrap), names)
+    return phases
+
+
+def _progress(phase: Phase) -> None:
+    print(f"  {phase.name}: B p99 {phase.steady.p99_ms} ms (load average {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def goals(phases: list[Phase]) -> dict[str, bool]:
+    alone = phases[0].steady.p99_ms
+    result = {}
+    for phase in phases[1:]:
+        which = phase.name.removeprefix("B under ")
+        result[f"B p99 within {TARGET_P99_RATIO:g}x of alone ({which})"] = phase.steady.p99_ms <= TARGET_P99_RATIO * alone
+        result[f"B p99 < {TARGET_P99_MS:.0f} ms ({which})"] = phase.steady.p99_ms < TARGET_P99_MS
+    return result
+
+
+def _handle(args: argparse.Namespace) -> int:
+    phases = run_benchmark(args)
+    alone = phases[0].steady.p99_ms
+    print(
+        f"noisy neighbour: tenant B sends {args.rate:,}/s for {args.seconds:.0f} s per phase, alone and while tenant A "
+        f"({args.partitions} partitions) floods at saturation; one worker (fair shares "
+        f"{'on' if args.fair_share else 'OFF'}, max batch {args.max_batch}, commit {args.commit_interval_ms} ms), "
+        f"{args.trees} trees depth {args.depth}; A's quota is a client-id produce quota; "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
+    )
+    print(
+        f"{'phase':<48}{'B done/s':>9}{'B p50 ms':>10}{'B p99 ms':>10}{'B max ms':>10}{'p99/alone':>10}"
+        f"{'A written/s':>13}{'A scored/s':>12}"
+    )
+    for phase in phases:
+        r = phase.steady
+        flood = (
+            ("-", "-")
+            if phase.flood_written_per_s is None
+            else (f"{phase.flood_written_per_s:,.0f}", f"{phase.flood_scored_per_s:,.0f}")
+        )
+        print(
+            f"{phase.name:<48}{r.completed_per_s:>9,.0f}{r.p50_ms:>10.1f}{r.p99_ms:>10.1f}{r.max_ms:>10.1f}"
+            f"{r.p99_ms / alone:>10.2f}{flood[0]:>13}{flood[1]:>12}"
+        )
+    met = goals(phases)
+    print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in met.items()))
+    print(
+        orjson.dumps(
+            {
+                "bench": "noisy-neighbour",
+                "rate": args.rate,
+                "seconds_per_phase": args.seconds,
+                "flood_partitions": args.partitions,
+                "fair_share": args.fair_share,
+                "max_batch": args.max_batch,
+                "commit_interval_ms": args.commit_interval_ms,
+                "trees": args.trees,
+                "depth": args.depth,
+                "quota": {"kind": "client-id producer_byte_rate", "bytes_per_s": args.quota_bytes},
+                "load_average": os.getloadavg()[0],
+                "phases": [
+                    {
+                        "name": p.name,
+                        "steady": p.steady.__dict__,
+                        "flood_written_per_s": p.flood_written_per_s,
+                        "flood_scored_per_s": p.flood_scored_per_s,
+                    }
+                    for p in phases
+                ],
+                "goals": met,
+            }
+        ).decode()
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "noisy-neighbour", help="a steady tenant's latency alone and while another tenant floods, with and without a quota"
+    )
+    parser.add_argument("--rate", type=positive_int, default=1000, help="tenant B's events/s (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds B is measured per phase (default: %(default)s)")
+    parser.add_argument(
+        "--partitions", type=positive_int, default=4, help="partitions of tenant A's input topic (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--quota-bytes",
+        type=positive_int,
+        default=DEFAULT_QUOTA_BYTES,
+        help="tenant A's produce quota in the quota phase, bytes/s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-fair-share", dest="fair_share", action="store_false", help="run the worker without fair batch assembly"
+    )
+    add_worker_arguments(parser)
+    parser.set_defaults(handler=_handle)

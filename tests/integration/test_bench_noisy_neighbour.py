@@ -1,0 +1,47 @@
+"""`muse bench noisy-neighbour` end to end on the real broker, short: three phases with real figures,
+the flooding tenant's quota throttling it, one JSON line, and no topics or quota left behind."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from muse_stream.broker import BrokerHandle
+from muse_stream.cli import main
+from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.security import _config_command
+
+pytestmark = pytest.mark.kafka
+QUOTA = 250_000  # bytes/s: about 340 of the bench's events per second
+
+
+def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without_a_quota(
+    kafka: BrokerHandle, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
+    before = set(TopicAdmin(kafka.bootstrap).existing_topics())
+    args = ["--seconds", "1", "--rate", "500", "--trees", "30", "--depth", "4", "--quota-bytes", str(QUOTA)]
+    assert main(["bench", "noisy-neighbour", *args]) == 0
+    out = capsys.readouterr().out
+    figures = orjson.loads(out.strip().splitlines()[-1])
+    assert figures["bench"] == "noisy-neighbour" and figures["fair_share"] is True
+    assert figures["quota"] == {"kind": "client-id producer_byte_rate", "bytes_per_s": QUOTA}
+    alone, quota, flood = figures["phases"]
+    assert [p["name"] for p in figures["phases"]] == [
+        "B alone",
+        f"B under A's flood, A quota {QUOTA:,} B/s",
+        "B under A's flood, no quota",
+    ]
+    for phase in figures["phases"]:
+        steady = phase["steady"]
+        assert steady["events"] > 400  # all of them came back (measure_load waits for every one)
+        assert 0 < steady["p50_ms"] <= steady["p99_ms"] <= steady["max_ms"]
+    assert alone["flood_written_per_s"] is None
+    # A floods in both phases and the worker scores it; the quota holds A's writes far below its flood.
+    assert flood["flood_written_per_s"] > 0 and flood["flood_scored_per_s"] > 0 and quota["flood_scored_per_s"] > 0
+    assert quota["flood_written_per_s"] < min(2 * QUOTA / 700, flood["flood_written_per_s"])
+    assert len(figures["goals"]) == 4 and "B p99 < 100 ms (A's flood, no quota)" in figures["goals"]
+    assert "p99/alone" in out and "A scored/s" in out
+    left = set(TopicAdmin(kafka.bootstrap).existing_topics()) - before - {"__consumer_offsets", "__transaction_state"}
+    assert not left  # the namespace is deleted
+    assert "producer_byte_rate" not in _config_command(kafka.bootstrap, "--describe", "--entity-type", "clients", login=False)

@@ -1,0 +1,95 @@
+"""Fair batch assembly (muse_stream/pipeline/fairness.py): who is paused, when, and what is resumed."""
+
+from __future__ import annotations
+
+import pytest
+
+from muse_stream.pipeline.fairness import FairShare
+
+A, B, C = "ns.tenant.a.input", "ns.tenant.b.input", "ns.tenant.c.input"
+
+
+def records(topic: str, partition: int, n: int) -> list[tuple[str, int]]:
+    return [(topic, partition)] * n
+
+
+def test_a_tenant_alone_has_the_whole_batch_and_is_never_paused() -> None:
+    fair = FairShare(1000)
+    for _ in range(3):  # batch after batch
+        assert fair.share == 1000
+        assert fair.admit(records(A, 0, 600) + records(A, 1, 400)) == []
+        assert fair.close_batch(full=False)[1] == []
+
+
+def test_a_flooding_tenant_is_paused_at_its_share_once_another_tenant_has_records() -> None:
+    fair = FairShare(1000)
+    assert fair.admit(records(A, 0, 300) + records(A, 1, 100)) == []  # alone so far
+    assert fair.admit(records(B, 0, 2)) == []  # B arrives: shares are now 500 each
+    assert fair.share == 500
+    # A reaches 500: all of its partitions seen are paused, B's is not.
+    assert fair.admit(records(A, 0, 100)) == [(A, 0), (A, 1)]
+    assert fair.paused == {(A, 0), (A, 1)}
+    # A record of A taken in the same consume call after the pause counts but pauses nothing new.
+    assert fair.admit(records(A, 0, 5) + records(B, 0, 3)) == []
+    # The batch closes: A is resumed, to be fetched again while the batch is scored.
+    assert fair.close_batch(full=False)[1] == [(A, 0), (A, 1)]
+    assert fair.paused == frozenset()
+
+
+def test_a_tenant_active_in_the_last_batch_keeps_its_share_in_the_next() -> None:
+    fair = FairShare(900)
+    fair.admit(records(A, 0, 10) + records(B, 0, 1) + records(C, 0, 1))
+    fair.close_batch(full=False)
+    # B and C have nothing queued yet in this batch, but had records in the last one: A gets a third.
+    assert fair.share == 300
+    assert fair.admit(records(A, 0, 299)) == []
+    assert fair.admit(records(A, 2, 1)) == [(A, 0), (A, 2)]
+    fair.close_batch(full=False)
+    fair.close_batch(full=False)  # an empty batch: nobody active any more
+    assert fair.share == 900
+
+
+def test_a_partition_of_a_full_tenant_seen_after_the_pause_is_paused_too() -> None:
+    fair = FairShare(100)
+    fair.admit(records(B, 0, 1))
+    assert fair.admit(records(A, 0, 60)) == [(A, 0)]
+    assert fair.admit(records(A, 3, 1)) == [(A, 3)]
+    assert sorted(fair.close_batch(full=False)[1]) == [(A, 0), (A, 3)]
+
+
+def test_forgotten_partitions_are_neither_resumed_nor_paused_again() -> None:
+    fair = FairShare(100)
+    fair.admit(records(B, 0, 1))
+    assert fair.admit(records(A, 0, 30) + records(A, 1, 30)) == [(A, 0), (A, 1)]
+    fair.forget([(A, 1)])  # revoked: another worker owns it now
+    assert fair.paused == {(A, 0)}
+    assert fair.admit(records(A, 0, 1)) == []
+    assert fair.close_batch(full=False)[1] == [(A, 0)]
+
+
+def test_a_batch_of_one_record_is_a_share_of_one() -> None:
+    fair = FairShare(1)
+    assert fair.share == 1
+    with pytest.raises(ValueError, match="max_batch"):
+        FairShare(0)
+
+
+def test_a_tenant_with_records_waiting_has_a_share_before_any_of_them_is_taken() -> None:
+    fair = FairShare(1000)
+    fair.waiting([B])  # B's first event sits behind A's flood in librdkafka's queue
+    assert fair.admit(records(A, 0, 400)) == []
+    assert fair.share == 500
+    assert fair.admit(records(A, 0, 100)) == [(A, 0)]  # A is paused: what it prefetched is dropped
+    fair.close_batch(full=False)
+    assert fair.share == 1000  # the next batch asks again
+    assert fair.admit(records(A, 0, 1000)) == []
+
+
+def test_a_full_batch_has_its_partitions_paused_and_resumed_to_empty_librdkafkas_queue() -> None:
+    fair = FairShare(100)
+    assert fair.admit(records(A, 0, 60) + records(A, 1, 40)) == []  # alone: never paused while gathering
+    assert fair.close_batch(full=True) == ([(A, 0), (A, 1)], [(A, 0), (A, 1)])
+    fair.admit(records(B, 0, 1) + records(A, 0, 50))  # A paused at its share (50)
+    assert fair.close_batch(full=True) == ([(B, 0)], [(A, 0), (A, 1), (B, 0)])  # A resumed once, not paused twice
+    fair.admit(records(A, 0, 10))
+    assert fair.close_batch(full=False) == ([], [])  # a batch that was not full leaves the queue alone
