@@ -214,7 +214,7 @@ def _admin_login() -> ScramLogin:
 
 
 def _config_command(bootstrap: str, *arguments: str) -> str:
-    from muse_stream.broker.kafka_jars import ensure_kafka_jars, require_java
+    from muse_stream.broker.kafka_jars import TOOL_JVM_OPTIONS, ensure_kafka_jars, require_java
 
     java, libs = require_java(), ensure_kafka_jars()
     with tempfile.TemporaryDirectory(prefix="muse-quota-") as scratch:
@@ -222,7 +222,7 @@ def _config_command(bootstrap: str, *arguments: str) -> str:
         result = subprocess.run(
             [
                 java,
-                "-Xmx256m",
+                *TOOL_JVM_OPTIONS,
                 "-Dlog4j2.level=ERROR",
                 "-cp",
                 f"{libs}/*",
