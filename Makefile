@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Quix Streams baseline of `muse bench` (and tests/integration/test_quix_baseline.py) runs in a
+# venv of its own: quixstreams pins confluent-kafka<2.13, and .venv keeps the newest.
+QUIX_VENV := .venv-quix
+QUIX_STAMP := $(QUIX_VENV)/.installed
 
 .PHONY: setup kcat demo test test-unit lint format broker-start broker-stop clean
 
-setup: $(STAMP) kcat
+setup: $(STAMP) $(QUIX_STAMP) kcat
 
 # kcat is the plain Kafka client the README shows tenants and tests/integration/test_tenant_clients.py
 # uses. Installed only when missing, only as root and only with apt-get; never fails the build (the
@@ -23,10 +27,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
+$(QUIX_STAMP): pyproject.toml
+	test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install --quiet --upgrade pip
+	$(QUIX_VENV)/bin/pip install --quiet -e '.[bench]'
+	touch $(QUIX_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/muse demo
 
-test: $(STAMP) kcat
+test: $(STAMP) $(QUIX_STAMP) kcat
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)
@@ -50,4 +60,4 @@ broker-stop: $(STAMP)
 
 clean:
 	-test -x $(BIN)/muse && $(BIN)/muse broker stop
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(QUIX_VENV) build *.egg-info .pytest_cache .hypothesis

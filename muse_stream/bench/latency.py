@@ -37,6 +37,7 @@ import numpy as np
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
+from muse_stream.bench.quix_baseline import quix_python
 from muse_stream.bench.throughput import (
     TENANT,
     add_worker_arguments,
@@ -44,14 +45,12 @@ from muse_stream.bench.throughput import (
     deploy_single_tenant,
     positive_int,
     positive_ints,
-    quix_available,
 )
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.clients.settings import consumer_config, producer_config
-from muse_stream.errors import MuseError
 from muse_stream.predictors import Predictor
 from muse_stream.topics import TopicNames, TopicSpec
 
@@ -233,12 +232,15 @@ def measure_load(
     )
 
 
-def run_round(bootstrap: str, predictor: Predictor, tmp_path: Path, args: argparse.Namespace) -> list[LoadResult]:
+def run_round(
+    bootstrap: str, predictor: Predictor, tmp_path: Path, args: argparse.Namespace, quix: str | None
+) -> list[LoadResult]:
     """One whole run: for each commit interval a fresh namespace and worker (warmed up, then every
-    load), then the Quix pass-through app in its own namespace at the same interval and fixed loads."""
+    load), then the Quix pass-through app (run by the interpreter ``quix``, None: left out) in its own
+    namespace at the same interval and fixed loads."""
     results: list[LoadResult] = []
     rates: list[tuple[str, float | None]] = [(f"{rate}/s", float(rate)) for rate in args.rates]
-    apps = [("muse", rates + [("saturation", None)])] + ([] if args.skip_quix else [("quix passthrough", rates)])
+    apps = [("muse", rates + [("saturation", None)])] + ([] if quix is None else [("quix passthrough", rates)])
     for interval in args.commit_intervals:
         for app, loads in apps:
             names = bench_names("benchl")
@@ -257,6 +259,7 @@ def run_round(bootstrap: str, predictor: Predictor, tmp_path: Path, args: argpar
                         str(args.max_batch),
                     )
                 else:
+                    assert quix is not None  # the Quix app is in apps only then
                     worker = WorkerProcess(
                         bootstrap,
                         names.namespace,
@@ -265,6 +268,7 @@ def run_round(bootstrap: str, predictor: Predictor, tmp_path: Path, args: argpar
                         "--commit-interval-ms",
                         str(interval),
                         entry=("muse_stream.bench.quix_baseline", "passthrough"),
+                        python=quix,
                     )
                 reader = latency_reader(bootstrap, names, args.partitions)
                 worker.start()
@@ -321,10 +325,7 @@ def median_result(rounds: list[LoadResult]) -> LoadResult:
 def run_benchmark(args: argparse.Namespace) -> list[LoadResult]:
     """``--repeat`` whole rounds; with more than one, each row is the median of its rounds."""
     bootstrap = command_bootstrap()
-    if not args.skip_quix and not quix_available():
-        raise MuseError(
-            "the Quix Streams baseline needs quixstreams: .venv/bin/pip install -e '.[bench]' (or leave it out with --skip-quix)"
-        )
+    quix = None if args.skip_quix else quix_python()
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
@@ -332,7 +333,7 @@ def run_benchmark(args: argparse.Namespace) -> list[LoadResult]:
         for number in range(args.repeat):
             if args.repeat > 1:
                 print(f"round {number + 1} of {args.repeat}", flush=True)
-            rounds.append(run_round(bootstrap, predictor, tmp_path, args))
+            rounds.append(run_round(bootstrap, predictor, tmp_path, args, quix))
     if args.repeat == 1:
         return rounds[0]
     return [median_result(list(row)) for row in zip(*rounds, strict=True)]

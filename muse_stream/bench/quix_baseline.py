@@ -9,24 +9,51 @@ seconds. Two apps, written the way Quix's documentation shows them:
   the tenant to (its ``score_batch`` on a one-row matrix: the same model, bias correction and
   mapping; one xgboost thread), JSON out. Quix hands a function one record at a time; batching is left to the user.
 
-Run as a process by ``muse bench throughput`` and ``muse bench latency``; it prints its
-processing guarantee and transactional.id first, so a log shows the transactions are on::
+Run as a process by ``muse bench throughput`` and ``muse bench latency``, in the interpreter that
+``quix_python`` names (quixstreams pins confluent-kafka<2.13, so ``make setup`` gives it a venv of its
+own, ``.venv-quix``, and muse's keeps the newest); it prints its processing guarantee and
+transactional.id first, so a log shows the transactions are on::
 
-    python -m muse_stream.bench.quix_baseline score --namespace NS --worker-id ID --commit-interval-ms 50
+    .venv-quix/bin/python -m muse_stream.bench.quix_baseline score --namespace NS --worker-id ID --commit-interval-ms 50
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from muse_stream.errors import MuseError
 from muse_stream.topics import TopicNames
 
 QUIX_DEFAULT_COMMIT_INTERVAL_MS = 5000  # quixstreams.Application(commit_interval=5.0)
+QUIX_PYTHON_ENV = "MUSE_QUIX_PYTHON"
+# What `make setup` creates beside the checkout that muse_stream is installed from (editable).
+CHECKOUT_QUIX_PYTHON = Path(__file__).resolve().parents[2] / ".venv-quix" / "bin" / "python"
+
+
+def quix_python() -> str:
+    """The interpreter that runs the Quix apps, checked to import quixstreams and muse_stream:
+    $MUSE_QUIX_PYTHON, else the checkout's .venv-quix, else this one (a venv with the bench extra)."""
+    python = os.environ.get(QUIX_PYTHON_ENV) or (str(CHECKOUT_QUIX_PYTHON) if CHECKOUT_QUIX_PYTHON.exists() else sys.executable)
+    try:
+        found = (
+            subprocess.run([python, "-c", "import quixstreams, muse_stream"], capture_output=True, timeout=120).returncode == 0
+        )
+    except OSError:
+        found = False
+    if not found:
+        raise MuseError(
+            f"the Quix Streams baseline runs in a Python with quixstreams and muse-stream installed, which {python} is not: "
+            f"`make setup` creates .venv-quix with them, or set {QUIX_PYTHON_ENV} to another (or leave Quix out with --skip-quix)"
+        )
+    return python
 
 
 def main(argv: Sequence[str]) -> int:

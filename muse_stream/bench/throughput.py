@@ -21,7 +21,6 @@ events late):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import tempfile
@@ -34,13 +33,12 @@ import orjson
 from muse_stream.bench.faust_baseline import app_id
 from muse_stream.bench.profiles import profile_summary
 from muse_stream.bench.progress import committed_counter, high_watermark_counter, records_written
-from muse_stream.bench.quix_baseline import QUIX_DEFAULT_COMMIT_INTERVAL_MS
+from muse_stream.bench.quix_baseline import QUIX_DEFAULT_COMMIT_INTERVAL_MS, quix_python
 from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.producing import produce_records
-from muse_stream.errors import MuseError
 from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish, train_predictor
@@ -105,17 +103,10 @@ def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repeti
     return Run(f"bare xgboost inplace_predict (batches of {batch})", len(matrix) / seconds, seconds)
 
 
-def quix_available() -> bool:
-    return importlib.util.find_spec("quixstreams") is not None
-
-
 def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     bootstrap = command_bootstrap()
     with_quix = not args.skip_quix
-    if with_quix and not quix_available():
-        raise MuseError(
-            "the Quix Streams baseline needs quixstreams: .venv/bin/pip install -e '.[bench]' (or leave it out with --skip-quix)"
-        )
+    quix = quix_python() if with_quix else ""
     quix_intervals = {"matched": args.commit_interval_ms, "default": QUIX_DEFAULT_COMMIT_INTERVAL_MS}
     kinds = [
         "score",
@@ -218,6 +209,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                                 "--commit-interval-ms",
                                 str(interval),
                                 entry=("muse_stream.bench.quix_baseline", mode),
+                                python=quix,
                             ),
                             f"quix {mode} commit {interval} ms (exactly-once, {what})",
                         )

@@ -26,8 +26,9 @@ class WorkerProcess:
         log_dir: Path,
         *extra: str,
         entry: Sequence[str] = ("muse_stream.cli", "worker"),
+        python: str = sys.executable,
     ) -> None:
-        self.args = [sys.executable, "-m", *entry, "--namespace", namespace, "--worker-id", worker_id, *extra]
+        self.args = [python, "-m", *entry, "--namespace", namespace, "--worker-id", worker_id, *extra]
         self.env = {**os.environ, "MUSE_BOOTSTRAP": bootstrap}
         self.log_path = log_dir / f"worker-{worker_id}.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -22,6 +22,7 @@ from platformdirs import user_state_dir
 
 from muse_stream.broker.kafka_jars import (
     KAFKA_VERSION,
+    TOOL_JVM_OPTIONS,
     BrokerSetupError,
     ensure_kafka_jars,
     require_java,
@@ -395,7 +396,7 @@ class LocalBroker:
         result = subprocess.run(
             [
                 java,
-                "-Xmx256m",
+                *TOOL_JVM_OPTIONS,
                 f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
                 "-cp",
                 f"{libs}/*",

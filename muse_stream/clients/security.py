@@ -216,7 +216,7 @@ def _admin_login() -> ScramLogin:
 def _config_command(bootstrap: str, *arguments: str, login: bool = True) -> str:
     """Kafka's kafka-configs with ``arguments``, logged in as the admin (``login``; else as the client
     config says: with none, over PLAINTEXT)."""
-    from muse_stream.broker.kafka_jars import ensure_kafka_jars, require_java
+    from muse_stream.broker.kafka_jars import TOOL_JVM_OPTIONS, ensure_kafka_jars, require_java
 
     java, libs = require_java(), ensure_kafka_jars()
     with tempfile.TemporaryDirectory(prefix="muse-quota-") as scratch:
@@ -229,7 +229,7 @@ def _config_command(bootstrap: str, *arguments: str, login: bool = True) -> str:
         result = subprocess.run(
             [
                 java,
-                "-Xmx256m",
+                *TOOL_JVM_OPTIONS,
                 "-Dlog4j2.level=ERROR",
                 "-cp",
                 f"{libs}/*",
@@ -253,8 +253,10 @@ def _config_command(bootstrap: str, *arguments: str, login: bool = True) -> str:
 def set_quota(bootstrap: str, user: str, quota: Quota) -> None:
     """Replace ``user``'s produce byte-rate and request-time quotas (None: no quota of that kind)."""
     wanted = quota.settings()
-    current = quotas(bootstrap, user).get(user, Quota()).settings()
-    unset = [key for key in current if key not in wanted]  # kafka-configs refuses to delete what is not set
+    # kafka-configs refuses to delete what is not set, so what to unset is asked first; a quota of
+    # every kind unsets nothing, and spares that JVM.
+    current = {} if wanted.keys() >= QUOTA_KEYS.keys() else quotas(bootstrap, user).get(user, Quota()).settings()
+    unset = [key for key in current if key not in wanted]
     if not wanted and not unset:
         return
     arguments = ["--alter", "--entity-type", "users", "--entity-name", user]

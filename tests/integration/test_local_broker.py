@@ -19,7 +19,8 @@ def _has_process(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
-def test_start_is_idempotent_and_stop_leaves_no_process(tmp_path: Path) -> None:
+def test_start_is_idempotent_stop_leaves_no_process_and_the_broker_is_not_secured_in_place(tmp_path: Path) -> None:
+    """One broker started and stopped for both: a start costs tens of seconds on a busy machine."""
     broker = LocalBroker(home=tmp_path / "broker", port=free_port_pair(30000, 30600), heap="512m")
     assert broker.status() is BrokerStatus.STOPPED
     assert broker.start() is True
@@ -35,6 +36,10 @@ def test_start_is_idempotent_and_stop_leaves_no_process(tmp_path: Path) -> None:
     assert not _has_process(pid)
     assert broker.status() is BrokerStatus.STOPPED
     assert broker.stop() is False
+    # Formatted without --secure: it keeps its data, so it is not secured in place.
+    with pytest.raises(BrokerSetupError, match="formatted without --secure.*another MUSE_HOME"):
+        broker.start(secure=True)
+    assert broker.status() is BrokerStatus.STOPPED
 
 
 def test_a_stale_pid_file_is_reported_and_never_signalled(tmp_path: Path) -> None:
@@ -95,12 +100,3 @@ def test_muse_broker_start_secure_prints_the_credential_files_and_commands_log_i
             AdminClient({"bootstrap.servers": f"127.0.0.1:{port}", "log_level": 0}).list_topics(timeout=3)
     finally:
         assert main(["broker", "stop"]) == 0
-
-
-def test_a_broker_formatted_without_secure_is_not_secured_in_place(tmp_path: Path) -> None:
-    broker = LocalBroker(home=tmp_path / "broker", port=free_port_pair(30000, 30600), heap="512m")
-    broker.start()
-    broker.stop()
-    with pytest.raises(BrokerSetupError, match="formatted without --secure.*another MUSE_HOME"):
-        broker.start(secure=True)
-    assert broker.status() is BrokerStatus.STOPPED

@@ -221,8 +221,7 @@ def consume(s: Secured, who: str, topic: str) -> str:
         consumer.close()
 
 
-def describe(s: Secured, who: str, topic: str) -> str:
-    admin = AdminClient(s.config(who))
+def describe(admin: AdminClient, who: str, topic: str) -> str:
     future = admin.describe_topics(TopicCollection([topic]), request_timeout=TIMEOUT_S)[topic]
     try:
         future.result()
@@ -231,8 +230,7 @@ def describe(s: Secured, who: str, topic: str) -> str:
         return _refused(_kafka_error(exc), f"{who} describe {topic}")
 
 
-def alter_configs(s: Secured, who: str, topic: str) -> str:
-    admin = AdminClient(s.config(who))
+def alter_configs(admin: AdminClient, who: str, topic: str) -> str:
     resource = ConfigResource(
         ConfigResource.Type.TOPIC,
         topic,
@@ -275,12 +273,16 @@ def init_transactions(s: Secured, who: str, transactional_id: str) -> str:
 
 
 def matrix(s: Secured, who: str) -> dict[tuple[str, str], str]:
+    """Each cell is its own request, answered for its own resource. Describe and alter-configs cells
+    share one admin client of the principal (a client per cell cost a login and a connection each,
+    the most of this test's time); consumers, groups and transactional producers are one per cell."""
+    admin = AdminClient(s.config(who))
     jobs: list[tuple[tuple[str, str], Callable[[], str]]] = []
     for label, topic in topics(s.names).items():
         jobs += [
             (("consume", label), lambda t=topic: consume(s, who, t)),
-            (("describe", label), lambda t=topic: describe(s, who, t)),
-            (("alter configs", label), lambda t=topic: alter_configs(s, who, t)),
+            (("describe", label), lambda t=topic: describe(admin, who, t)),
+            (("alter configs", label), lambda t=topic: alter_configs(admin, who, t)),
         ]
     jobs += [(("join group", label), lambda g=group: join_group(s, who, g)) for label, group in groups(s.names).items()]
     jobs += [
