@@ -35,6 +35,7 @@ from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
+from muse_stream.replay import DEFAULT_BATCH_SIZE
 from muse_stream.topics import TopicNames
 
 TARGET_EVENTS_PER_S = 150_000
@@ -166,7 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the backlog (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=5000, help="the replay's records per batch (default: %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the replay's records per batch (default: %(default)s)"
+    )
     add_worker_arguments(parser)
     parser.add_argument("--skip-worker", action="store_true", help="leave out the live worker's run")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds the worker may take")

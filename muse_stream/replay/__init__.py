@@ -17,3 +17,7 @@ Layout: pure parts (``configs``, ``window``, ``rows``, ``progress``) import no K
 Kafka parts (``sources``: config log, history, labels and input partitions read with ``assign()``,
 never as the workers' group) and the run that joins them (``run``) do.
 """
+
+# Input records scored per batch: the scorer's per-batch costs (routing, templates, one predict
+# call) vanish at this size, and a batch of 730-byte events stays around 15 MB.
+DEFAULT_BATCH_SIZE = 20_000
