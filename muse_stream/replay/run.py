@@ -50,9 +50,9 @@ from muse_stream.topics import TopicNames
 MAX_PARTITIONS = 1 << 20
 # Rows per Parquet row group, at least (a tenant-day's last one may be smaller): large groups
 # compress and read well; the writer holds up to this many rows per open tenant/day file.
-ROW_GROUP_ROWS = 131_072
+ROW_GROUP_ROWS = 65_536
 _new_source = functools.partial(tuple.__new__, SourceRecord)  # SourceRecord from a tuple, no Python frame
-_SECOND = operator.itemgetter(1)
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
 _TOPIC, _PARTITION, _OFFSET, _TIMESTAMP, _KEY, _VALUE = map(
     operator.methodcaller, ("topic", "partition", "offset", "timestamp", "key", "value")
 )
@@ -174,7 +174,7 @@ def replay(
                 by_position = {(r.topic, r.partition, r.offset): r for r in records}
                 for rows, outcome in zip(collectors, outcomes, strict=True):
                     rows.add_dead_letters(outcome, by_position)
-            summary.events.update(r.tenant for r in records)
+            summary.events.update(map(_FIRST, records))  # tenants
             batch = record_batch(collectors, labels)
             # Labelled events, counted once each: on the first config's live rows.
             counted = pc.and_(

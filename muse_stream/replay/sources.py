@@ -123,7 +123,13 @@ def _polled(messages: list[Message]) -> list[_Polled]:
 
 
 def _reader(bootstrap: str) -> Consumer:
-    return Consumer(log_reader_config(bootstrap, **{"fetch.wait.max.ms": 100}))
+    # Prefetch bounded at 16 MB (librdkafka's default lets it queue 64 MB ahead of a replay that
+    # scores slower than it reads): a replay's memory stays flat whatever the window's size.
+    return Consumer(
+        log_reader_config(
+            bootstrap, **{"fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 16_384, "fetch.max.bytes": 8 << 20}
+        )
+    )
 
 
 def window_ranges(bootstrap: str, topics: Mapping[str, int], window: Window) -> Ranges:
