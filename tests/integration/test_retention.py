@@ -60,7 +60,7 @@ def test_default_retention_shown_changeable_and_checked_by_replay(
         env={"MUSE_BOOTSTRAP": kafka.bootstrap, "PATH": "/usr/bin:/bin"},
     )
     assert listing.returncode == 0, listing.stderr
-    assert listing.stdout.startswith("bank-a\tpartitions=2\tretention=1d\t"), listing.stdout
+    assert listing.stdout.startswith("bank-a\tpartitions=2\tretention=1d (labels 7d)\t"), listing.stdout  # only the input changed
 
     store = tmp_path / "store"
     predictors = {"fraud-v1": small_predictor(store, version="1", seed=1)}
