@@ -3,7 +3,7 @@ process, next to the live exactly-once worker and bare ``Booster.inplace_predict
 
 A backlog of ``--events`` input events (one tenant, the throughput benchmark's model and events,
 produced in chunks so the benchmark itself stays small) is replayed with the live config by a fresh
-process (spawned, so its peak RSS is the replay's own: ``ru_maxrss`` of that process, imports
+process (spawned, so its peak RSS is the replay's own: VmHWM of that process, imports
 included); the replay is timed from its first read to its last write, as the worker is timed
 from its first to its last event (the whole call, with config, model and labels loading, is
 printed beside it). Then a worker drains the same backlog (its group is its own,
