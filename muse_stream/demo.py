@@ -18,7 +18,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, cast
 
 import numpy as np
 import orjson
@@ -32,10 +34,12 @@ from muse_stream.config.files import load_deployment_file
 from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.config.watcher import ConfigWatcher
 from muse_stream.errors import MuseError
+from muse_stream.events import LabelRecord
+from muse_stream.labels import encode_label
 from muse_stream.models import FileArtifactStore, ModelRegistry
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
 from muse_stream.pipeline.worker import Worker, WorkerSettings
-from muse_stream.synthetic import TrainingParams, events_as_dicts, generate_events
+from muse_stream.synthetic import TrainingParams, events_as_dicts, generate_events, label_lateness
 from muse_stream.synthetic_deployment import train_and_fit
 from muse_stream.topics import TopicNames
 from muse_stream.transforms import AlertRateCurve
@@ -44,6 +48,9 @@ TENANT_INTENTS = {"bank-a": ("card-fraud",), "bank-b": ("card-fraud",), "bank-c"
 PHASES = (("v1.toml", "card-v1 live"), ("v2-shadow.toml", "card-v2 shadowing card-v1"), ("v3-promote.toml", "card-v2 promoted"))
 SHADOW_PHASE_VERSION = 2  # the config version v2-shadow.toml becomes in a fresh namespace
 THRESHOLDS = (0.5, 0.8)
+# The demo's labels arrive on a compressed clock: a day of lateness (a chargeback's 5 days, the
+# 30-day dispute window of a genuine event) lasts this many milliseconds.
+DEMO_DAY_MS = 100.0
 TOPOLOGY_RESOURCE = "demo_topologies"  # inside the muse_stream package (package data)
 
 
@@ -119,28 +126,61 @@ def _working_topology(topology_dir: Path | None) -> Iterator[Path]:
 
 
 class _EventSource:
-    """Synthetic events for the tenants; remembers each event's features to recompute raw scores."""
+    """Synthetic events for the tenants, and later their labels; remembers each event's features
+    to recompute raw scores."""
 
     def __init__(self, bootstrap: str, names: TopicNames) -> None:
         self.names = names
         self.producer = Producer(producer_config(bootstrap, **{"linger.ms": 20}))
         self.features: dict[str, np.ndarray] = {}
         self._seed = 1000
+        # (when the label becomes known, ms; tenant; event id; label), in the order sent
+        self._outcomes: list[tuple[int, str, str, int]] = []
+        self.labels_sent = 0
 
     def send(self, events_per_tenant: int) -> int:
         records: list[tuple[str, bytes, bytes]] = []
+        outcomes: list[tuple[str, list[str], np.ndarray, int]] = []  # per tenant: ids, labels, seed
         for tenant, intents in TENANT_INTENTS.items():
             self._seed += 1
-            X, _ = generate_events(events_per_tenant, seed=self._seed)
+            X, y = generate_events(events_per_tenant, seed=self._seed)
             topic = self.names.input_topic(tenant)
-            for i, features in enumerate(events_as_dicts(X)):
-                event_id = f"{tenant}-{self._seed}-{i}"
-                intent = intents[i % len(intents)]
+            ids = [f"{tenant}-{self._seed}-{i}" for i in range(events_per_tenant)]
+            outcomes.append((tenant, ids, y, self._seed))
+            for i, (event_id, features) in enumerate(zip(ids, events_as_dicts(X), strict=True)):
                 self.features[event_id] = X[i]
+                intent = intents[i % len(intents)]
                 records.append(
                     (topic, event_id.encode(), orjson.dumps({"event_id": event_id, "intent": intent, "features": features}))
                 )
-        return produce_acknowledged(self.producer, records, what="the demo's events")
+        sent = produce_acknowledged(self.producer, records, what="the demo's events")
+        sent_ms = int(time.time() * 1000)  # after every event's timestamp: labels come later
+        for tenant, ids, y, seed in outcomes:
+            known_at = sent_ms + label_lateness(y, seed=seed, day_ms=DEMO_DAY_MS)
+            self._outcomes += zip(known_at.tolist(), [tenant] * len(ids), ids, y.tolist(), strict=True)
+        return sent
+
+    def send_labels(self) -> int:
+        """Publish the labels known by now (to the tenants' labels topics, as `muse labels load`
+        does); the rest stay unknown, as the newest events' outcomes are in a real backtest."""
+        now_ms = int(time.time() * 1000)
+        due = [outcome for outcome in self._outcomes if outcome[0] <= now_ms]
+        self._outcomes = [outcome for outcome in self._outcomes if outcome[0] > now_ms]
+        records = [
+            (
+                self.names.labels_topic(tenant),
+                *encode_label(
+                    LabelRecord(
+                        event_id=event_id,
+                        label=cast("Literal[0, 1]", label),
+                        labelled_at=datetime.fromtimestamp(known_ms / 1000, UTC),
+                    )
+                ),
+            )
+            for known_ms, tenant, event_id, label in due
+        ]
+        self.labels_sent += produce_acknowledged(self.producer, records, what="the demo's labels")
+        return len(records)
 
 
 def _read(bootstrap: str, topics: list[str], expect: int, timeout: float = 120.0) -> list[tuple[str, dict]]:
@@ -185,7 +225,7 @@ def _stream(
     say: Callable[[str], None],
 ) -> dict:
     names = TopicNames(f"demo-{uuid.uuid4().hex[:8]}")
-    say(f"namespace {names.namespace}: each tenant's topics are {names.namespace}.tenant.<tenant>.{{input,output,dlq}}")
+    say(f"namespace {names.namespace}: each tenant's topics are {names.namespace}.tenant.<tenant>.{{input,output,dlq,labels}}")
     admin = TopicAdmin(bootstrap)
     ensure_tenant_topics(admin, names, list(TENANT_INTENTS))
     say(f"tenants {', '.join(TENANT_INTENTS)} created")
@@ -220,7 +260,8 @@ def _stream(
             sent += source.send(events_per_tenant)
             # Let this phase's events be scored before the next change, so the phases read cleanly.
             _read(bootstrap, [names.output_topic(t) for t in TENANT_INTENTS], expect=sent)
-            say(f"  phase {number + 1}: {events_per_tenant} events per tenant scored")
+            labelled = source.send_labels()
+            say(f"  phase {number + 1}: {events_per_tenant} events per tenant scored; {labelled} labels arrived")
         outputs = _read(bootstrap, [names.output_topic(t) for t in TENANT_INTENTS], expect=sent)
         distinct = len({r["event_id"] for _, r in outputs})
         if distinct != sent or len(outputs) != sent:
@@ -232,8 +273,17 @@ def _stream(
         shadows = _read(bootstrap, [names.shadow_topic], expect=max(shadowed - skipped, 0))
         check_shadows(shadowed, shadows, skipped)
         summary = _summarize(outputs, shadows, source.features, watcher, phase_of_version, say)
+        if keep_topics:
+            say("")
+            say(
+                f"topics kept: replay and backtest them, labels included ({source.labels_sent} arrived), with\n"
+                f"  muse replay --namespace {names.namespace} --all-tenants --config live --out demo-replay\n"
+                "  muse backtest demo-replay"
+            )
         return {
             **summary,
+            "namespace": names.namespace,
+            "labels": source.labels_sent,
             "events": sent,
             "results": len(outputs),
             "shadowed_events": shadowed,

@@ -25,6 +25,7 @@ __all__ = [
     "events_as_dicts",
     "generate_events",
     "generate_stream",
+    "label_lateness",
     "train_model",
 ]
 
@@ -174,6 +175,26 @@ def generate_stream(
         _events(np.random.default_rng([seed, i]), int(events_per_window), float(fraud_rate), i * float(drift_per_window))
         for i in range(int(n_windows))
     ]
+
+
+# When outcomes become known, in days after the event: fraud through the cardholder's dispute (a
+# chargeback), lognormal around a median of 5 days, a tenth after about 16; genuine events once the
+# 30-day dispute window has closed without one, spread over the following day.
+FRAUD_LABEL_MEDIAN_DAYS = 5.0
+FRAUD_LABEL_SIGMA = 0.9
+GENUINE_LABEL_DAYS = 30.0
+
+
+def label_lateness(y: np.ndarray, *, seed: int, day_ms: float = 86_400_000.0) -> np.ndarray:
+    """Milliseconds (int64) after each event at which its label ``y`` becomes known: fraud
+    (chargebacks) early and spread out, genuine when the dispute window closes. So at any moment the
+    newest events have no label yet, and fraud is labelled before genuine events of the same day,
+    as in a real backtest. ``day_ms`` compresses time (the demo runs a day in a tenth of a second)."""
+    labels = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    fraud_days = rng.lognormal(np.log(FRAUD_LABEL_MEDIAN_DAYS), FRAUD_LABEL_SIGMA, size=labels.size)
+    genuine_days = GENUINE_LABEL_DAYS + rng.uniform(0.0, 1.0, size=labels.size)
+    return np.round(np.where(labels == 1, fraud_days, genuine_days) * day_ms).astype(np.int64)
 
 
 def events_as_dicts(X: np.ndarray) -> list[dict[str, float]]:

@@ -32,6 +32,9 @@ ARTIFACT_MAX_BYTES = 64 * 1024 * 1024
 # How long input and labels topics keep records unless a tenant's are changed: how far back a
 # replay (and so a backtest) can go.
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+# The tenant topics whose retention is the tenant's (`muse tenants alter --retention`, a config's
+# `retention`): what a replay reads.
+RETAINED_KINDS = ("input", "labels")
 
 
 class TopicError(MuseError):
@@ -55,6 +58,24 @@ class TopicSpec:
     # Set on creation only, never checked: an operator may change them per tenant (retention) and
     # the workers' checks of existing topics, made before this default existed, must not fail.
     defaults: Mapping[str, str] = field(default_factory=dict)
+
+
+_RETENTION_UNITS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+_RETENTION_PATTERN = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+
+
+def parse_retention(text: str) -> int:
+    """``14d`` -> its milliseconds (units ``ms s m h d``); ``forever`` -> -1 (Kafka's never delete).
+    The inverse of :func:`describe_retention`."""
+    if text.strip().lower() == "forever":
+        return -1
+    match = _RETENTION_PATTERN.match(text.lower())
+    if match is None or int(match[1]) == 0:
+        raise TopicError(
+            f"retention {text!r} is not a duration: give a positive whole number with a unit, "
+            "ms, s, m, h or d (e.g. 14d, 36h), or 'forever'"
+        )
+    return int(match[1]) * _RETENTION_UNITS[match[2]]
 
 
 def describe_retention(retention_ms: str | None) -> str:
@@ -167,10 +188,16 @@ class TopicNames:
     # -- what each topic must look like ------------------------------------------------------
 
     def tenant_topic_specs(
-        self, tenant: str, partitions: int = DEFAULT_TENANT_PARTITIONS, *, kinds: Iterable[str] = DATA_PATH_KINDS
+        self,
+        tenant: str,
+        partitions: int = DEFAULT_TENANT_PARTITIONS,
+        *,
+        kinds: Iterable[str] = DATA_PATH_KINDS,
+        retention_ms: int = DEFAULT_RETENTION_MS,
     ) -> list[TopicSpec]:
         """The specs of a tenant's topics of ``kinds``: by default the data path's, which is what a
-        worker ensures; ``muse tenants add`` asks for every kind (``TENANT_TOPIC_KINDS``)."""
+        worker ensures; ``muse tenants add`` asks for every kind (``TENANT_TOPIC_KINDS``).
+        ``retention_ms`` is what new input and labels topics keep (:data:`RETAINED_KINDS`)."""
         if partitions < 1:
             raise TopicError(f"tenant {tenant!r}: partitions must be at least 1, got {partitions}")
         kinds = tuple(kinds)
@@ -183,7 +210,7 @@ class TopicNames:
                 self.input_topic(tenant),
                 partitions,
                 {"max.message.bytes": str(INPUT_RECORD_MAX_BYTES)},
-                defaults={"retention.ms": str(DEFAULT_RETENTION_MS)},
+                defaults={"retention.ms": str(retention_ms)},
             ),
             TopicSpec(self.output_topic(tenant), partitions),
             # A DLQ is evidence: keep it for a month, whatever the broker's default retention, and
@@ -196,7 +223,7 @@ class TopicNames:
             # Labels keyed by event id (an event's relabelling lands on the same partition, after
             # the first), partitioned and retained like the input: a label outliving its event is
             # useless to a replay, and one expiring before it would drop it from backtests.
-            TopicSpec(self.labels_topic(tenant), partitions, defaults={"retention.ms": str(DEFAULT_RETENTION_MS)}),
+            TopicSpec(self.labels_topic(tenant), partitions, defaults={"retention.ms": str(retention_ms)}),
         ]
         return [spec for spec in specs if spec.name.rpartition(".")[2] in kinds]
 

@@ -3,7 +3,7 @@ process, next to the live exactly-once worker and bare ``Booster.inplace_predict
 
 A backlog of ``--events`` input events (one tenant, the throughput benchmark's model and events,
 produced in chunks so the benchmark itself stays small) is replayed with the live config by a fresh
-process (spawned, so its peak RSS is the replay's own: ``ru_maxrss`` of that process, imports
+process (spawned, so its peak RSS is the replay's own: VmHWM of that process, imports
 included); the replay is timed from its first read to its last write, as the worker is timed
 from its first to its last event (the whole call, with config, model and labels loading, is
 printed beside it). Then a worker drains the same backlog (its group is its own,
@@ -35,6 +35,7 @@ from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
+from muse_stream.replay import DEFAULT_BATCH_SIZE
 from muse_stream.topics import TopicNames
 
 TARGET_EVENTS_PER_S = 150_000
@@ -166,7 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the backlog (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=5000, help="the replay's records per batch (default: %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the replay's records per batch (default: %(default)s)"
+    )
     add_worker_arguments(parser)
     parser.add_argument("--skip-worker", action="store_true", help="leave out the live worker's run")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds the worker may take")

@@ -152,6 +152,8 @@ def _apply(args: argparse.Namespace) -> int:
     partitions = TopicAdmin(publisher.bootstrap).existing_topics() if result.created_topics else {}
     for topic in result.created_topics:
         print(f"created topic {topic}  partitions={partitions.get(topic, '?')}")
+    for change in result.retention_set:
+        print(f"retention {change}")
     for sha in result.uploaded:
         print(f"uploaded model {sha}")
     if result.diff.empty and result.version == result.diff.live_version:

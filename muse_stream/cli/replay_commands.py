@@ -8,6 +8,7 @@ from pathlib import Path
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option
+from muse_stream.replay import DEFAULT_BATCH_SIZE
 from muse_stream.topics import TopicNames
 
 
@@ -77,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "N replays with the same arguments, e.g. on N machines, cover every event once and may share --out",
     )
     replay.add_argument("--out", required=True, type=Path, help="directory for the dataset (new or empty)")
-    replay.add_argument("--batch-size", type=int, default=5000, help="records scored per batch (default: %(default)s)")
+    replay.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="records scored per batch (default: %(default)s)"
+    )
     replay.set_defaults(handler=_replay)
 
 

@@ -13,10 +13,22 @@ from muse_stream.cli.options import add_namespace_option
 from muse_stream.clients.admin import (
     TopicAdmin,
     ensure_tenant_topics,
+    set_tenant_retention,
     tenant_retention,
     tenants_on_broker,
 )
-from muse_stream.topics import TENANT_TOPIC_KINDS, TopicNames
+from muse_stream.errors import MuseError
+from muse_stream.topics import (
+    DEFAULT_RETENTION_MS,
+    TENANT_TOPIC_KINDS,
+    TopicNames,
+    describe_retention,
+    parse_retention,
+)
+
+RETENTION_HELP = (
+    "how long the tenant's input and labels topics keep records, e.g. 14d, 36h or forever: how far back `muse replay` can go"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,14 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--partitions", type=int, default=1, help="input/output partitions (default: %(default)s)")
     tenant_security.add_options(add)
     add.set_defaults(handler=_add)
-    alter = actions.add_parser("alter", help="give a tenant's input and output topics more partitions (they only grow)")
+    add.add_argument("--retention", help=RETENTION_HELP + " (default: 7d)")
+    alter = actions.add_parser(
+        "alter", help="give a tenant's topics more partitions (they only grow), or another retention for its input and labels"
+    )
     alter.add_argument("name", help="the tenant whose topics to alter")
     alter.add_argument(
         "--partitions",
         type=int,
-        required=True,
         help="new input/output partition count; Kafka only adds partitions, never removes them",
     )
+    alter.add_argument("--retention", help=RETENTION_HELP)
     alter.set_defaults(handler=_alter)
     actions.add_parser("list", help="list tenants found on the broker").set_defaults(handler=_list)
     tenant_security.register(actions)
@@ -44,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add(args: argparse.Namespace) -> int:
     names = TopicNames(args.namespace)
     admin = TopicAdmin(command_bootstrap())
-    ensured = ensure_tenant_topics(admin, names, [args.name], args.partitions)
+    retention_ms = DEFAULT_RETENTION_MS if args.retention is None else parse_retention(args.retention)
+    ensured = ensure_tenant_topics(admin, names, [args.name], args.partitions, retention_ms=retention_ms)
     partitions = admin.existing_topics()
     for spec, created in ensured:
         print(f"{'created' if created else 'exists '}  {spec.name}  partitions={partitions[spec.name]}")
@@ -53,8 +69,22 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _alter(args: argparse.Namespace) -> int:
+    if args.partitions is None and args.retention is None:
+        raise MuseError("tenants alter: say what to change, --partitions N and/or --retention DURATION (e.g. 14d)")
     names = TopicNames(args.namespace)
     admin = TopicAdmin(command_bootstrap())
+    if args.retention is not None:
+        retention_ms = parse_retention(args.retention)
+        for topic, before in set_tenant_retention(admin, names, args.name, retention_ms).items():
+            now = describe_retention(str(retention_ms))
+            change = "unchanged" if before == now else f"was {before}"
+            print(f"{change:<14} {topic}  retention={now}")
+    if args.partitions is not None:
+        _grow(admin, names, args)
+    return 0
+
+
+def _grow(admin: TopicAdmin, names: TopicNames, args: argparse.Namespace) -> None:
     specs = names.tenant_topic_specs(args.name, args.partitions, kinds=TENANT_TOPIC_KINDS)  # checks name and count
     # The kinds that scale with the tenant (input, output, labels; the DLQ keeps one partition), of
     # those that exist: a tenant made before labels existed has no labels topic to grow.
@@ -73,7 +103,6 @@ def _alter(args: argparse.Namespace) -> int:
             "note: keyed events now hash onto more partitions, so one key's later events may go to another partition "
             "than its earlier ones"
         )
-    return 0
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 from muse_stream.clients.settings import (
     CONNECT_TIMEOUT_ENV,
@@ -17,6 +17,8 @@ from muse_stream.clients.settings import (
 from muse_stream.errors import MuseError
 from muse_stream.topics import (
     DEFAULT_NAMESPACE,
+    DEFAULT_RETENTION_MS,
+    RETAINED_KINDS,
     TENANT_TOPIC_KINDS,
     TopicError,
     TopicNames,
@@ -205,6 +207,35 @@ class TopicAdmin:
             resource.name: {key: entry.value for key, entry in future.result().items()} for resource, future in futures.items()
         }
 
+    def set_configs(self, changes: Mapping[str, Mapping[str, str]]) -> None:
+        """Set the given configs of each topic (IncrementalAlterConfigs: the others stay as they are)."""
+        resources = [
+            ConfigResource(
+                ConfigResource.Type.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in configs.items()
+                ],
+            )
+            for name, configs in changes.items()
+            if configs
+        ]
+        if not resources:
+            return
+        for resource, future in self._admin.incremental_alter_configs(resources, request_timeout=ADMIN_TIMEOUT_S).items():
+            try:
+                future.result()
+            except KafkaException as error:
+                if error.args[0].name() == "TOPIC_AUTHORIZATION_FAILED":
+                    raise TopicAccessDenied(
+                        f"this login may not change the configs of topic {resource.name!r} on {self.bootstrap}; "
+                        "the admin may (check MUSE_CLIENT_CONFIG / --client-config)"
+                    ) from None
+                raise TopicError(
+                    f"changing the configs of topic {resource.name!r} on {self.bootstrap} failed: {error.args[0].str()}; "
+                    "check that this login may alter topic configs (the admin may)"
+                ) from error
+
     def delete(self, names: Iterable[str]) -> None:
         names = list(names)
         if not names:
@@ -222,10 +253,37 @@ def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:
 
 
 def tenant_retention(admin: TopicAdmin, names: TopicNames, tenants: Iterable[str]) -> dict[str, str]:
-    """Tenant -> its input topic's retention, e.g. ``7d`` (the labels topic is created alike)."""
+    """Tenant -> its input topic's retention, e.g. ``7d``, with the labels topic's beside it where
+    that differs (``7d (labels 30d)``): how far back a replay can go."""
     tenants = list(tenants)
-    configs = admin.topic_configs([names.input_topic(t) for t in tenants])
-    return {t: describe_retention(configs[names.input_topic(t)].get("retention.ms")) for t in tenants}
+    existing = admin.existing_topics()
+    topics = [names.input_topic(t) for t in tenants] + [
+        names.labels_topic(t) for t in tenants if names.labels_topic(t) in existing
+    ]
+    configs = admin.topic_configs(topics)
+    shown = {}
+    for tenant in tenants:
+        kept = describe_retention(configs[names.input_topic(tenant)].get("retention.ms"))
+        labels = configs.get(names.labels_topic(tenant))
+        if labels is not None and describe_retention(labels.get("retention.ms")) != kept:
+            kept += f" (labels {describe_retention(labels.get('retention.ms'))})"
+        shown[tenant] = kept
+    return shown
+
+
+def set_tenant_retention(admin: TopicAdmin, names: TopicNames, tenant: str, retention_ms: int) -> dict[str, str]:
+    """Give a tenant's input and labels topics (those that exist) ``retention_ms``; returns each
+    topic's retention before, as :func:`describe_retention` shows it."""
+    existing = admin.existing_topics()
+    topics = [spec.name for spec in names.tenant_topic_specs(tenant, kinds=RETAINED_KINDS) if spec.name in existing]
+    if names.input_topic(tenant) not in topics:
+        raise TopicError(
+            f"tenant {tenant!r} has no input topic {names.input_topic(tenant)} on {admin.bootstrap}; "
+            f"add it with `muse tenants add {tenant}`"
+        )
+    before = admin.topic_configs(topics)
+    admin.set_configs({topic: {"retention.ms": str(retention_ms)} for topic in topics})
+    return {topic: describe_retention(before[topic].get("retention.ms")) for topic in topics}
 
 
 def ensure_tenant_topics(
@@ -235,13 +293,15 @@ def ensure_tenant_topics(
     partitions: int = 1,
     *,
     kinds: Iterable[str] = TENANT_TOPIC_KINDS,
+    retention_ms: int = DEFAULT_RETENTION_MS,
 ) -> list[tuple[TopicSpec, bool]]:
     """Create (idempotently) a namespace's internal topics and each tenant's topics of ``kinds``
-    (all of them unless told); returns each spec ensured, internal ones first, with whether this
-    call created it."""
+    (all of them unless told; new input and labels topics keep ``retention_ms``); returns each spec
+    ensured, internal ones first, with whether this call created it."""
     specs = names.internal_topic_specs()
+    kinds = tuple(kinds)
     for tenant in tenants:
-        specs += names.tenant_topic_specs(tenant, partitions, kinds=kinds)
+        specs += names.tenant_topic_specs(tenant, partitions, kinds=kinds, retention_ms=retention_ms)
     created = set(admin.ensure(specs))
     return [(spec, spec.name in created) for spec in specs]
 

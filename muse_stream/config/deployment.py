@@ -40,7 +40,7 @@ from pydantic import (
 
 from muse_stream.errors import MuseError, validation_problems
 from muse_stream.predictors import ModelRef, PredictorSpec
-from muse_stream.topics import TopicError, validate_tenant_name
+from muse_stream.topics import TopicError, describe_retention, parse_retention, validate_tenant_name
 
 RECORD_FORMAT = "muse.config/1"
 MARKER_KEY = "meta/version"
@@ -108,11 +108,31 @@ class TenantConfig(BaseModel):
         description="input/output partitions `muse config apply` creates the tenant's topics with (default 1); "
         "topics that exist keep theirs and must have at least this many (grow them with `muse tenants alter`)",
     )
+    retention: str | None = Field(
+        default=None,
+        description="how long the tenant's input and labels topics keep records, e.g. `14d`, `36h` or `forever` "
+        "(units ms, s, m, h, d): `muse config apply` sets it on them, so it is how far back `muse replay` can go; "
+        "unset: topics keep what they have (7d when created)",
+    )
     thresholds: tuple[float, ...] = Field(
         default=(),
         description="the score thresholds the tenant alerts at, in (0, 1): `muse config plan` shows the alert rate "
         "to expect at each when a live predictor changes (informational; scores do not depend on it)",
     )
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_is_a_duration(cls, retention: str | None) -> str | None:
+        if retention is None:
+            return None
+        try:
+            return describe_retention(str(parse_retention(retention)))  # one spelling: 336h is 14d
+        except TopicError as error:
+            raise ValueError(str(error)) from None
+
+    @property
+    def retention_ms(self) -> int | None:
+        return None if self.retention is None else parse_retention(self.retention)
 
     @field_validator("thresholds")
     @classmethod

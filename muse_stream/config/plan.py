@@ -56,7 +56,7 @@ def _predictor_text(p: PredictorConfig) -> str:
 def _tenant_change(old: TenantConfig, new: TenantConfig) -> str:
     parts = [
         f"{field.replace('_', ' ')} {getattr(old, field)} -> {getattr(new, field)}"
-        for field in ("default_intent", "partitions")
+        for field in ("default_intent", "partitions", "retention")
         if getattr(old, field) != getattr(new, field)
     ]
     if old.thresholds != new.thresholds:

@@ -43,7 +43,14 @@ from muse_stream.config.history import Body, encode_history_record, operator_ide
 from muse_stream.config.state import ConfigState, read_config_log
 from muse_stream.errors import MuseError
 from muse_stream.models.store import ArtifactError, sha256_hex
-from muse_stream.topics import DEFAULT_TENANT_PARTITIONS, TENANT_TOPIC_KINDS, TopicNames
+from muse_stream.topics import (
+    DEFAULT_RETENTION_MS,
+    DEFAULT_TENANT_PARTITIONS,
+    RETAINED_KINDS,
+    TENANT_TOPIC_KINDS,
+    TopicNames,
+    describe_retention,
+)
 
 COMMIT_ATTEMPTS = 5
 VISIBLE_WAIT_S = 10.0
@@ -91,6 +98,7 @@ class PublishResult:
     diff: ConfigDiff
     uploaded: tuple[str, ...]  # sha256 of artifacts uploaded
     created_topics: tuple[str, ...] = ()  # internal and declared tenants' topics that did not exist
+    retention_set: tuple[str, ...] = ()  # "<topic> <before> -> <after>" for each retention the config changed
 
 
 class ConfigPublisher:
@@ -109,7 +117,10 @@ class ConfigPublisher:
             spec
             for tenant in (desired.tenants if desired is not None else ())
             for spec in self.names.tenant_topic_specs(
-                tenant.name, tenant.partitions or DEFAULT_TENANT_PARTITIONS, kinds=TENANT_TOPIC_KINDS
+                tenant.name,
+                tenant.partitions or DEFAULT_TENANT_PARTITIONS,
+                kinds=TENANT_TOPIC_KINDS,
+                retention_ms=tenant.retention_ms or DEFAULT_RETENTION_MS,
             )
         ]
         try:
@@ -123,6 +134,36 @@ class ConfigPublisher:
                 self.bootstrap,
             )
         return created
+
+    def apply_retention(self, desired: DeploymentConfig) -> list[str]:
+        """Give the input and labels topics of every tenant whose config declares a retention that
+        retention, where they keep another; returns ``"<topic> <before> -> <after>"`` per change."""
+        declared = {tenant.name: tenant.retention_ms for tenant in desired.tenants if tenant.retention_ms is not None}
+        if not declared:
+            return []
+        admin = TopicAdmin(self.bootstrap)
+        existing = admin.existing_topics()
+        wanted = {
+            spec.name: retention_ms
+            for tenant, retention_ms in declared.items()
+            for spec in self.names.tenant_topic_specs(tenant, kinds=RETAINED_KINDS)
+            if spec.name in existing
+        }
+        try:
+            before = admin.topic_configs(wanted)
+            changed = {topic: ms for topic, ms in wanted.items() if before[topic].get("retention.ms") != str(ms)}
+            admin.set_configs({topic: {"retention.ms": str(ms)} for topic, ms in changed.items()})
+        except TopicAccessDenied:
+            logger.warning(
+                "this login may not change tenants' topic configs on %s; the admin sets retention with "
+                "`muse tenants alter NAME --retention DURATION`",
+                self.bootstrap,
+            )
+            return []
+        return [
+            f"{topic} {describe_retention(before[topic].get('retention.ms'))} -> {describe_retention(str(ms))}"
+            for topic, ms in sorted(changed.items())
+        ]
 
     def live(self) -> ConfigState:
         return read_config_log(self.bootstrap, self.names)
@@ -203,6 +244,7 @@ class ConfigPublisher:
         ``expect_version``: the live version a plan was shown against; when another publication
         went live since, nothing is published (the plan shown is no longer what would happen)."""
         created = tuple(self.ensure_topics(desired))
+        retention_set = tuple(self.apply_retention(desired))
         uploaded = self.upload(desired, artifacts or {})
         producer = Producer(transactional_producer_config(self.bootstrap, self.transactional_id))
         try:
@@ -216,7 +258,7 @@ class ConfigPublisher:
                 )
             version = self.next_version(diff)
             if version is None:
-                return PublishResult(diff.live_version, diff, uploaded, created)
+                return PublishResult(diff.live_version, diff, uploaded, created, retention_set)
             marker = VersionMarker(config_version=version, changed=diff.changed, applied_at=datetime.now(UTC))
             changes: dict[str, Body | None] = {}
             producer.begin_transaction()
@@ -236,7 +278,7 @@ class ConfigPublisher:
             # A timeout may hide a commit that succeeded: retrying is how librdkafka tells the outcome.
             call_retrying(producer.commit_transaction, attempts=COMMIT_ATTEMPTS)
             self.wait_until_readable(version)
-            return PublishResult(version, diff, uploaded, created)
+            return PublishResult(version, diff, uploaded, created, retention_set)
         except KafkaException as error:
             kafka_error = error.args[0]
             if kafka_error.txn_requires_abort():

@@ -17,3 +17,8 @@ Layout: pure parts (``configs``, ``window``, ``rows``, ``progress``) import no K
 Kafka parts (``sources``: config log, history, labels and input partitions read with ``assign()``,
 never as the workers' group) and the run that joins them (``run``) do.
 """
+
+# Input records scored per batch: large enough that the scorer's per-batch costs (routing, templates,
+# one predict call) are small, small enough to keep a replay's memory low (a 1,000,000-event replay
+# in batches of 20,000 peaked at 761 MiB RSS, and 20,000 saved no CPU time measurably over 5,000).
+DEFAULT_BATCH_SIZE = 5000

@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pyarrow.compute as pc
 import pytest
 
 from muse_stream import demo
 from muse_stream.broker import BrokerHandle
 from muse_stream.cli import demo_commands, main
+from muse_stream.clients.admin import TopicAdmin, delete_namespace
+from muse_stream.replay.run import read_dataset
+from muse_stream.synthetic import generate_events
+from muse_stream.topics import TopicNames
 
 pytestmark = pytest.mark.kafka
 
@@ -30,10 +36,16 @@ def test_demo_keeps_alert_rates_on_the_reference_across_the_promotion(
 
     monkeypatch.setattr(demo_commands, "run_demo", recording_run_demo)
     # A zero shadow budget: the shadow is skipped after its first batch, as on a busy machine.
-    assert main(["demo", "--events-per-tenant", "1500", "--shadow-budget-ms", "0"]) == 0
-    out = capsys.readouterr().out
-    assert os.listdir(cwd) == []
-    [summary] = summaries
+    try:
+        assert main(["demo", "--events-per-tenant", "1500", "--shadow-budget-ms", "0", "--keep-topics"]) == 0
+        out = capsys.readouterr().out
+        assert os.listdir(cwd) == []
+        [summary] = summaries
+        assert f"muse replay --namespace {summary['namespace']} --all-tenants --config live" in out
+        _replay_and_backtest_with_the_demos_labels(summary, tmp_path, capsys)
+    finally:
+        for kept in summaries:
+            delete_namespace(TopicAdmin(kafka.bootstrap), TopicNames(kept["namespace"]))
 
     rows = summary["rows"]
     assert summary["events"] == summary["results"] == 3 * 3 * 1500
@@ -55,3 +67,26 @@ def test_demo_keeps_alert_rates_on_the_reference_across_the_promotion(
         # Raw scores of the retrained model would have more than doubled the alerts at the same threshold.
         assert after["raw_alert_rate"]["0.5"] > 2 * before["raw_alert_rate"]["0.5"]
         assert abs(after["alert_rate"]["0.5"] - before["alert_rate"]["0.5"]) < 0.05
+
+
+def _replay_and_backtest_with_the_demos_labels(summary: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's generator labels its events late (fraud first): a replay joins those labels, each
+    the generator's outcome for its event, and a backtest shows label metrics per tenant."""
+    ns, out = summary["namespace"], tmp_path / "demo-replay"
+    assert main(["replay", "--namespace", ns, "--all-tenants", "--config", "live", "--out", str(out)]) == 0
+    capsys.readouterr()
+    rows = read_dataset(out).to_table(filter=pc.field("role") == "live").to_pylist()
+    labelled = [r for r in rows if r["label"] is not None]
+    assert len(rows) == summary["events"] and len(labelled) == summary["labels"] > 0
+    outcomes: dict[int, np.ndarray] = {}
+    for row in labelled:  # event ids are <tenant>-<seed>-<index>: the generator's label for that event
+        _, seed, index = row["event_id"].rsplit("-", 2)
+        y = outcomes.setdefault(int(seed), generate_events(1500, seed=int(seed))[1])
+        assert row["label"] == y[int(index)], row["event_id"]
+        assert row["labelled_at"] > row["event_timestamp"]
+    assert {r["label"] for r in labelled} == {0, 1}
+    assert main(["backtest", str(out), "--plot-tenants", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "with labels (labelled scored events only): AUC" in table
+    for tenant in ("bank-a", "bank-b", "bank-c"):
+        assert tenant in table.split("with labels", 1)[1], table

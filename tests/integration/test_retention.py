@@ -16,7 +16,9 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
+from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.synthetic import events_as_dicts, generate_events
+from muse_stream.synthetic_deployment import artifact_bytes
 from muse_stream.topics import DATA_PATH_KINDS, DEFAULT_RETENTION_MS, TopicNames
 from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.predictors import small_predictor
@@ -58,7 +60,7 @@ def test_default_retention_shown_changeable_and_checked_by_replay(
         env={"MUSE_BOOTSTRAP": kafka.bootstrap, "PATH": "/usr/bin:/bin"},
     )
     assert listing.returncode == 0, listing.stderr
-    assert listing.stdout.startswith("bank-a\tpartitions=2\tretention=1d\t"), listing.stdout
+    assert listing.stdout.startswith("bank-a\tpartitions=2\tretention=1d (labels 7d)\t"), listing.stdout  # only the input changed
 
     store = tmp_path / "store"
     predictors = {"fraud-v1": small_predictor(store, version="1", seed=1)}
@@ -110,3 +112,55 @@ def test_default_retention_shown_changeable_and_checked_by_replay(
     assert "replayed 60 events" in capsys.readouterr().out
     assert replay("all") == 0
     assert "replayed 90 events" in capsys.readouterr().out
+
+
+def test_a_tenants_retention_is_set_by_tenants_alter_and_by_a_config_that_declares_it(
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
+    ns = ["--namespace", topic_names.namespace]
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-a"], 1)
+    plain = AdminClient({"bootstrap.servers": kafka.bootstrap})  # not ours: what the broker says
+
+    def retention(tenant: str) -> dict[str, str]:
+        topics = [topic_names.input_topic(tenant), topic_names.labels_topic(tenant), topic_names.output_topic(tenant)]
+        futures = plain.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
+        return {r.name.rpartition(".")[2]: f.result()["retention.ms"].value for r, f in futures.items()}
+
+    day = 86_400_000
+    assert main(["tenants", "alter", "bank-a", "--retention", "14d", *ns]) == 0
+    assert f"was 7d         {topic_names.input_topic('bank-a')}  retention=14d" in capsys.readouterr().out
+    after = retention("bank-a")
+    assert after["input"] == after["labels"] == str(14 * day) and after["output"] != str(14 * day)
+    assert main(["tenants", "list", *ns]) == 0
+    assert capsys.readouterr().out.startswith("bank-a\tpartitions=1\tretention=14d\t")
+    assert main(["tenants", "alter", "bank-a", "--retention", "two weeks", *ns]) == 2
+    assert capsys.readouterr().err.startswith("muse: error: retention 'two weeks' is not a duration")
+
+    # A config declaring retention sets it on a tenant whose topics exist and on one it creates;
+    # a tenant that declares none keeps what it has.
+    store = tmp_path / "store"
+    predictors = {"fraud-v1": small_predictor(store, version="1", seed=1)}
+    config = deployment(
+        ["bank-a", "bank-b", "bank-c"], predictors, {(t, "card-fraud"): ("fraud-v1", ()) for t in ("bank-a", "bank-b", "bank-c")}
+    )
+    tenants = {t.name: t for t in config.tenants}
+    config = config.model_copy(
+        update={
+            "tenants": (
+                tenants["bank-a"].model_copy(update={"retention": "30d"}),
+                tenants["bank-b"].model_copy(update={"retention": "36h"}),
+                tenants["bank-c"],
+            )
+        }
+    )
+    ensure_tenant_topics(TopicAdmin(kafka.bootstrap), topic_names, ["bank-c"], 1)
+    result = ConfigPublisher(kafka.bootstrap, topic_names).publish(config, artifact_bytes(predictors["fraud-v1"], store))
+    a, b, c = retention("bank-a"), retention("bank-b"), retention("bank-c")
+    assert a["input"] == a["labels"] == str(30 * day)
+    assert b["input"] == b["labels"] == str(36 * 3_600_000)
+    assert c["input"] == c["labels"] == str(DEFAULT_RETENTION_MS)
+    assert result.retention_set == (
+        f"{topic_names.input_topic('bank-a')} 14d -> 30d",
+        f"{topic_names.labels_topic('bank-a')} 14d -> 30d",
+    )  # bank-b's topics were created with theirs

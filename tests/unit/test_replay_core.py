@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
+from muse_stream.config.deployment import TenantConfig
 from muse_stream.events import LabelRecord, ScoreResult, ShadowResult
 from muse_stream.pipeline import scoring
 from muse_stream.pipeline.scoring import BatchScorer
@@ -29,7 +30,14 @@ from muse_stream.replay.window import (
     parse_time,
     shard_of,
 )
-from muse_stream.topics import DEFAULT_RETENTION_MS, TopicNames, describe_retention
+from muse_stream.topics import (
+    DEFAULT_RETENTION_MS,
+    RETAINED_KINDS,
+    TopicError,
+    TopicNames,
+    describe_retention,
+    parse_retention,
+)
 from tests.support.poison import POISON, STRICT_INTENT
 from tests.unit.test_batch_scoring import (
     NAMES,
@@ -72,6 +80,34 @@ def test_the_listener_changes_no_output_byte_and_sees_all_three_stages(
     shadows = [ShadowResult.model_validate_json(r.value) for r in plain.shadows]
     assert shadow is predictors["v2"] and [s.event_id for s in shadows] == list(shadow_ids)
     assert [s.raw_score for s in shadows] == shadow_scores.raw.tolist()
+
+
+def test_a_scorer_without_score_records_hears_the_same_scores_and_dead_letters_the_same(
+    predictors: dict[str, Predictor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay's columns-only scorer: no result or shadow record, everything else as the workers'."""
+    monkeypatch.setattr(scoring.time, "time", lambda: 1_800_000_000.0)
+    snapshot, records = _mixed(predictors)
+    heard: list[tuple] = []
+    full = BatchScorer(NAMES, listener=lambda *args: heard.append(args)).score(records, snapshot)
+    quiet_heard: list[tuple] = []
+    quiet = BatchScorer(NAMES, listener=lambda *args: quiet_heard.append(args), emit_scores=False).score(records, snapshot)
+    assert full.results and full.shadows and not quiet.results and not quiet.shadows
+    assert quiet.dead_letters == full.dead_letters  # every reason and byte
+    assert len(quiet_heard) == len(heard)
+    for (role, predictor, recs, ids, intents, scores), (q_role, q_predictor, q_recs, q_ids, q_intents, q_scores) in zip(
+        heard, quiet_heard, strict=True
+    ):
+        assert (role, predictor, list(recs), list(ids), list(intents)) == (
+            q_role,
+            q_predictor,
+            list(q_recs),
+            list(q_ids),
+            list(q_intents),
+        )
+        assert all(np.array_equal(getattr(scores, s), getattr(q_scores, s)) for s in ("raw", "corrected", "mapped"))
+    with pytest.raises(ValueError, match="needs a listener"):
+        BatchScorer(NAMES, emit_scores=False)
 
 
 def test_rows_hold_one_live_row_per_event_and_config_with_labels_joined(predictors: dict[str, Predictor]) -> None:
@@ -194,3 +230,25 @@ def test_input_and_labels_topics_get_a_default_retention_that_is_not_checked_aft
         "1500ms",
         "?",
     ]
+
+
+def test_a_retention_is_read_as_a_duration_and_a_tenant_config_keeps_one_spelling() -> None:
+    assert [parse_retention(t) for t in ("14d", "36h", "90m", "45s", "1500ms", "forever", " 2D ")] == [
+        14 * 86_400_000,
+        36 * 3_600_000,
+        90 * 60_000,
+        45_000,
+        1500,
+        -1,
+        2 * 86_400_000,
+    ]
+    for text in ("two weeks", "0d", "-3d", "14", "1.5d"):
+        with pytest.raises(TopicError, match="is not a duration"):
+            parse_retention(text)
+    assert all(describe_retention(str(parse_retention(t))) == t for t in ("14d", "36h", "forever", "1500ms"))
+    assert TenantConfig(name="a", default_intent="i", retention="336h").retention == "14d"
+    assert TenantConfig(name="a", default_intent="i").retention_ms is None
+    with pytest.raises(ValueError, match="is not a duration"):
+        TenantConfig(name="a", default_intent="i", retention="soon")
+    specs = TopicNames("ns").tenant_topic_specs("a", kinds=RETAINED_KINDS, retention_ms=parse_retention("30d"))
+    assert [spec.defaults for spec in specs] == [{"retention.ms": str(30 * 86_400_000)}] * 2

@@ -13,6 +13,7 @@ from muse_stream.synthetic import (
     events_as_dicts,
     generate_events,
     generate_stream,
+    label_lateness,
     train_model,
 )
 
@@ -124,3 +125,15 @@ def test_ece_is_zero_for_perfect_calibration_and_large_for_overconfidence() -> N
     y[:300] = 1
     assert expected_calibration_error(s, y) == pytest.approx(0.0, abs=1e-12)
     assert expected_calibration_error(np.full(1000, 0.9), y) == pytest.approx(0.6)
+
+
+def test_labels_arrive_late_fraud_first_and_genuine_when_the_dispute_window_closes() -> None:
+    _, y = generate_events(20_000, seed=5)
+    day = 86_400_000
+    lateness = label_lateness(y, seed=5)
+    assert lateness.dtype == np.int64 and np.array_equal(lateness, label_lateness(y, seed=5))
+    fraud, genuine = lateness[y == 1] / day, lateness[y == 0] / day
+    assert 4.0 < np.median(fraud) < 6.0 and fraud.min() > 0 and np.quantile(fraud, 0.9) > 10
+    assert genuine.min() >= 30 and genuine.max() <= 31
+    compressed = label_lateness(y, seed=5, day_ms=100.0)  # the demo's clock: a day in 0.1 s
+    assert 400 < np.median(compressed[y == 1]) < 600 and compressed[y == 0].min() >= 3000
