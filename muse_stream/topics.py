@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from muse_stream.durations import describe_ms, duration_ms
 from muse_stream.errors import MuseError
 
 DEFAULT_NAMESPACE = "muse"
@@ -60,22 +61,18 @@ class TopicSpec:
     defaults: Mapping[str, str] = field(default_factory=dict)
 
 
-_RETENTION_UNITS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
-_RETENTION_PATTERN = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
-
-
 def parse_retention(text: str) -> int:
     """``14d`` -> its milliseconds (units ``ms s m h d``); ``forever`` -> -1 (Kafka's never delete).
     The inverse of :func:`describe_retention`."""
     if text.strip().lower() == "forever":
         return -1
-    match = _RETENTION_PATTERN.match(text.lower())
-    if match is None or int(match[1]) == 0:
+    ms = duration_ms(text, default_unit=None)
+    if ms is None or ms != int(ms):
         raise TopicError(
-            f"retention {text!r} is not a duration: give a positive whole number with a unit, "
+            f"retention {text!r} is not a duration: give a positive number with a unit, "
             "ms, s, m, h or d (e.g. 14d, 36h), or 'forever'"
         )
-    return int(match[1]) * _RETENTION_UNITS[match[2]]
+    return int(ms)
 
 
 def describe_retention(retention_ms: str | None) -> str:
@@ -83,12 +80,7 @@ def describe_retention(retention_ms: str | None) -> str:
     if retention_ms is None:
         return "?"
     ms = int(retention_ms)
-    if ms < 0:
-        return "forever"
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms >= size and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
+    return "forever" if ms < 0 else describe_ms(ms)
 
 
 @dataclass(frozen=True)

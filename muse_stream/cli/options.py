@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 from collections.abc import Iterator
 
 from muse_stream.clients.settings import (
@@ -21,6 +20,7 @@ from muse_stream.clients.settings import (
     DEFAULT_CONNECT_TIMEOUT_S,
     MIN_CONNECT_TIMEOUT_S,
 )
+from muse_stream.durations import duration_ms
 from muse_stream.topics import DEFAULT_NAMESPACE
 
 NAMESPACE_ENV = "MUSE_NAMESPACE"
@@ -40,17 +40,12 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 def duration(text: str) -> float:
     """An argparse type: ``20s``, ``10m``, ``2h``, ``1d`` or plain seconds, as seconds (> 0)."""
-    match = _DURATION.match(text)
-    seconds = float(match[1]) * _UNIT_SECONDS[match[2] or "s"] if match else 0.0
-    if seconds <= 0:
+    ms = duration_ms(text)
+    if ms is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write e.g. 20s, 10m, 2h or 1d")
-    return seconds
+    return ms / 1000
 
 
 def _global_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:

@@ -242,7 +242,8 @@ def test_a_retention_is_read_as_a_duration_and_a_tenant_config_keeps_one_spellin
         -1,
         2 * 86_400_000,
     ]
-    for text in ("two weeks", "0d", "-3d", "14", "1.5d"):
+    assert parse_retention("1.5d") == parse_retention("36h")  # the CLI's durations, one parser (durations.py)
+    for text in ("two weeks", "0d", "-3d", "14", "1.5ms"):
         with pytest.raises(TopicError, match="is not a duration"):
             parse_retention(text)
     assert all(describe_retention(str(parse_retention(t))) == t for t in ("14d", "36h", "forever", "1500ms"))
