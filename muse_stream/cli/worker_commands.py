@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="most records per transaction (default: %(default)s)")
     worker.add_argument("--shadow-budget-ms", type=float, default=ShadowGuard.budget_ms,
                         help="a shadow slower than this per batch is skipped for a while (default: %(default)s)")
+    worker.add_argument("--outage-limit-s", type=float, default=WorkerSettings.outage_limit_ms / 1000,
+                        help="while brokers are down or unreachable the worker keeps recreating its clients; it stops "
+                             "with an error once nothing has committed for this long (default: %(default)s)")
     worker.set_defaults(handler=_run, default_log_level="info")
 
 
@@ -47,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         snapshot = watcher.wait_for_version(1, timeout=CONFIG_WAIT_S)
         logger.info("config version %d in force", snapshot.version)
         settings = WorkerSettings(bootstrap=bootstrap, names=names, worker_id=args.worker_id,
-                                  commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch)
+                                  commit_interval_ms=args.commit_interval_ms, max_batch=args.max_batch,
+                                  outage_limit_ms=int(args.outage_limit_s * 1000))
         worker = Worker(settings, watcher.live_snapshot,
                         BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms)))
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -60,7 +60,8 @@ def test_a_commit_retried_past_its_deadline_stops_the_worker_naming_its_offsets(
             return WorkerSettings(bootstrap=kafka.bootstrap, names=topic_names, worker_id="w1",
                                   max_batch=100 if overlapped else 10 * EVENTS, commit_interval_ms=1000, **extra)
 
-        stuck = Worker(settings(transaction_retry_timeout_ms=400), watcher.live_snapshot)
+        # An outage limit of 0: no recreation of the clients, the first failure stops the worker.
+        stuck = Worker(settings(transaction_retry_timeout_ms=400, outage_limit_ms=0), watcher.live_snapshot)
         timing_out = CommitTimingOut(stuck.producer)
         stuck.transactions.producer = timing_out  # type: ignore[assignment]
         with pytest.raises(WorkerError, match=rf"commit of the transaction for {topic_names.input_topic(TENANT)}\[0\] "
