@@ -476,8 +476,14 @@ class LocalCluster:
                                f"(e.g. {behind[:3]}); check `muse broker status` and `muse broker logs`")
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
-        """Stop every node this home started; False if none ran."""
-        return any([node.stop(timeout) for node in self.members])
+        """Stop every node this home started; False if none ran. All are signalled at once: one by
+        one, the last nodes wait out their timeout for a quorum that has gone."""
+        members = self.members
+        for node in members:
+            pid = node.running_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        return any([node.stop(timeout) for node in members])
 
     def log_tail(self, lines: int = 40) -> str:
         if self.nodes == 1:

@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from muse_stream.broker.local import BrokerStatus, LocalBroker, free_port_pair
+from muse_stream.broker.local import LocalCluster, free_port_pair
 
 BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
+# How many nodes the test suite's throwaway broker has: 1 (default) or 3, a cluster with replication
+# factor 3 and min.insync.replicas=2, on which every integration test then runs.
+TEST_NODES_ENV = "MUSE_TEST_NODES"
 # Confluent's KRaft-capable image; testcontainers' Kafka module speaks its configuration.
 CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
 
@@ -60,7 +63,8 @@ def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True
         return
     if throwaway:
         home = Path(tempfile.mkdtemp(prefix="muse-broker-"))
-        broker = LocalBroker(home=home, port=free_port_pair())
+        nodes = int(os.environ.get(TEST_NODES_ENV) or 1)
+        broker = LocalCluster(home=home, port=free_port_pair(nodes=nodes), nodes=nodes)
         try:
             broker.start()
             yield BrokerHandle(bootstrap=broker.bootstrap, source="local (throwaway)", started_here=True)
@@ -68,8 +72,8 @@ def acquire_broker(*, stop_if_started: bool = True, allow_container: bool = True
             broker.stop()
             shutil.rmtree(home, ignore_errors=True)
         return
-    broker = LocalBroker.default()
-    started = broker.start() if broker.status() is not BrokerStatus.RUNNING else False
+    broker = LocalCluster.default()
+    started = broker.start() if not broker.running() else False
     try:
         yield BrokerHandle(bootstrap=broker.bootstrap, source="local", started_here=started)
     finally:
@@ -104,8 +108,8 @@ def command_bootstrap() -> str:
     if explicit:
         _check_reachable(explicit, from_env=True)
         return explicit
-    broker = LocalBroker.default()
-    if broker.status() is not BrokerStatus.RUNNING:
+    broker = LocalCluster.default()
+    if not broker.running():
         raise BrokerSetupError(
             f"no broker to talk to: the local broker ({broker.bootstrap}) is not running and {BOOTSTRAP_ENV} "
             "is not set. Start one with `muse broker start`, or export MUSE_BOOTSTRAP=host:port."

@@ -61,9 +61,12 @@ def _alter(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     names = TopicNames(args.namespace)
-    tenants = tenants_on_broker(TopicAdmin(command_bootstrap()), names)
+    admin = TopicAdmin(command_bootstrap())
+    tenants = tenants_on_broker(admin, names)
     if not tenants:
         print(f"no tenants in namespace {names.namespace!r}; add one with `muse tenants add NAME`")
+    replication = admin.replication_factors() if tenants else {}
     for tenant, partitions in tenants.items():
-        print(f"{tenant}\tpartitions={partitions}\tprefix={names.tenant_prefix(tenant)}")
+        print(f"{tenant}\tpartitions={partitions}\treplication={replication.get(names.input_topic(tenant), 0)}"
+              f"\tprefix={names.tenant_prefix(tenant)}")
     return 0

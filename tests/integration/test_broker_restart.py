@@ -23,7 +23,7 @@ from muse_stream.topics import TopicNames
 from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess
 from tests.support.predictors import small_predictor
-from tests.support.streaming import assert_exactly_once, produce_steadily
+from tests.support.streaming import assert_exactly_once, produce_steadily, wait_until_consuming
 
 pytestmark = pytest.mark.kafka
 TENANT = "bank-a"
@@ -51,9 +51,10 @@ def test_worker_rides_through_a_sigkilled_and_restarted_broker(
     config = deployment((TENANT,), {"fraud-v1": predictor}, {(TENANT, "card-fraud"): ("fraud-v1", ())})
     publish(bootstrap, topic_names, config, {"fraud-v1": predictor}, tmp_path)
     worker = WorkerProcess(bootstrap, topic_names.namespace, "w1", tmp_path).start()
+    wait_until_consuming(worker)
     producer = produce_steadily(bootstrap, topic_names, TENANT, EVENTS, seconds=30)
     try:
-        time.sleep(8)
+        time.sleep(5)
         assert own_broker.kill(), f"the test broker is not running:\n{own_broker.log_tail()}"
         time.sleep(DOWN_S)
         assert worker.alive(), f"the worker exited while the broker was down:\n{worker.log_tail(40)}"

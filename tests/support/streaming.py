@@ -10,7 +10,7 @@ import orjson
 
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
-from tests.support.kafka_io import produce, read_committed
+from tests.support.kafka_io import WorkerProcess, produce, read_committed
 
 
 def produce_steadily(bootstrap: str, names: TopicNames, tenant: str, events: int, seconds: float,
@@ -41,3 +41,13 @@ def assert_exactly_once(bootstrap: str, names: TopicNames, tenant: str, events: 
     doubled = {event_id: n for event_id, n in ids.items() if n > 1}
     assert not missing and not doubled, (
         f"missing={missing[:5]} ({len(missing)}) doubled={list(doubled.items())[:5]} ({len(doubled)})\n{logs}")
+
+
+def wait_until_consuming(worker: WorkerProcess, timeout: float = 90.0) -> None:
+    """Until the worker's log shows it was assigned partitions: faults are injected into a running
+    pipeline, not into a worker still starting."""
+    deadline = time.monotonic() + timeout
+    while "assigned [" not in worker.log_tail(400):
+        assert worker.alive(), f"the worker exited while starting:\n{worker.log_tail(40)}"
+        assert time.monotonic() < deadline, f"the worker was not assigned partitions within {timeout:.0f} s"
+        time.sleep(0.2)
