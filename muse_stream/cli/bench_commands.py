@@ -11,6 +11,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "muse_stream.bench.throughput",
     "muse_stream.bench.latency",
     "muse_stream.bench.tenants",
+    "muse_stream.bench.soak",
 )
 
 
