@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.producing import produce_grouped
@@ -289,8 +289,10 @@ class Worker:
                 error = message.error()
                 if error is None:
                     self._pending.append(message)
-                elif error.fatal():
-                    raise KafkaException(error)
+                elif error.fatal() or error.code() == KafkaError._FATAL:
+                    # A fatal consumer error (e.g. its static membership fenced) arrives as an event
+                    # whose code is _FATAL and whose fatal() may be False: either way, new clients.
+                    raise ClientsBroken(f"worker {self.settings.worker_id}: its consumer failed: {error.str()}")
                 else:
                     logger.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
         batch, self._pending = self._pending, []
