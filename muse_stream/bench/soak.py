@@ -40,6 +40,9 @@ from muse_stream.topics import TopicNames
 
 TENANTS = ("bank-a", "bank-b", "bank-c")
 WORKERS = 2
+# How long a restarted node may take to serve again: on a busy 2-core machine with the other nodes
+# and the workers running, a node once needed more than the usual 60 s.
+NODE_START_TIMEOUT_S = 180.0
 
 
 @dataclass
@@ -216,16 +219,16 @@ class FaultInjector:
             node = self.cluster.node(fault.target)
             node.kill()
             time.sleep(fault.hold_s)
-            node.start()
+            node.start(NODE_START_TIMEOUT_S)
             if self.cluster.nodes > 1:
-                self.cluster.wait_in_sync()
+                self.cluster.wait_in_sync(NODE_START_TIMEOUT_S)
         elif kind is FaultKind.BROKER_PAUSE:
             pid = self.cluster.node(fault.target).running_pid()
             if pid is not None:
                 self._pause(pid, fault.hold_s)
         elif kind is FaultKind.ROLLING_RESTART:
             for node in self.cluster.members:
-                self.cluster.restart_node(node.node_id)
+                self.cluster.restart_node(node.node_id, NODE_START_TIMEOUT_S)
         elif kind is FaultKind.CONFIG_CHANGE:
             self.say(f"           config version {self.change_config()} published")
 
