@@ -67,11 +67,14 @@ class SoakReport:
     injected: list[tuple[float, Fault]]
     seconds: float
     worker_exits: list[str] = field(default_factory=list)  # exits the soak did not cause
+    unfinished: list[str] = field(default_factory=list)  # faults whose recovery step failed
 
     def table(self) -> str:
         table = verdict_table(self.verdict, self.injected, seconds=self.seconds)
         exits = f"worker exits not caused by a fault: {len(self.worker_exits)}"
-        return table + "\n" + exits + "".join(f"\n  {line}" for line in self.worker_exits)
+        unfinished = f"faults begun but not finished (not counted above): {len(self.unfinished)}"
+        return (table + "\n" + exits + "".join(f"\n  {line}" for line in self.worker_exits)
+                + "\n" + unfinished + "".join(f"\n  {line}" for line in self.unfinished))
 
 
 class SteadyProducer:
@@ -164,6 +167,7 @@ class FaultInjector:
         self.started = started
         self.say = say
         self.injected: list[tuple[float, Fault]] = []
+        self.unfinished: list[str] = []  # faults begun whose recovery step failed (e.g. a node that did not come back)
         self.exits: list[str] = []
         self._expected_dead: set[int] = set()  # reported already, or being killed and restarted by a fault
         self._lock = threading.Lock()
@@ -181,7 +185,9 @@ class FaultInjector:
             try:
                 self.inject(fault)
             except Exception as error:  # noqa: BLE001 - a fault that could not be injected is reported, not fatal
-                self.say(f"           could not inject {fault.kind.value}: {error}")
+                reason = str(error).splitlines()[0]
+                self.say(f"           could not finish {fault.kind.value}: {reason}")
+                self.unfinished.append(f"t={at:.1f} s {fault.describe()}: {reason[:200]}")
                 continue
             self.injected.append((round(at, 1), fault))
 
@@ -351,7 +357,7 @@ def run_soak(settings: SoakSettings, say: Callable[[str], None] = print) -> Soak
         produced = set(producer.acknowledged)
         outcomes = read_outcomes(bootstrap, names, produced, timeout=settings.drain_timeout_s, say=say)
         injector.check_workers()
-        return SoakReport(verify(produced, outcomes), injector.injected, seconds, injector.exits)
+        return SoakReport(verify(produced, outcomes), injector.injected, seconds, injector.exits, injector.unfinished)
     finally:
         for worker in workers:
             if worker.process is not None:

@@ -188,7 +188,7 @@ class Worker:
         settings = self.settings
         outage_since: float | None = None
         batches_before = self.stats.batches
-        started_at = time.monotonic()
+        started_at: float | None = None  # when the current clients started, if they did
         # Clients that ran this long without failing count as recovered, even if nothing came to commit.
         healthy_s = 2 * settings.transaction_retry_timeout_ms / 1000
         recreated = 0
@@ -203,8 +203,11 @@ class Worker:
                     if isinstance(failure, KafkaException) and not failure.args[0].fatal():
                         raise
                     now = time.monotonic()
-                    if outage_since is None or self.stats.batches > batches_before or now - started_at > healthy_s:
+                    recovered = self.stats.batches > batches_before or (
+                        started_at is not None and now - started_at > healthy_s)
+                    if outage_since is None or recovered:
                         outage_since, batches_before = now, self.stats.batches
+                    started_at = None
                     self._close_clients()
                     if self._stop.is_set():
                         return self.stats

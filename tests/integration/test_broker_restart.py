@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from muse_stream.broker.local import LocalBroker, free_port_pair
+from muse_stream.pipeline.worker import Worker, WorkerError, WorkerSettings
 from muse_stream.topics import TopicNames
 from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess
@@ -65,3 +66,24 @@ def test_worker_rides_through_a_sigkilled_and_restarted_broker(
         assert "recreating them with the same ids" in worker.log_tail(400)
     finally:
         worker.stop()
+
+
+def test_a_worker_gives_up_loudly_only_after_its_outage_limit(
+        own_broker: LocalBroker, topic_names: TopicNames, tmp_path: Path) -> None:
+    """Broker gone for good: the worker keeps recreating its clients until nothing has committed for
+    its outage limit, then stops with one error saying what to check (last test: it restarts the
+    module's broker afterwards)."""
+    bootstrap = own_broker.bootstrap
+    ensure_tenant_topics(TopicAdmin(bootstrap), topic_names, (TENANT,), partitions=1)
+    settings = WorkerSettings(bootstrap=bootstrap, names=topic_names, worker_id="w1", outage_limit_ms=8000,
+                              transaction_retry_timeout_ms=2000)
+    worker = Worker(settings, lambda: None)  # type: ignore[arg-type,return-value]  # nothing arrives to score
+    own_broker.kill()
+    try:
+        began = time.monotonic()
+        with pytest.raises(WorkerError, match=r"worker w1: no transaction has committed for \d+ s \(outage limit 8 s\) "
+                                              r"over [1-9]\d* recreations .*Check that the brokers at .* are up"):
+            worker.run()
+        assert time.monotonic() - began < 120
+    finally:
+        own_broker.start()
