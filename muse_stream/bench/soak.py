@@ -363,10 +363,7 @@ def run_soak(settings: SoakSettings, say: Callable[[str], None] = print) -> Soak
             if worker.process is not None:
                 worker.stop()
         cluster.stop()
-        if settings.log_dir is None:
-            shutil.rmtree(home, ignore_errors=True)
-        else:
-            shutil.rmtree(home / "cluster", ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)  # --keep-logs puts the logs outside it
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
