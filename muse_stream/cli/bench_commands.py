@@ -12,6 +12,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "muse_stream.bench.latency",
     "muse_stream.bench.tenants",
     "muse_stream.bench.replay",
+    "muse_stream.bench.soak",
 )
 
 
