@@ -1,9 +1,11 @@
 """On a local three-node cluster (replication factor 3, min.insync.replicas=2), a worker streams
-while one node is SIGKILLed and stays down, and while every node is restarted in turn: exactly one
-result per event, and the worker process is never restarted.
+while one node is SIGKILLed mid-stream and left down, and then every node is restarted in turn (a
+rolling restart: the killed one comes back first, the other two by controlled shutdown): exactly
+one result per event, and the worker process is never restarted.
 
-The cluster is this module's own (the session's broker is never disturbed); both tests share it,
-and each leaves it with every node up.
+The cluster is this module's own (the session's broker is never disturbed). One stream carries both
+faults: each node start costs tens of seconds on a busy machine, and a second worker, stream and
+read-back would only repeat what this one shows.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from tests.support.streaming import assert_exactly_once, produce_steadily, wait_
 
 pytestmark = pytest.mark.kafka
 TENANT = "bank-a"
-EVENTS = 3000
+EVENTS = 1500
+# How long a node may take to start and catch up: a busy 2-core machine running three nodes and a
+# worker needed more than the 60 s a single broker gets.
+NODE_START_TIMEOUT_S = 180.0
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,7 @@ def cluster() -> Iterator[LocalCluster]:
     home = Path(tempfile.mkdtemp(prefix="muse-cluster-"))
     cluster = LocalCluster(home=home, port=free_port_pair(nodes=3), nodes=3)
     try:
-        cluster.start()
+        cluster.start(NODE_START_TIMEOUT_S)
         yield cluster
     finally:
         cluster.stop()
@@ -50,35 +55,21 @@ def _deploy(cluster: LocalCluster, names: TopicNames, tmp_path: Path) -> None:
     publish(cluster.bootstrap, names, config, {"fraud-v1": predictor}, tmp_path)
 
 
-def test_one_node_killed_mid_stream_loses_and_doubles_nothing(
+def test_a_node_killed_mid_stream_then_a_rolling_restart_lose_and_double_nothing(
     cluster: LocalCluster, topic_names: TopicNames, tmp_path: Path
 ) -> None:
     _deploy(cluster, topic_names, tmp_path)
     worker = WorkerProcess(cluster.bootstrap, topic_names.namespace, "w1", tmp_path).start()
     wait_until_consuming(worker)
-    producer = produce_steadily(cluster.bootstrap, topic_names, TENANT, EVENTS, seconds=20)
-    try:
-        time.sleep(5)
-        assert cluster.node(1).kill()  # node 1 leads some partitions and may coordinate the group
-        producer.join(180)
-        assert_exactly_once(cluster.bootstrap, topic_names, TENANT, EVENTS, worker.log_tail(60))
-        assert worker.alive(), f"the worker exited:\n{worker.log_tail(60)}"
-    finally:
-        worker.stop()
-        cluster.start()  # node 1 back for the next test
-
-
-def test_a_rolling_restart_of_every_node_loses_and_doubles_nothing(
-    cluster: LocalCluster, topic_names: TopicNames, tmp_path: Path
-) -> None:
-    _deploy(cluster, topic_names, tmp_path)
-    worker = WorkerProcess(cluster.bootstrap, topic_names.namespace, "w1", tmp_path).start()
-    wait_until_consuming(worker)
-    producer = produce_steadily(cluster.bootstrap, topic_names, TENANT, EVENTS, seconds=20)
+    # Spread over about as long as the faults take, so events arrive while each node is away.
+    producer = produce_steadily(cluster.bootstrap, topic_names, TENANT, EVENTS, seconds=45)
     try:
         time.sleep(3)
-        for node in cluster.members:
-            cluster.restart_node(node.node_id)
+        assert cluster.node(1).kill()  # node 1 leads some partitions and may coordinate the group
+        time.sleep(8)  # down past the broker session timeout: its partitions' leaders move
+        assert worker.alive(), f"the worker exited with node 1 down:\n{worker.log_tail(60)}"
+        for node in cluster.members:  # node 1 first, back from its crash; then 2 and 3
+            cluster.restart_node(node.node_id, NODE_START_TIMEOUT_S)
         producer.join(180)
         assert_exactly_once(cluster.bootstrap, topic_names, TENANT, EVENTS, worker.log_tail(60))
         assert worker.alive(), f"the worker exited:\n{worker.log_tail(60)}"

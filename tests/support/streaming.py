@@ -7,10 +7,16 @@ import time
 from collections import Counter
 
 import orjson
+from confluent_kafka import Producer
 
+from muse_stream.clients.producing import produce_acknowledged
+from muse_stream.clients.settings import producer_config
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
-from tests.support.kafka_io import WorkerProcess, produce, read_committed
+from tests.support.kafka_io import WorkerProcess, read_committed
+
+# How long one chunk may wait for brokers that are away (killed, restarting on a busy machine).
+OUTAGE_PATIENCE_S = 180.0
 
 
 def produce_steadily(
@@ -20,14 +26,16 @@ def produce_steadily(
     chunk sent while brokers are away waits for them (idempotent: no duplicates from retries)."""
     X, _ = generate_events(events, seed=5)
     features = events_as_dicts(X)
+    topic = names.input_topic(tenant)
+    producer = Producer(producer_config(bootstrap, **{"message.timeout.ms": int(OUTAGE_PATIENCE_S * 1000)}))
 
     def run() -> None:
         for chunk in range(chunks):
             records = [
-                (f"ev-{i}".encode(), orjson.dumps({"event_id": f"ev-{i}", "features": features[i]}))
+                (topic, f"ev-{i}".encode(), orjson.dumps({"event_id": f"ev-{i}", "features": features[i]}))
                 for i in range(chunk * events // chunks, (chunk + 1) * events // chunks)
             ]
-            produce(bootstrap, names.input_topic(tenant), records, **{"message.timeout.ms": 180_000})
+            produce_acknowledged(producer, records, what=f"events to {topic}", timeout_s=OUTAGE_PATIENCE_S)
             time.sleep(seconds / chunks)
 
     thread = threading.Thread(target=run, daemon=True)
