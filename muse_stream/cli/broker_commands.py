@@ -49,10 +49,9 @@ def _start(args: argparse.Namespace) -> int:
         raise MuseError("--tls goes with --secure: `muse broker start --secure --tls`")
     cluster = LocalCluster.default(args.nodes)
     began = time.monotonic()
-    version = cluster.members[0].version
     if cluster.start(secure=args.secure, tls=args.tls):
         print(
-            f"started Kafka {version} ({cluster.nodes} node{'s' if cluster.nodes > 1 else ''}) in "
+            f"started Kafka {cluster.members[0].version} ({cluster.nodes} node{'s' if cluster.nodes > 1 else ''}) in "
             f"{time.monotonic() - began:.1f} s; bootstrap {cluster.bootstrap}"
         )
     else:

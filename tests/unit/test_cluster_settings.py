@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +79,18 @@ def test_a_secured_single_node_writes_sasl_settings_beside_its_standalone_quorum
     assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:20001"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["allow.everyone.if.no.acl.found"] == "false"
+
+
+def test_muse_broker_start_secure_nodes_3_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "MUSE_HOME": str(tmp_path), "MUSE_BROKER_PORT": "20000"}
+    result = subprocess.run(
+        [sys.executable, "-m", "muse_stream.cli", "broker", "start", "--secure", "--nodes", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("muse: error: muse broker start --secure runs one node, not 3:")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before the home was made
