@@ -1,7 +1,10 @@
-"""A single-node Apache Kafka 4.x in KRaft combined (broker + controller) mode on 127.0.0.1.
+"""A local Apache Kafka 4.x in KRaft combined (broker + controller) mode on 127.0.0.1: one node, or a
+cluster of three with a production cluster's durability settings.
 
-One directory holds everything about one broker: its properties, data, pid file and log. The pid
-file records the process's start time as well, so `stop` never signals a recycled pid.
+One directory holds everything about one node (`LocalBroker`): its properties, data, pid file and
+log. The pid file records the process's start time as well, so `stop` never signals a recycled pid.
+A `LocalCluster` is one node in its home (the single broker), or N nodes in `node-<id>/`
+subdirectories, which it starts together (a KRaft quorum needs a majority before any node serves).
 """
 
 from __future__ import annotations
@@ -69,15 +72,55 @@ def default_home() -> Path:
     return Path(os.environ.get("MUSE_HOME") or user_state_dir("muse-stream")) / "broker"
 
 
+# What a production cluster has: every record on three brokers, written to two before it counts, and
+# no out-of-sync replica ever elected leader (which would lose committed records).
+CLUSTER_REPLICATION = 3
+CLUSTER_MIN_INSYNC = 2
+
+
+def replication_settings(nodes: int) -> dict[str, str]:
+    """Replication of the internal topics (offsets, transactions, share state) and the defaults for
+    others: 1 on one node (where transactions and groups work only so), else 3 with 2 in sync."""
+    factor = str(min(nodes, CLUSTER_REPLICATION))
+    min_isr = "1" if nodes < CLUSTER_REPLICATION else str(CLUSTER_MIN_INSYNC)
+    settings = {
+        "offsets.topic.replication.factor": factor,
+        "transaction.state.log.replication.factor": factor,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": factor,
+        "share.coordinator.state.topic.min.isr": min_isr,
+    }
+    if nodes > 1:
+        settings |= {
+            "default.replication.factor": factor,
+            "min.insync.replicas": min_isr,
+            "unclean.leader.election.enable": "false",
+        }
+    return settings
+
+
 def server_properties(
-    *, port: int, controller_port: int, data_dir: Path, admin: ScramLogin | None = None, tls: BrokerTls | None = None
+    *,
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    node_id: int = 1,
+    voters: tuple[tuple[int, int], ...] = (),
+    admin: ScramLogin | None = None,
+    tls: BrokerTls | None = None,
 ) -> str:
-    """One-node settings under which transactions and consumer groups work; with ``admin``, the
-    secured broker of :func:`secure_settings`."""
+    """A node's settings under which transactions and consumer groups work; ``voters``, the
+    (node id, controller port) of every node of a cluster, or empty for one standalone node; with
+    ``admin``, the secured broker of :func:`secure_settings` (one node only)."""
+    quorum = (
+        {"controller.quorum.voters": ",".join(f"{n}@127.0.0.1:{p}" for n, p in voters)}
+        if voters
+        else {"controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}"}
+    )
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "node.id": str(node_id),
+        **quorum,
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -88,13 +131,9 @@ def server_properties(
         "num.partitions": "1",
         # Topics are created explicitly with their configs checked; a typo must not make a topic.
         "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "8",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
         "transaction.state.log.num.partitions": "8",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        **replication_settings(max(len(voters), 1)),
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "24",
         "log.segment.bytes": str(64 * 1024 * 1024),
@@ -157,17 +196,18 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def free_port_pair(first: int = 29300, last: int = 29900) -> int:
-    """A port p with p and p+1 free on 127.0.0.1: a broker's client and controller listeners.
-
-    The search starts at a random pair: test sessions started side by side would otherwise all
-    pick the first free pair, and all but one broker would fail to bind it."""
-    pairs = list(range(first, last, 2))
-    start = random.randrange(len(pairs))
-    for port in pairs[start:] + pairs[:start]:
-        if port_is_free(port) and port_is_free(port + 1):
+def free_port_pair(first: int = 29300, last: int = 29900, *, nodes: int = 1) -> int:
+    """A port p with p to p+2*nodes-1 free on 127.0.0.1: each node's client and controller listeners.
+    The scan starts at a random block, so test sessions running side by side rarely race for one."""
+    width = 2 * nodes
+    blocks = list(range(first, last - width + 1, width))
+    start = random.randrange(len(blocks))
+    for port in blocks[start:] + blocks[:start]:
+        if all(port_is_free(p) for p in range(port, port + width)):
             return port
-    raise BrokerSetupError(f"no two adjacent free ports between {first} and {last} on 127.0.0.1; free some or set MUSE_BOOTSTRAP")
+    raise BrokerSetupError(
+        f"no {width} adjacent free ports between {first} and {last} on 127.0.0.1; free some or set MUSE_BOOTSTRAP"
+    )
 
 
 def _process_start_ticks(pid: int) -> int | None:
@@ -184,12 +224,16 @@ def _process_start_ticks(pid: int) -> int | None:
 
 @dataclass(frozen=True)
 class LocalBroker:
-    """A local broker rooted at `home`; every method is safe to call in any state."""
+    """A local broker (one node) rooted at `home`; every method is safe to call in any state.
+    ``voters`` and ``cluster_id`` make it a node of a cluster (see LocalCluster)."""
 
     home: Path
     port: int = DEFAULT_PORT
     version: str = KAFKA_VERSION
     heap: str = "1g"
+    node_id: int = 1
+    voters: tuple[tuple[int, int], ...] = ()
+    cluster_id: str | None = None
 
     @classmethod
     def default(cls) -> LocalBroker:
@@ -296,6 +340,26 @@ class LocalBroker:
         ``secure`` (only when the storage is first formatted; a secured broker stays secured):
         SASL/SCRAM-SHA-512, ACLs required, and a credential file for the admin and each of muse's
         principals in :attr:`credentials_dir`; ``tls`` adds TLS with a locally made CA."""
+        process = self.launch(secure=secure, tls=tls)
+        if process is None:
+            return False
+        self.wait_ready(process, timeout)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL the node, as a crash would (a fault drill); False if it was not running."""
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        while self.running_pid() is not None:
+            _reap(pid)
+            time.sleep(0.05)
+        return True
+
+    def launch(self, *, secure: bool = False, tls: bool = False) -> subprocess.Popen[bytes] | None:
+        """Start the process without waiting for it to serve; None if it was already running.
+        ``secure`` and ``tls`` as for :meth:`start`."""
         formatted = (self.data_dir / "meta.properties").exists()
         if formatted and secure and not self.secure:
             raise BrokerSetupError(
@@ -303,7 +367,7 @@ class LocalBroker:
                 f"stop it and delete {self.home}, or use another MUSE_HOME for the secured broker"
             )
         if self.status() is BrokerStatus.RUNNING:
-            return False
+            return None
         if not formatted and secure:
             self._make_credentials(tls)
         self.pid_file.unlink(missing_ok=True)
@@ -336,6 +400,11 @@ class LocalBroker:
             )
         ticks = _process_start_ticks(process.pid)
         self.pid_file.write_text(f"{process.pid} {ticks}\n")
+        return process
+
+    def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_S) -> None:
+        """Wait until the launched process serves metadata; a process that exits or never answers is
+        stopped and its log's last lines raised."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -344,8 +413,8 @@ class LocalBroker:
                     f"the Kafka broker exited with code {process.returncode} while starting; "
                     f"last lines of {self.log_file}:\n{self.log_tail()}"
                 )
-            if self.is_ready(timeout=1.0):
-                return True
+            if self.is_ready(timeout=1.0) and process.poll() is None:  # not another broker on a raced port
+                return
             time.sleep(0.3)
         self.stop()
         raise BrokerSetupError(
@@ -382,6 +451,8 @@ class LocalBroker:
                 port=self.port,
                 controller_port=self.controller_port,
                 data_dir=self.data_dir,
+                node_id=self.node_id,
+                voters=self.voters,
                 admin=login,
                 tls=self.tls if login and login.ca_file else None,
             ),
@@ -392,7 +463,9 @@ class LocalBroker:
         """Format the KRaft log directory once; an existing one keeps its data and cluster id."""
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = new_cluster_id()
+        cluster_id = self.cluster_id or new_cluster_id()
+        # One node is its own quorum; a cluster's nodes share the id and name their voters in their properties.
+        quorum = [] if self.voters else ["--standalone"]
         result = subprocess.run(
             [
                 java,
@@ -402,7 +475,7 @@ class LocalBroker:
                 f"{libs}/*",
                 "kafka.tools.StorageTool",
                 "format",
-                "--standalone",
+                *quorum,
                 "-t",
                 cluster_id,
                 "-c",
@@ -433,6 +506,178 @@ class LocalBroker:
                 login = read_login(self.credential_file(principal))
                 arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={login.username},password={login.password}]"]
         return arguments
+
+
+NODES_FILE = "nodes"
+# Secured nodes would need the controller listener secured and SCRAM credentials bootstrapped on
+# every node's storage (StorageTool --add-scram with one cluster id); not built yet.
+SECURE_CLUSTER_REFUSAL = (
+    "muse broker start --secure runs one node, not {nodes}: drop --nodes for the secured local broker, or drop "
+    "--secure for a {nodes}-node plaintext cluster (a secured cluster: see the README, On a real cluster, across machines)"
+)
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """N local nodes rooted at `home`: one is the single broker in `home` itself (the layout `muse
+    broker start` always had); more live in `home/node-<id>`, node i on ports port+2(i-1) and the
+    next one. How many nodes a home holds is recorded there, so status, logs and stop find them all."""
+
+    home: Path
+    port: int = DEFAULT_PORT
+    nodes: int = 1
+    heap: str | None = None  # default: 1g for one node, 512m each for a cluster
+
+    @classmethod
+    def default(cls, nodes: int | None = None) -> LocalCluster:
+        """The cluster in MUSE_HOME on MUSE_BROKER_PORT; ``nodes`` None: as many as it was started with."""
+        home = default_home()
+        return cls(
+            home=home,
+            port=int(os.environ.get("MUSE_BROKER_PORT", DEFAULT_PORT)),
+            nodes=nodes if nodes is not None else recorded_nodes(home),
+        )
+
+    @property
+    def members(self) -> list[LocalBroker]:
+        heap = self.heap or ("1g" if self.nodes == 1 else "512m")
+        if self.nodes == 1:
+            return [LocalBroker(home=self.home, port=self.port, heap=heap)]
+        voters = tuple((i, self.port + 2 * (i - 1) + 1) for i in range(1, self.nodes + 1))
+        cluster_id = self._cluster_id()
+        return [
+            LocalBroker(
+                home=self.home / f"node-{i}",
+                port=self.port + 2 * (i - 1),
+                heap=heap,
+                node_id=i,
+                voters=voters,
+                cluster_id=cluster_id,
+            )
+            for i in range(1, self.nodes + 1)
+        ]
+
+    def node(self, node_id: int) -> LocalBroker:
+        if not 1 <= node_id <= self.nodes:
+            raise BrokerSetupError(f"no node {node_id}: the local cluster in {self.home} has nodes 1 to {self.nodes}")
+        return self.members[node_id - 1]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.members)
+
+    def _cluster_id(self) -> str:
+        """One id for every node, made once and kept with the cluster."""
+        path = self.home / "cluster.id"
+        try:
+            return path.read_text().strip()
+        except OSError:
+            self.home.mkdir(parents=True, exist_ok=True)
+            cluster_id = new_cluster_id()
+            path.write_text(cluster_id + "\n")
+            return cluster_id
+
+    def status(self) -> dict[int, BrokerStatus]:
+        return {node.node_id: node.status() for node in self.members}
+
+    def running(self) -> bool:
+        return all(status is BrokerStatus.RUNNING for status in self.status().values())
+
+    def start(self, timeout: float = START_TIMEOUT_S, *, secure: bool = False, tls: bool = False) -> bool:
+        """Start every node that is not running, together, and wait until each serves; False if all
+        were running already. A home started with another node count is refused, not mixed.
+        ``secure`` and ``tls`` (one node only) as for :meth:`LocalBroker.start`."""
+        if (secure or tls) and self.nodes > 1:
+            raise BrokerSetupError(SECURE_CLUSTER_REFUSAL.format(nodes=self.nodes))
+        recorded = recorded_nodes(self.home) if (self.home / NODES_FILE).exists() else None
+        if (
+            recorded is not None
+            and recorded != self.nodes
+            and any(s is not BrokerStatus.STOPPED for s in LocalCluster(self.home, self.port, recorded).status().values())
+        ):
+            raise BrokerSetupError(
+                f"the local broker in {self.home} runs {recorded} node(s); stop it first "
+                f"(`muse broker stop`) to start {self.nodes}"
+            )
+        if recorded is not None and recorded != self.nodes and (self.home / "data").exists() != (self.nodes == 1):
+            raise BrokerSetupError(
+                f"{self.home} holds a {recorded}-node broker's data; use another MUSE_HOME for {self.nodes} node(s), or delete it"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / NODES_FILE).write_text(f"{self.nodes}\n")
+        launched = [(node, node.launch(secure=secure, tls=tls)) for node in self.members]
+        started = [(node, process) for node, process in launched if process is not None]
+        try:
+            for node, process in started:
+                node.wait_ready(process, timeout)
+        except BrokerSetupError:
+            self.stop()
+            raise
+        return bool(started)
+
+    def restart_node(self, node_id: int, timeout: float = START_TIMEOUT_S) -> None:
+        """Stop one node (SIGTERM, a controlled shutdown), start it again and wait until every
+        partition's replicas are back in sync: one step of a rolling restart, after which the next
+        node may go."""
+        node = self.node(node_id)
+        node.stop()
+        node.start(timeout)
+        self.wait_in_sync(timeout)
+
+    def wait_in_sync(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Wait until no partition is under-replicated (what an operator checks between two steps of
+        a rolling restart); raises naming the partitions still behind."""
+        from confluent_kafka.admin import AdminClient
+
+        from muse_stream.clients.settings import admin_config
+
+        login = self.members[0].admin_login()  # a secured (single) broker answers its admin only
+        security = login.properties() if login else {}
+        admin = AdminClient(admin_config(self.bootstrap, plaintext=True, log_level=0, **security))
+        deadline = time.monotonic() + timeout
+        behind: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                metadata = admin.list_topics(timeout=5)
+            except Exception:  # noqa: BLE001 - a node still starting: ask again
+                time.sleep(0.5)
+                continue
+            behind = [
+                f"{name}[{p.id}]"
+                for name, topic in metadata.topics.items()
+                for p in topic.partitions.values()
+                if len(p.isrs) < len(p.replicas)
+            ]
+            if not behind and len(metadata.brokers) == self.nodes:
+                return
+            time.sleep(0.5)
+        raise BrokerSetupError(
+            f"{len(behind)} partitions still under-replicated after {timeout:.0f} s "
+            f"(e.g. {behind[:3]}); check `muse broker status` and `muse broker logs`"
+        )
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop every node this home started; False if none ran. All are signalled at once: one by
+        one, the last nodes wait out their timeout for a quorum that has gone."""
+        members = self.members
+        for node in members:
+            pid = node.running_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        return any([node.stop(timeout) for node in members])
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.nodes == 1:
+            return self.members[0].log_tail(lines)
+        return "\n".join(f"== node {node.node_id} ({node.log_file}) ==\n{node.log_tail(lines)}" for node in self.members)
+
+
+def recorded_nodes(home: Path) -> int:
+    """How many nodes the broker in ``home`` was started with (1 if it never recorded it)."""
+    try:
+        return int((home / NODES_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return 1
 
 
 def _reap(pid: int) -> None:

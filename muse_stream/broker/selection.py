@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from muse_stream.broker.kafka_jars import BrokerSetupError
-from muse_stream.broker.local import BrokerStatus, LocalBroker, free_port_pair
+from muse_stream.broker.local import LocalBroker, LocalCluster, free_port_pair
 from muse_stream.security.acls import ADMIN
 
 BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
+# How many nodes the test suite's throwaway broker has: 1 (default) or 3, a cluster with replication
+# factor 3 and min.insync.replicas=2, on which every integration test then runs.
+TEST_NODES_ENV = "MUSE_TEST_NODES"
 # Confluent's KRaft-capable image; testcontainers' Kafka module speaks its configuration.
 CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
 # Tries of a throwaway broker on another port pair when its ports were taken while it started.
@@ -66,11 +69,11 @@ def acquire_broker(
             yield BrokerHandle(bootstrap=bootstrap, source="container", started_here=True)
         return
     if throwaway:
-        with throwaway_broker() as handle:
+        with throwaway_broker(nodes=int(os.environ.get(TEST_NODES_ENV) or 1)) as handle:
             yield handle
         return
-    broker = LocalBroker.default()
-    started = broker.start() if broker.status() is not BrokerStatus.RUNNING else False
+    broker = LocalCluster.default()
+    started = broker.start() if not broker.running() else False
     try:
         yield BrokerHandle(bootstrap=broker.bootstrap, source="local", started_here=started)
     finally:
@@ -79,12 +82,12 @@ def acquire_broker(
 
 
 @contextlib.contextmanager
-def throwaway_broker(*, secure: bool = False, tls: bool = False) -> Iterator[BrokerHandle]:
-    """A fresh local broker in a temporary directory on free ports, deleted afterwards. The
-    isolation tests ask for a ``secure`` one, always local: only then are its admin's and muse's
-    principals' credentials known (in ``credentials_dir``)."""
+def throwaway_broker(*, secure: bool = False, tls: bool = False, nodes: int = 1) -> Iterator[BrokerHandle]:
+    """A fresh local broker (``nodes`` of them, a cluster) in a temporary directory on free ports,
+    deleted afterwards. The isolation tests ask for a ``secure`` one, always local: only then are its
+    admin's and muse's principals' credentials known (in ``credentials_dir``)."""
     home = Path(tempfile.mkdtemp(prefix="muse-broker-"))
-    broker = LocalBroker(home=home, port=free_port_pair())
+    broker = LocalCluster(home=home, port=free_port_pair(nodes=nodes), nodes=nodes)
     try:
         for attempt in range(BIND_ATTEMPTS):
             try:
@@ -96,12 +99,12 @@ def throwaway_broker(*, secure: bool = False, tls: bool = False) -> Iterator[Bro
                 if "Address already in use" not in str(error) or attempt == BIND_ATTEMPTS - 1:
                     raise
                 shutil.rmtree(home, ignore_errors=True)
-                broker = LocalBroker(home=home, port=free_port_pair(broker.port + 2))
+                broker = LocalCluster(home=home, port=free_port_pair(broker.port + 2 * nodes, nodes=nodes), nodes=nodes)
         yield BrokerHandle(
             bootstrap=broker.bootstrap,
             source="local (throwaway)",
             started_here=True,
-            credentials_dir=broker.credentials_dir if secure else None,
+            credentials_dir=broker.members[0].credentials_dir if secure else None,
         )
     finally:
         broker.stop()
@@ -133,13 +136,13 @@ def command_bootstrap() -> str:
     if explicit:
         _check_reachable(explicit, from_env=True)
         return explicit
-    broker = LocalBroker.default()
-    if broker.status() is not BrokerStatus.RUNNING:
+    broker = LocalCluster.default()
+    if not broker.running():
         raise BrokerSetupError(
             f"no broker to talk to: the local broker ({broker.bootstrap}) is not running and {BOOTSTRAP_ENV} "
             "is not set. Start one with `muse broker start`, or export MUSE_BOOTSTRAP=host:port."
         )
-    use_admin_login(broker)
+    use_admin_login(broker.members[0])
     _check_reachable(broker.bootstrap, from_env=False)
     return broker.bootstrap
 

@@ -14,6 +14,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "muse_stream.bench.noisy_neighbour",
     "muse_stream.bench.replay",
     "muse_stream.bench.promotion",
+    "muse_stream.bench.soak",
 )
 
 

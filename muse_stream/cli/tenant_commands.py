@@ -113,7 +113,11 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no tenants in namespace {names.namespace!r}; add one with `muse tenants add NAME`")
     retention = tenant_retention(admin, names, tenants)  # of the input topic: how far back a replay can go
     quotas = tenant_security.quotas_by_tenant(command_bootstrap(), names, tenants) if tenants else {}
+    replication = admin.replication_factors() if tenants else {}
     for tenant, partitions in tenants.items():
         quota = f"\tquota={quotas[tenant]}" if tenant in quotas else ""
-        print(f"{tenant}\tpartitions={partitions}\tretention={retention[tenant]}\tprefix={names.tenant_prefix(tenant)}{quota}")
+        print(
+            f"{tenant}\tpartitions={partitions}\tretention={retention[tenant]}"
+            f"\treplication={replication.get(names.input_topic(tenant), 0)}\tprefix={names.tenant_prefix(tenant)}{quota}"
+        )
     return 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import time
 from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option
-from muse_stream.clients.admin import TopicAdmin
+from muse_stream.clients.admin import ClusterUnreachable, TopicAdmin
 from muse_stream.errors import MuseError
 from muse_stream.pipeline.metrics import PartitionLag, WorkerMetrics
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
@@ -57,6 +58,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a shadow slower than this per batch is skipped for a while (default: %(default)s)",
     )
     worker.add_argument(
+        "--outage-limit-s",
+        type=float,
+        default=WorkerSettings.outage_limit_ms / 1000,
+        help="while brokers are down or unreachable the worker keeps recreating its clients; it stops "
+        "with an error once nothing has committed for this long (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--startup-wait-s",
+        type=float,
+        default=0.0,
+        help="how long a starting worker waits for an unreachable cluster (default: %(default)s, fail "
+        "at once: most often the address is wrong); give it under a supervisor that restarts "
+        "workers during broker outages",
+    )
+    worker.add_argument(
         "--metrics-port",
         type=int,
         metavar="PORT",
@@ -71,11 +87,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.set_defaults(handler=_run, default_log_level="info")
 
 
+def _reach_cluster(wait_s: float) -> str:
+    """The bootstrap address once the cluster answers. By default a worker that cannot reach it at
+    start fails at once (most often a wrong address); one restarted by a supervisor while brokers
+    are away may wait ``wait_s`` for them instead."""
+    started = time.monotonic()
+    while True:
+        try:
+            return command_bootstrap()
+        except ClusterUnreachable as error:
+            if time.monotonic() - started >= wait_s:
+                raise
+            logger.warning("%s; retrying for up to %g s (--startup-wait-s)", error, wait_s)
+            time.sleep(2.0)
+
+
 def _run(args: argparse.Namespace) -> int:
     from muse_stream.config.artifact_topic import KafkaArtifactStore
     from muse_stream.config.watcher import ConfigWatcher
 
-    bootstrap = command_bootstrap()
+    bootstrap = _reach_cluster(args.startup_wait_s)
     names = TopicNames(args.namespace)
     TopicAdmin(bootstrap).ensure(names.worker_internal_topic_specs())
     watcher = ConfigWatcher(bootstrap, names, artifact_store=KafkaArtifactStore(bootstrap, names))
@@ -90,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
             commit_interval_ms=args.commit_interval_ms,
             max_batch=args.max_batch,
             fair_share=args.fair_share,
+            outage_limit_ms=int(args.outage_limit_s * 1000),
         )
         worker = Worker(
             settings, watcher.live_snapshot, BatchScorer(names, shadow_guard=ShadowGuard(budget_ms=args.shadow_budget_ms))

@@ -27,6 +27,11 @@ from muse_stream.topics import (
 )
 
 ADMIN_TIMEOUT_S = 30.0
+# Topics get 3 replicas where the cluster has 3 brokers or more (fewer otherwise, never more than the
+# brokers), and with 3, need 2 in sync for a write to count: one broker may be lost without losing
+# or refusing a committed record.
+MAX_REPLICATION = 3
+MIN_INSYNC_AT_FULL_REPLICATION = "2"
 # Topics per CreateTopics/DeleteTopics request: a single request for 1,500 topics (500 tenants)
 # can outlast the admin timeout on a small broker.
 ADMIN_REQUEST_TOPICS = 300
@@ -44,6 +49,12 @@ def grow_hint(topic: str, partitions: int) -> str:
 
 class TopicAccessDenied(TopicError):
     """This login may not see or create a topic (a secured cluster where topics are the admin's)."""
+
+
+def replication_for(brokers: int) -> tuple[int, dict[str, str]]:
+    """The replication factor and durability configs of a new topic on a cluster of ``brokers``."""
+    factor = max(1, min(MAX_REPLICATION, brokers))
+    return factor, ({"min.insync.replicas": MIN_INSYNC_AT_FULL_REPLICATION} if factor >= MAX_REPLICATION else {})
 
 
 class ClusterUnreachable(MuseError):
@@ -79,6 +90,19 @@ class TopicAdmin:
         self.bootstrap = bootstrap
         self._admin = AdminClient(admin_config(bootstrap))
 
+    def brokers(self) -> int:
+        """How many brokers the cluster has now."""
+        return len(self._admin.list_topics(timeout=ADMIN_TIMEOUT_S).brokers)
+
+    def replication_factors(self) -> dict[str, int]:
+        """Topic name -> replicas of its first partition."""
+        metadata = self._admin.list_topics(timeout=ADMIN_TIMEOUT_S)
+        return {
+            name: len(topic.partitions[0].replicas) if topic.partitions else 0
+            for name, topic in metadata.topics.items()
+            if topic.error is None
+        }
+
     def existing_topics(self) -> dict[str, int]:
         """Topic name -> partition count."""
         metadata = self._admin.list_topics(timeout=ADMIN_TIMEOUT_S)
@@ -90,11 +114,17 @@ class TopicAdmin:
         existing = self.existing_topics()
         missing = [spec for spec in specs if spec.name not in existing]
         created: list[str] = []
+        replication, durability = replication_for(self.brokers()) if missing else (1, {})
         for start in range(0, len(missing), ADMIN_REQUEST_TOPICS):
             chunk = missing[start : start + ADMIN_REQUEST_TOPICS]
             futures = self._admin.create_topics(
                 [
-                    NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config={**s.defaults, **s.configs})
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=replication,
+                        config={**durability, **s.defaults, **s.configs},
+                    )
                     for s in chunk
                 ],
                 operation_timeout=ADMIN_TIMEOUT_S,

@@ -88,14 +88,17 @@ def reader_from_start(bootstrap: str, topic: str, **overrides: object) -> Consum
     for its offset-query timer (about half a second) before the first fetch.
     """
     consumer = Consumer(log_reader_config(bootstrap, **overrides))
-    deadline = time.monotonic() + LEADER_WAIT_S
+    started = time.monotonic()
     while True:
         try:
-            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=READ_TIMEOUT_S)
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=LEADER_WAIT_S)
             break
         except KafkaException as error:
-            # Just after creation a topic may have no leader yet: wait a little for one.
-            if time.monotonic() > deadline:
+            # Just after creation a topic may have no leader yet: wait a little for one. A timeout may
+            # be a leader that just died, whose successor the cluster elects within its broker
+            # session timeout (about 10 s): wait for that longer.
+            patience = READ_TIMEOUT_S if error.args[0].code() == KafkaError._TIMED_OUT else LEADER_WAIT_S
+            if time.monotonic() - started > patience:
                 consumer.close()
                 raise MuseError(
                     f"cannot read topic {topic} on {bootstrap}: {error.args[0].str()}; check that it exists "

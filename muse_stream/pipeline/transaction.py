@@ -5,26 +5,34 @@ what keeps it exactly-once under a backlog, rebalances and failures lives here.
 
 Commits overlap the next batch: a full batch's offsets and commit travel to the broker on a
 committer thread while the loop gathers and scores the next batch, and the next transaction begins
-only once that commit has settled. A batch below the cap commits inline: there is little to
-overlap, and the hop to the thread cost latency (muse bench latency: p50 10 -> 19 ms at 1,000
-events/s). The worker's revoke callback settles the commit in flight first, so a transaction always
-lands under the generation its offsets were sent with. A failed commit is aborted, and its batch and
-the batch read after it are both read again from the committed offsets.
+only once that commit has settled. A batch below the cap is committed at once and waited for:
+there is little to overlap (letting the loop run meanwhile cost latency, muse bench latency: p50
+10 -> 19 ms at 1,000 events/s). Either way the offsets and commit run on their own daemon thread,
+waited for with a deadline: librdkafka's send_offsets_to_transaction can block past its timeout when
+the group coordinator went away (librdkafka#5456, #5511; seen here after a broker restart), and a
+call stuck for good must cost the worker its producer, never its loop. The worker's revoke
+callback settles the commit in flight first, so a transaction always lands under the generation its
+offsets were sent with. A failed commit is aborted, and its batch and the batch read after it
+are both read again from the committed offsets.
 
-Error contract (librdkafka's): retriable -> retry, for at most `retry_timeout_s`; past that the
-worker stops with a WorkerError, since the transaction's outcome is unknown and only a restart with
-the same transactional.id settles it. `txn_requires_abort()` -> abort, rewind the consumer to the
-committed offsets, go on; 8 aborts in a row stop the worker. Anything else is fatal -> raise, and
-the restarted worker (same worker id, so the same transactional.id) aborts whatever its previous
-life left open.
+Error contract (librdkafka's): retriable -> retry, each call bounded (librdkafka's default is to
+block forever, and a commit sent just before a broker died once hung a worker for good), for at most
+`retry_timeout_s`; past that the transaction's outcome is unknown and only new clients with the same
+transactional.id settle it: ClientsBroken. `txn_requires_abort()` -> abort, rewind the consumer to
+the committed offsets, go on; 8 aborts in a row stop the worker. Anything else is fatal (fenced, or a
+consumer whose static membership was fenced) -> ClientsBroken too. The worker answers ClientsBroken
+by recreating its consumer and producer (same ids: init_transactions aborts what the old producer
+left open, the consumer resumes from the committed offsets), for as long as its outage limit allows.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
@@ -52,8 +60,23 @@ NextOffsets = dict[tuple[str, int], int]
 Finish = Callable[[list[TopicPartition], object], None]
 
 
+# The longest one transactional call blocks before it is retried (librdkafka's default: forever).
+CALL_TIMEOUT_S = 10.0
+
+
 class WorkerError(MuseError):
     """The worker cannot go on safely; its message says where and what to check."""
+
+
+class ClientsBroken(WorkerError):
+    """The worker's Kafka clients cannot go on (fatal error, fenced, or retries exhausted while the
+    broker was away); new clients with the same ids can, and settle what these left open."""
+
+
+def bounded(call: Callable[..., None], deadline: float) -> Callable[..., None]:
+    """``call`` with a timeout: CALL_TIMEOUT_S, or what is left until ``deadline`` (at least 1 s)."""
+    # The timeout goes last and positional: confluent-kafka takes no keywords here.
+    return lambda *args: call(*args, max(1.0, min(CALL_TIMEOUT_S, deadline - time.monotonic())))
 
 
 @dataclass
@@ -88,6 +111,22 @@ class _CommitInFlight:
     shadows: int
     outcome: BatchOutcome  # for whoever is told of settled batches (metrics)
     began_at: float  # monotonic time the transaction began
+
+
+def _on_daemon_thread(call: Callable[..., None], *args: object) -> Future[None]:
+    """Run ``call(*args)`` on a daemon thread: one stuck in librdkafka for good neither blocks the
+    loop (which waits with a deadline) nor the process's exit."""
+    future: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            call(*args)
+            future.set_result(None)
+        except BaseException as exception:  # noqa: BLE001 - handed to whoever settles the commit
+            future.set_exception(exception)
+
+    threading.Thread(target=run, name="muse-committer", daemon=True).start()
+    return future
 
 
 def describe_offsets(next_offsets: NextOffsets) -> str:
@@ -126,7 +165,9 @@ class TransactionLifecycle:
         self.on_batch: Callable[[BatchReport], None] | None = None
         self._in_flight: _CommitInFlight | None = None
         self._consecutive_aborts = 0
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="muse-committer")
+        # How long a commit may take on its thread before it counts as hung: its own retry deadline,
+        # plus one bounded call that began just before it.
+        self._hang_timeout_s = retry_timeout_s + CALL_TIMEOUT_S + 5.0
 
     def begin(self, next_offsets: NextOffsets, records_in: int) -> bool:
         """Open the transaction of a scored batch, once the previous commit has settled. False if the
@@ -167,26 +208,19 @@ class TransactionLifecycle:
             outcome,
             began_at,
         )
-        if overlap:
-            in_flight.future = self._committer.submit(self._finish, offsets, group_metadata)
-            return
-        try:
-            self._finish(offsets, group_metadata)
-            in_flight.future.set_result(None)
-        except KafkaException as exception:
-            in_flight.future.set_exception(exception)
-        except BaseException:
-            self._in_flight = None  # nothing left to settle (the worker stops; its restart settles the transaction)
-            raise
-        self.settle()
+        in_flight.future = _on_daemon_thread(self._finish, offsets, group_metadata)
+        if not overlap:
+            self.settle()
 
     def finish(self, offsets: list[TopicPartition], group_metadata: object) -> None:
         """The input offsets into the transaction, then the commit, each retried while librdkafka
         says retriable, for at most `retry_timeout_s` together."""
         deadline = time.monotonic() + self.retry_timeout_s
         try:
-            call_retrying(self.producer.send_offsets_to_transaction, offsets, group_metadata, deadline=deadline)
-            call_retrying(self.producer.commit_transaction, deadline=deadline)
+            call_retrying(
+                bounded(self.producer.send_offsets_to_transaction, deadline), offsets, group_metadata, deadline=deadline
+            )
+            call_retrying(bounded(self.producer.commit_transaction, deadline), deadline=deadline)
         except KafkaException as exception:
             if not exception.args[0].retriable():
                 raise
@@ -200,7 +234,13 @@ class TransactionLifecycle:
         if in_flight is None:
             return True
         try:
-            in_flight.future.result()
+            in_flight.future.result(timeout=self._hang_timeout_s)
+        except FutureTimeout:
+            raise ClientsBroken(
+                f"worker {self.worker_id}: the commit of the transaction for {describe_offsets(in_flight.next_offsets)} "
+                f"has not returned within {self._hang_timeout_s:g} s (a librdkafka call blocked past its timeout); "
+                "whether it landed is unknown, and new clients with the same id settle it"
+            ) from None
         except KafkaException as exception:
             self._on_failed(exception, in_flight.records_in, in_flight.next_offsets)
             return False
@@ -216,15 +256,28 @@ class TransactionLifecycle:
         return True
 
     def close(self) -> None:
-        """Wait for the committer thread: a commit still in flight lands or fails before the clients close."""
-        self._committer.shutdown(wait=True)
+        """Wait for a commit still in flight to land or fail before the clients close (a hung one no
+        longer than a commit may take)."""
+        if self._in_flight is not None:
+            try:
+                self._in_flight.future.result(timeout=self._hang_timeout_s)
+            except Exception:  # noqa: BLE001 - the worker is stopping; the next one with this id settles it
+                pass
+
+    def abandon(self) -> None:
+        """Forget what is open or in flight (its clients are broken: their successors' init_transactions
+        settles it), once the commit thread is done with the old producer or has hung."""
+        self.close()
+        self._open = self._in_flight = None
 
     # -- failures --------------------------------------------------------------------------------
 
     def _on_failed(self, exception: KafkaException, records_in: int, next_offsets: NextOffsets) -> None:
         error: KafkaError = exception.args[0]
-        if error.fatal():  # fenced or broken: only a new producer (a restart) can go on
-            raise exception
+        if error.fatal():  # fenced or broken: only a new producer can go on
+            raise ClientsBroken(
+                f"worker {self.worker_id}: fatal error in the transaction for {describe_offsets(next_offsets)}: {error.str()}"
+            ) from exception
         self._abort_and_rewind(error, records_in, next_offsets)
 
     def _abort_and_rewind(self, error: KafkaError, records_in: int, next_offsets: NextOffsets) -> None:
@@ -235,7 +288,8 @@ class TransactionLifecycle:
             "transaction of %d records aborted (%s): %s; rewinding to the committed offsets", records_in, error.str(), span
         )
         try:
-            call_retrying(self.producer.abort_transaction, deadline=time.monotonic() + self.retry_timeout_s)
+            deadline = time.monotonic() + self.retry_timeout_s
+            call_retrying(bounded(self.producer.abort_transaction, deadline), deadline=deadline)
         except KafkaException as exception:
             if not exception.args[0].retriable():
                 raise
@@ -249,12 +303,11 @@ class TransactionLifecycle:
             )
         time.sleep(min(self.abort_backoff_s * 2 ** (self._consecutive_aborts - 1), 5.0))
 
-    def _retries_exhausted(self, what: str, error: KafkaError, next_offsets: NextOffsets) -> WorkerError:
-        return WorkerError(
+    def _retries_exhausted(self, what: str, error: KafkaError, next_offsets: NextOffsets) -> ClientsBroken:
+        return ClientsBroken(
             f"worker {self.worker_id}: the {what} of the transaction for {describe_offsets(next_offsets)} still "
             f"failed after {self.retry_timeout_s:g} s of retries ({error.str()}); whether it landed is unknown. "
-            "Nothing is lost: restarting the worker with the same id settles it. Check that the broker is up and "
-            "reachable (`muse broker status`, `muse broker logs`), then restart."
+            "Nothing is lost: new clients with the same id settle it."
         )
 
     def _rewind(self, partitions: Iterable[tuple[str, int]]) -> None:
@@ -263,10 +316,9 @@ class TransactionLifecycle:
         try:
             committed_offsets = self.consumer.committed(topic_partitions, timeout=30)
         except KafkaException as error:  # without them the consumer's positions are past uncommitted input
-            raise WorkerError(
+            raise ClientsBroken(
                 f"worker {self.worker_id}: cannot read the committed offsets of "
-                f"{[f'{p.topic}[{p.partition}]' for p in topic_partitions]} to rewind: {error}; "
-                "restart it"
+                f"{[f'{p.topic}[{p.partition}]' for p in topic_partitions]} to rewind: {error}"
             ) from error
         for committed in committed_offsets:
             target = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING

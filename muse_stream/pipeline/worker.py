@@ -8,6 +8,16 @@ rebalance. How the commit overlaps the next batch, and what a failure aborts and
 gathered are dropped (their new owner reads them from the committed offset). Batches are gathered
 fairly across tenants, so one tenant's backlog does not starve the others (`pipeline/fairness.py`;
 the worker only pauses and resumes the partitions it names).
+
+Broker failures: when the clients break (a fatal error, or a transaction whose outcome stayed
+unknown past its retry deadline), the worker closes them and makes new ones with the same ids,
+which is what a restarted process would do, without the restart. Why not let librdkafka rejoin: a
+static member whose session timed out while the broker was away rejoins with an empty member id,
+the coordinator gives its instance id a new member id, and the old one's next request is answered
+FENCED_INSTANCE_ID, which librdkafka makes a fatal, permanent error of the consumer
+(librdkafka#3437); the producer's offsets, sent with the old group metadata, fail with it. Only a
+new consumer (and a new producer, whose init_transactions settles the transaction the old one left
+open) goes on. The worker gives up, loudly, only once nothing has committed for `outage_limit_ms`.
 """
 
 from __future__ import annotations
@@ -16,13 +26,14 @@ import functools
 import gc
 import logging
 import operator
+import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.producing import produce_grouped
@@ -39,7 +50,9 @@ from muse_stream.pipeline.scoring import (
 )
 from muse_stream.pipeline.transaction import (
     ABORT_BACKOFF_S,
+    CALL_TIMEOUT_S,
     MAX_CONSECUTIVE_ABORTS,
+    ClientsBroken,
     NextOffsets,
     TransactionLifecycle,
     WorkerError,
@@ -75,6 +88,9 @@ class WorkerSettings:
     # Fair batch assembly across partitions (pipeline/fairness.py): a tenant's backlog cannot
     # starve the others. Off only to show what it prevents (tests, `muse bench noisy-neighbour`).
     fair_share: bool = True
+    # How long the worker keeps recreating broken clients (a broker down, restarting, unreachable)
+    # without a transaction committing before it stops with an error saying what to check.
+    outage_limit_ms: int = 300_000
 
     @property
     def group_id(self) -> str:
@@ -129,7 +145,24 @@ class Worker:
         self._pending: list[Message] = []
         self._known_tenants: set[str] = set()
         self._admin = TopicAdmin(settings.bootstrap)
-        names = settings.names
+        self._input_pattern = settings.names.input_topic_regex
+        self._on_batch: Callable[[BatchReport], None] | None = None
+        self._open_clients()
+
+    @property
+    def on_batch(self) -> Callable[[BatchReport], None] | None:
+        """Told of each committed batch, on the loop's thread (muse_stream/pipeline/metrics.py); kept
+        across recreated clients."""
+        return self._on_batch
+
+    @on_batch.setter
+    def on_batch(self, listener: Callable[[BatchReport], None] | None) -> None:
+        self._on_batch = self.transactions.on_batch = listener
+
+    def _open_clients(self) -> None:
+        """A consumer, a transactional producer and their transaction lifecycle, with the worker's
+        ids: made at start, and again whenever the previous ones broke."""
+        settings = self.settings
         self.consumer = Consumer(
             consumer_config(
                 settings.bootstrap,
@@ -162,7 +195,7 @@ class Worker:
                 },
             )
         )
-        self._input_pattern = names.input_topic_regex
+        # A new consumer has nothing paused: fair shares start afresh with it.
         self._fair = FairShare(settings.max_batch) if settings.fair_share else None
         self._saturated = False  # the last batch was full: others may be waiting behind it
         self.transactions = TransactionLifecycle(
@@ -175,15 +208,22 @@ class Worker:
             finish=self._finish_transaction,
             drop_gathered=self._drop_gathered,
         )
+        self.transactions.on_batch = self._on_batch
+        self._closing = False
 
-    @property
-    def on_batch(self) -> Callable[[BatchReport], None] | None:
-        """Told of each committed batch, on the loop's thread (muse_stream/pipeline/metrics.py)."""
-        return self.transactions.on_batch
-
-    @on_batch.setter
-    def on_batch(self, listener: Callable[[BatchReport], None] | None) -> None:
-        self.transactions.on_batch = listener
+    def _close_clients(self) -> None:
+        """Close broken clients without settling anything: their successors' init_transactions aborts
+        the transaction left open, and the new consumer resumes from the committed offsets."""
+        self.transactions.abandon()
+        self._pending = []
+        self._closing = True  # the revoke callback close() may run has nothing to settle
+        # Not producer.close(): it flushes, which waits for a broker that may be away. Purged, the old
+        # producer has nothing to send, and the new one's init_transactions fences it.
+        for close in (self.consumer.close, self.producer.purge):
+            try:
+                close()
+            except Exception as error:  # noqa: BLE001 - broken clients may fail to close; they are dropped anyway
+                logger.debug("closing a broken client: %s", error)
 
     def stop(self) -> None:
         self._stop.set()
@@ -205,6 +245,8 @@ class Worker:
         logger.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._closing:
+            return
         # The commit in flight carries offsets of these partitions under the current generation:
         # it must land (or be aborted) before they change hands.
         self.transactions.settle()
@@ -219,34 +261,102 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self) -> WorkerStats:
+        """Consume, score and commit until stopped; recreate the clients whenever they break, until
+        nothing has committed for the outage limit."""
         settings = self.settings
-        self.producer.init_transactions()
         # What start-up made (modules, the model, the config) lives as long as the process: frozen,
         # a full collection no longer walks it. Unfrozen, one full collection in the loop stalled
         # every batch in flight for tens to hundreds of ms: the p99 of `muse bench latency`.
         gc.collect()
         gc.freeze()
+        outage_since: float | None = None
+        batches_before = self.stats.batches
+        started_at: float | None = None  # when the current clients started, if they did
+        # Clients that ran this long without failing count as recovered, even if nothing came to commit.
+        healthy_s = 2 * settings.transaction_retry_timeout_ms / 1000
+        recreated = 0
+        try:
+            while True:
+                try:
+                    self._start_clients()
+                    started_at = time.monotonic()
+                    self._loop()
+                    return self.stats
+                except (ClientsBroken, KafkaException) as failure:
+                    if isinstance(failure, KafkaException) and not failure.args[0].fatal():
+                        raise
+                    now = time.monotonic()
+                    recovered = self.stats.batches > batches_before or (started_at is not None and now - started_at > healthy_s)
+                    if outage_since is None or recovered:
+                        outage_since, batches_before = now, self.stats.batches
+                    started_at = None
+                    self._close_clients()
+                    if self._stop.is_set():
+                        return self.stats
+                    if now - outage_since >= settings.outage_limit_ms / 1000:
+                        raise WorkerError(
+                            f"worker {settings.worker_id}: no transaction has committed for {now - outage_since:.0f} s "
+                            f"(outage limit {settings.outage_limit_ms / 1000:g} s) over {recreated} recreations of its "
+                            f"Kafka clients; the last failure: {failure}. Nothing is lost: the input is intact and the "
+                            f"next worker with this id aborts what was left open. Check that the brokers at "
+                            f"{settings.bootstrap} are up and reachable from here (`muse broker status`, "
+                            "`muse broker logs`), that __transaction_state and __consumer_offsets have enough in-sync "
+                            "replicas (min.insync.replicas), and that no other live worker uses this id; then restart."
+                        ) from None
+                    recreated += 1
+                    logger.warning(
+                        "worker %s: its Kafka clients broke (%s); recreating them with the same ids "
+                        "(outage %.0f s of at most %g s)",
+                        settings.worker_id,
+                        failure,
+                        now - outage_since,
+                        settings.outage_limit_ms / 1000,
+                    )
+                    time.sleep(min(1.0 * recreated, 5.0) * random.uniform(0.5, 1.0))
+                    self._open_clients()
+        finally:
+            self.transactions.close()  # a commit still in flight lands or fails before we close
+            if not self._closing:
+                self._closing = True
+                self.consumer.close()
+                self.producer.flush(5)
+
+    def _start_clients(self) -> None:
+        """Fence any previous producer with this transactional.id (aborting what it left open) and
+        subscribe. init_transactions is bounded and retried, so a broker that is still away is an
+        outage (ClientsBroken), not a hang."""
+        settings = self.settings
+        deadline = time.monotonic() + settings.transaction_retry_timeout_ms / 1000
+        while True:
+            try:
+                self.producer.init_transactions(CALL_TIMEOUT_S)
+                break
+            except KafkaException as exception:
+                error = exception.args[0]
+                if error.fatal() or not error.retriable() or time.monotonic() > deadline or self._stop.is_set():
+                    raise ClientsBroken(
+                        f"worker {settings.worker_id}: initialising transactions as "
+                        f"{settings.transactional_id} failed: {error.str()}"
+                    ) from exception
         self.consumer.subscribe(
             [self._input_pattern], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
         logger.info("worker %s consuming %s as group %s", settings.worker_id, self._input_pattern, settings.group_id)
+
+    def _loop(self) -> None:
+        """Gather, score and commit until stopped."""
+        settings = self.settings
         last_report = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                batch = self._gather()
-                if batch:
-                    self._process(batch)
-                else:
-                    self.transactions.settle()  # idle: let the last commit land and count it
-                if time.monotonic() - last_report > settings.report_interval_ms / 1000:
-                    self._report()
-                    last_report = time.monotonic()
-            self.transactions.settle()
-        finally:
-            self.transactions.close()  # a commit still in flight lands or fails before we close
-            self.consumer.close()
-            self.producer.flush(5)
-        return self.stats
+        while not self._stop.is_set():
+            batch = self._gather()
+            if batch:
+                self._process(batch)
+            else:
+                self.transactions.settle()  # idle: let the last commit land and count it
+            if time.monotonic() - last_report > settings.report_interval_ms / 1000:
+                self._report()
+                last_report = time.monotonic()
+        self.transactions.settle()
 
     def _gather(self) -> list[Message]:
         """The next batch: what the consumer has queued, taken without waiting (natural batching: the
@@ -277,8 +387,10 @@ class Worker:
                 error = message.error()
                 if error is None:
                     self._pending.append(message)
-                elif error.fatal():
-                    raise KafkaException(error)
+                elif error.fatal() or error.code() == KafkaError._FATAL:
+                    # A fatal consumer error (e.g. its static membership fenced) arrives as an event
+                    # whose code is _FATAL and whose fatal() may be False: either way, new clients.
+                    raise ClientsBroken(f"worker {self.settings.worker_id}: its consumer failed: {error.str()}")
                 else:
                     logger.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
             if fair is not None:

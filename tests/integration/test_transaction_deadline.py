@@ -66,7 +66,8 @@ def test_a_commit_retried_past_its_deadline_stops_the_worker_naming_its_offsets(
                 **extra,
             )
 
-        stuck = Worker(settings(transaction_retry_timeout_ms=400), watcher.live_snapshot)
+        # An outage limit of 0: no recreation of the clients, the first failure stops the worker.
+        stuck = Worker(settings(transaction_retry_timeout_ms=400, outage_limit_ms=0), watcher.live_snapshot)
         timing_out = CommitTimingOut(stuck.producer)
         stuck.transactions.producer = timing_out  # type: ignore[assignment]
         with pytest.raises(
