@@ -2,10 +2,7 @@
 read_committed, in offset order per partition): how many events were lost or duplicated, which
 outcomes were scored by a config version older than one already seen on their partition, and which
 results were not scored by the live predictor of the version they name (a mix of versions). Pure:
-a benchmark reads, this judges.
-
-(Branch h9's ``muse bench soak`` has the same check of lost, duplicated and regressed outcomes in
-``bench/verify.py``; this one adds the predictor check. Merged, one of the two should remain.)
+a benchmark reads, this judges. ``muse bench soak`` and ``muse bench promotion`` both judge with it.
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Outcome:
     """One record of an output or DLQ topic. ``route`` (tenant/intent) and ``predictor_id`` are a
-    result's; a dead letter has neither."""
+    result's, when the reader kept them; a dead letter has neither."""
 
     topic: str
     partition: int
@@ -29,7 +26,7 @@ class Outcome:
 
     @property
     def dead_letter(self) -> bool:
-        return self.predictor_id is None
+        return self.topic.endswith(".dlq")  # topics.TopicNames.dlq_topic
 
 
 @dataclass

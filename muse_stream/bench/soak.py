@@ -1,6 +1,6 @@
 """``muse bench soak``: steady load over 3 tenants and 2 workers on a local cluster while faults are
 injected at random (fault schedule: `bench/faults.py`), then a verifier reads every output and DLQ
-topic read_committed and judges exactly-once (`bench/verify.py`).
+topic read_committed and judges exactly-once (`bench/exactly_once.py`).
 
 The soak starts its own throwaway cluster (it kills and pauses nodes, so never yours). Connections
 are cut with the kernel's socket destroy (`ss -K`) on the worker's TCP sockets to the brokers, not
@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,9 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer
 
+from muse_stream.bench.exactly_once import Outcome, Verdict, verify
 from muse_stream.bench.faults import ALL_FAULTS, Fault, FaultKind, fault_schedule, parse_faults
 from muse_stream.bench.throughput import bench_predictor
-from muse_stream.bench.verify import Outcome, Verdict, verdict_table, verify
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names, compact_features
 from muse_stream.broker.local import LocalCluster, free_port_pair
@@ -455,3 +456,29 @@ def _handle(args: argparse.Namespace) -> int:
     report = run_soak(settings, say=lambda line: print(line, flush=True))
     print(report.table())
     return 0 if report.verdict.ok and not report.worker_exits else 1
+
+
+def verdict_table(verdict: Verdict, faults: Sequence[tuple[float, Fault]], *, seconds: float) -> str:
+    """The table `muse bench soak` prints: the figures, then each fault injected and when."""
+    rows = [
+        ("events produced", f"{verdict.produced:,}"),
+        ("results", f"{verdict.results:,}"),
+        ("dead letters", f"{verdict.dead_letters:,}"),
+        ("lost", f"{len(verdict.lost):,}"),
+        ("duplicated", f"{len(verdict.duplicated):,}"),
+        ("outcomes of unknown events", f"{len(verdict.unexpected):,}"),
+        ("config version regressions", f"{len(verdict.regressions):,}"),
+        ("faults injected", f"{len(faults)}"),
+        ("duration", f"{seconds:.0f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value:>12}" for name, value in rows]
+    kinds = Counter(fault.kind.value for _, fault in faults)
+    if kinds:
+        lines.append("faults by kind: " + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())))
+    lines += [f"  t={at:7.1f} s  {fault.describe()}" for at, fault in faults]
+    for what, items in (("lost", verdict.lost), ("duplicated", list(verdict.duplicated)), ("regressions", verdict.regressions)):
+        if items:
+            lines.append(f"first {what}: {', '.join(items[:5])}")
+    lines.append("verdict: " + ("OK, exactly once" if verdict.ok else "FAILED"))
+    return "\n".join(lines)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from muse_stream.bench.exactly_once import Outcome, verify
 from muse_stream.bench.faults import ALL_FAULTS, Fault, FaultKind, fault_schedule, parse_faults
-from muse_stream.bench.verify import Outcome, verdict_table, verify
+from muse_stream.bench.soak import verdict_table
 
 
 def test_a_schedule_is_reproducible_spaced_and_inside_the_run() -> None:
