@@ -36,8 +36,11 @@ $(QUIX_STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/muse demo
 
+# Test modules are spread over TEST_PROCESSES processes, each with its own throwaway broker; a
+# module's tests stay in one process (--dist loadfile), as they share module fixtures.
+TEST_PROCESSES ?= 4
 test: $(STAMP) $(QUIX_STAMP) kcat
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
