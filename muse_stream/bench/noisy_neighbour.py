@@ -62,8 +62,10 @@ class Phase:
 
 def _flood(
     bootstrap: str, names: TopicNames, seconds: float, client_id: str, partitions: int
-) -> multiprocessing.process.BaseProcess:
-    """A's unthrottled producer in its own process, once its first records are in A's input."""
+) -> tuple[multiprocessing.process.BaseProcess, multiprocessing.Queue]:
+    """A's unthrottled producer in its own process, once its first records are in A's input; with
+    the queue it reports on, which must outlive the process: a spawned child that unpickles it after
+    the parent dropped it dies (FileNotFoundError from SemLock), and A never floods."""
     context = multiprocessing.get_context("spawn")
     done: multiprocessing.Queue = context.Queue()
     process = context.Process(
@@ -80,7 +82,7 @@ def _flood(
             time.sleep(0.05)
     finally:
         written.close()  # type: ignore[attr-defined]
-    return process
+    return process, done
 
 
 def _drain(bootstrap: str, names: TopicNames, partitions: int) -> None:
@@ -110,7 +112,7 @@ def _under_flood(
     inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)]
     committed = committed_counter(bootstrap, names.worker_group, inputs)
     written = high_watermark_counter(bootstrap, inputs)
-    flood = _flood(bootstrap, names, FLOOD_HEAD_START_S + args.seconds + FLOOD_TAIL_S, client_id, args.partitions)
+    flood, _flood_report = _flood(bootstrap, names, FLOOD_HEAD_START_S + args.seconds + FLOOD_TAIL_S, client_id, args.partitions)
     try:
         time.sleep(FLOOD_HEAD_START_S)
         scored_before, written_before, started = committed(), written(), time.monotonic()
