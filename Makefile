@@ -38,7 +38,7 @@ demo: $(STAMP)
 
 # Test modules are spread over TEST_PROCESSES processes, each with its own throwaway broker; a
 # module's tests stay in one process (--dist loadfile), as they share module fixtures.
-TEST_PROCESSES ?= 4
+TEST_PROCESSES ?= 2
 test: $(STAMP) $(QUIX_STAMP) kcat
 	$(BIN)/python -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
