@@ -25,6 +25,14 @@ def run(argv: list[str]) -> int:
     return args.handler(args)
 
 
+def registered_store(workdir: Path) -> str:
+    """The store holding workdir's model.json registered as fraud version 1 (b = 0.25)."""
+    store = str(workdir / "store")
+    argv = ["models", "register", str(workdir / "model.json"), "--name", "fraud", "--version", "1", "--b", "0.25"]
+    assert run([*argv, "--store", store]) == 0
+    return store
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     clear_booster_cache()
@@ -38,25 +46,7 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def test_fit_from_features_writes_a_loadable_predictor(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store = str(workdir / "store")
-    assert (
-        run(
-            [
-                "models",
-                "register",
-                str(workdir / "model.json"),
-                "--name",
-                "fraud",
-                "--version",
-                "1",
-                "--b",
-                "0.25",
-                "--store",
-                store,
-            ]
-        )
-        == 0
-    )
+    store = registered_store(workdir)
     out = workdir / "predictor.json"
     assert (
         run(["predictors", "fit", str(workdir / "features.parquet"), "--model", "fraud:1", "--store", store, "--out", str(out)])
@@ -135,25 +125,7 @@ def test_clear_errors(workdir: Path, extra: list[str], message: str) -> None:
 
 
 def test_features_missing_from_the_file_are_named_with_the_columns_found(workdir: Path) -> None:
-    store = str(workdir / "store")
-    assert (
-        run(
-            [
-                "models",
-                "register",
-                str(workdir / "model.json"),
-                "--name",
-                "fraud",
-                "--version",
-                "1",
-                "--b",
-                "0.25",
-                "--store",
-                store,
-            ]
-        )
-        == 0
-    )
+    store = registered_store(workdir)
     other = workdir / "other.parquet"
     pq.write_table(pa.table({"customer_id": np.arange(500), "amount": np.linspace(1, 500, 500)}), other)
     with pytest.raises(MuseError) as caught:
