@@ -21,21 +21,10 @@ from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
 from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess, produce, read_committed
-from tests.support.predictors import small_predictor
 
 pytestmark = pytest.mark.kafka
 TENANTS = ("bank-a", "bank-b")
 EVENTS = 20_000
-
-
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="module")
-def predictor(store_dir: Path) -> Predictor:
-    return small_predictor(store_dir, name="fraud", version="1", seed=1)
 
 
 def _deploy(kafka: BrokerHandle, names: TopicNames, predictor: Predictor, store_dir: Path) -> None:

@@ -25,7 +25,6 @@ from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
 from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess, produce, read_committed
-from tests.support.predictors import small_predictor
 
 pytestmark = pytest.mark.kafka
 A, B = "bank-a", "bank-b"
@@ -39,16 +38,6 @@ B_EVENTS = 5
 # no partition is fetched while it is full): 22,499-36,000 once the queue had filled, 10,500 when B
 # was sent before it had (hence the second's wait before B sends).
 BOUND = 6_000
-
-
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="module")
-def predictor(store_dir: Path) -> Predictor:
-    return small_predictor(store_dir, name="fraud", version="1", seed=1)
 
 
 def _values(n: int, prefix: str) -> list[tuple[bytes, bytes]]:

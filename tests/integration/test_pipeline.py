@@ -25,11 +25,6 @@ TENANTS = ("bank-a", "bank-b")
 
 
 @pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="module")
 def predictors(store_dir: Path) -> dict[str, Predictor]:
     return {
         "fraud-v1": small_predictor(store_dir, name="fraud", version="1", seed=1),
