@@ -37,9 +37,9 @@ def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without
         assert steady["events"] > 400  # all of them came back (measure_load waits for every one)
         assert 0 < steady["p50_ms"] <= steady["p99_ms"] <= steady["max_ms"]
     assert alone["flood_written_per_s"] is None
-    # A floods and the worker scores it; the quota holds A's writes far below its flood (in a 3 s
-    # window a throttled A may get nothing through at all, so its scored rate there can be 0).
-    assert flood["flood_written_per_s"] > 0 and flood["flood_scored_per_s"] > 0 and quota["flood_scored_per_s"] >= 0
+    # A floods and the worker scores it; the quota holds A's writes far below its flood (in a short
+    # window a throttled A may get nothing through at all, so its scored rate there is not asserted).
+    assert flood["flood_written_per_s"] > 0 and flood["flood_scored_per_s"] > 0
     assert quota["flood_written_per_s"] < min(2 * QUOTA / 700, flood["flood_written_per_s"])
     assert len(figures["goals"]) == 4 and "B p99 < 100 ms (A's flood, no quota)" in figures["goals"]
     assert "p99/alone" in out and "A scored/s" in out
