@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from muse_stream.broker.kafka_jars import BrokerSetupError
-from muse_stream.broker.local import LocalBroker, LocalCluster, free_port_pair
+from muse_stream.broker.local import START_TIMEOUT_S, LocalBroker, LocalCluster, free_port_pair
 from muse_stream.security.acls import ADMIN
 
 BOOTSTRAP_ENV = "MUSE_BOOTSTRAP"
@@ -82,16 +82,17 @@ def acquire_broker(
 
 
 @contextlib.contextmanager
-def throwaway_broker(*, secure: bool = False, tls: bool = False, nodes: int = 1) -> Iterator[BrokerHandle]:
+def throwaway_cluster(
+    *, nodes: int = 1, secure: bool = False, tls: bool = False, start_timeout_s: float = START_TIMEOUT_S
+) -> Iterator[LocalCluster]:
     """A fresh local broker (``nodes`` of them, a cluster) in a temporary directory on free ports,
-    deleted afterwards. The isolation tests ask for a ``secure`` one, always local: only then are its
-    admin's and muse's principals' credentials known (in ``credentials_dir``)."""
+    deleted afterwards; the cluster itself, for tests that kill and restart its nodes."""
     home = Path(tempfile.mkdtemp(prefix="muse-broker-"))
     broker = LocalCluster(home=home, port=free_port_pair(nodes=nodes), nodes=nodes)
     try:
         for attempt in range(BIND_ATTEMPTS):
             try:
-                broker.start(secure=secure, tls=tls)
+                broker.start(start_timeout_s, secure=secure, tls=tls)
                 break
             except BrokerSetupError as error:
                 # Free when checked, taken by the time Kafka binds it: another process (say, another
@@ -100,15 +101,23 @@ def throwaway_broker(*, secure: bool = False, tls: bool = False, nodes: int = 1)
                     raise
                 shutil.rmtree(home, ignore_errors=True)
                 broker = LocalCluster(home=home, port=free_port_pair(broker.port + 2 * nodes, nodes=nodes), nodes=nodes)
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_broker(*, secure: bool = False, tls: bool = False, nodes: int = 1) -> Iterator[BrokerHandle]:
+    """:func:`throwaway_cluster` as a handle. The isolation tests ask for a ``secure`` one, always
+    local: only then are its admin's and muse's principals' credentials known (in ``credentials_dir``)."""
+    with throwaway_cluster(nodes=nodes, secure=secure, tls=tls) as broker:
         yield BrokerHandle(
             bootstrap=broker.bootstrap,
             source="local (throwaway)",
             started_here=True,
             credentials_dir=broker.members[0].credentials_dir if secure else None,
         )
-    finally:
-        broker.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @contextlib.contextmanager

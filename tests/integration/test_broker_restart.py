@@ -10,15 +10,14 @@ hold exactly one result per event.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from muse_stream.broker.local import LocalBroker, free_port_pair
+from muse_stream.broker.local import LocalBroker
+from muse_stream.broker.selection import throwaway_cluster
 from muse_stream.pipeline.worker import Worker, WorkerError, WorkerSettings
 from muse_stream.topics import TopicNames
 from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
@@ -36,14 +35,8 @@ START_TIMEOUT_S = 180.0
 
 @pytest.fixture(scope="module")
 def own_broker() -> Iterator[LocalBroker]:
-    home = Path(tempfile.mkdtemp(prefix="muse-restart-broker-"))
-    broker = LocalBroker(home=home, port=free_port_pair())
-    try:
-        broker.start(START_TIMEOUT_S)
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    with throwaway_cluster(start_timeout_s=START_TIMEOUT_S) as cluster:
+        yield cluster.members[0]
 
 
 def test_worker_rides_through_a_sigkilled_and_restarted_broker(

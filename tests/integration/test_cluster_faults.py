@@ -10,15 +10,14 @@ read-back would only repeat what this one shows.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from muse_stream.broker.local import LocalCluster, free_port_pair
+from muse_stream.broker.local import LocalCluster
+from muse_stream.broker.selection import throwaway_cluster
 from muse_stream.topics import TopicNames
 from tests.support.deploy import TopicAdmin, deployment, ensure_tenant_topics, publish
 from tests.support.kafka_io import WorkerProcess
@@ -35,14 +34,8 @@ NODE_START_TIMEOUT_S = 180.0
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    home = Path(tempfile.mkdtemp(prefix="muse-cluster-"))
-    cluster = LocalCluster(home=home, port=free_port_pair(nodes=3), nodes=3)
-    try:
-        cluster.start(NODE_START_TIMEOUT_S)
+    with throwaway_cluster(nodes=3, start_timeout_s=NODE_START_TIMEOUT_S) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _deploy(cluster: LocalCluster, names: TopicNames, tmp_path: Path) -> None:
