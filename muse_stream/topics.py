@@ -70,7 +70,7 @@ def parse_retention(text: str) -> int:
     if ms is None or ms != int(ms):
         raise TopicError(
             f"retention {text!r} is not a duration: give a positive number with a unit, "
-            "ms, s, m, h or d (e.g. 14d, 36h), or 'forever'"
+            "ms, s, m, h or d, in whole milliseconds (e.g. 14d, 36h, 1.5d), or 'forever'"
         )
     return int(ms)
 
