@@ -218,8 +218,10 @@ def log_reader_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         bootstrap,
         f"muse-log-reader-{uuid.uuid4().hex}",
         # Small fetch waits: these readers either read to the end once or follow a low-volume log
-        # whose changes must apply in well under a second.
-        **{"enable.partition.eof": True, "fetch.wait.max.ms": 20, **overrides},
+        # whose changes must apply in well under a second. Once its queue is over its prefetch
+        # limits, librdkafka waits fetch.queue.backoff.ms (default 1 s) before it fetches again: a
+        # reader slower than the broker (a replay) stalled for most of that second each time.
+        **{"enable.partition.eof": True, "fetch.wait.max.ms": 20, "fetch.queue.backoff.ms": 10, **overrides},
     )
 
 

@@ -170,3 +170,10 @@ def test_a_fair_workers_consumer_prefetches_about_two_batches_not_a_hundred_thou
 
     assert worker_prefetch(500, fair=True)["queued.min.messages"] == 1000
     assert "queued.min.messages" not in worker_prefetch(500, fair=False)  # librdkafka's 100,000
+
+
+def test_whole_partition_readers_fetch_again_soon_after_their_queue_drains() -> None:
+    # librdkafka's default fetch.queue.backoff.ms (1 s) stalled `muse replay` for most of a second
+    # each time its bounded prefetch queue filled: 26k events/s, against 43k with 10 ms (muse bench replay).
+    config = log_reader_config("h:1")
+    assert config["fetch.queue.backoff.ms"] <= 100
