@@ -1,6 +1,8 @@
 """``muse bench latency``: from an input event's acknowledged produce to its result being visible to
 a read_committed consumer, at fixed offered loads and at saturation, for one exactly-once worker;
-and, at the fixed loads, for a Quix Streams exactly-once pass-through app (``bench/quix_baseline.py``)
+at the fixed loads, for the pass-through worker (``bench/passthrough.py``: the same loop, consumer,
+transactional producer and commits, with no scoring), which is the floor Kafka's transactions set
+on this machine, so the muse rows' distance from it is what scoring costs; and for a Quix Streams exactly-once pass-through app (``bench/quix_baseline.py``)
 with the same commit interval: the floor of the app a Quix user would write (a per-record scoring
 app cannot keep up with these loads on 2 cores; ``muse bench throughput`` shows its rate).
 ``--repeat N`` runs it all N times and reports medians, with every run's p99.
@@ -60,7 +62,7 @@ TARGET_EVERY_RUN_P99_MS = 100.0
 
 @dataclass
 class LoadResult:
-    app: str  # "muse" or "quix passthrough"
+    app: str  # "muse", "pass-through" or "quix passthrough"
     commit_interval_ms: int
     offered: str
     offered_per_s: float
@@ -154,8 +156,8 @@ def measure_load(
     app: str = "muse",
     tenant: str = TENANT,
 ) -> LoadResult:
-    """One offered load. A muse result carries its input's timestamp in ``timings``; a Quix result
-    (which carries no timings) is produced with its input's timestamp, which the reader sees."""
+    """One offered load. A muse result carries its input's timestamp in ``timings``; the pass-through
+    worker's result is keyed by it; a Quix result is produced with it, which the reader sees."""
     context = multiprocessing.get_context("spawn")
     done: multiprocessing.Queue = context.Queue()
     producer = context.Process(target=_offer, args=(bootstrap, names.input_topic(tenant), rate, seconds, f"{label}-", done))
@@ -179,6 +181,8 @@ def measure_load(
                     latencies.append(now_ms - timings["event_timestamp_ms"])
                     scored.append(timings["scored_at_ms"] - timings["event_timestamp_ms"])
                     batches += 1 / timings["batch_size"]
+                elif app == "pass-through":  # keyed by its input's timestamp (bench/passthrough.py)
+                    latencies.append(now_ms - int(message.key() or b"-1"))
                 else:
                     latencies.append(now_ms - message.timestamp()[1])
                 last = time.monotonic()
@@ -236,11 +240,12 @@ def run_round(
     bootstrap: str, predictor: Predictor, tmp_path: Path, args: argparse.Namespace, quix: str | None
 ) -> list[LoadResult]:
     """One whole run: for each commit interval a fresh namespace and worker (warmed up, then every
-    load), then the Quix pass-through app (run by the interpreter ``quix``, None: left out) in its own
-    namespace at the same interval and fixed loads."""
+    load), then the pass-through worker and the Quix pass-through app (run by the interpreter
+    ``quix``, None: left out), each in its own namespace at the same interval and fixed loads."""
     results: list[LoadResult] = []
     rates: list[tuple[str, float | None]] = [(f"{rate}/s", float(rate)) for rate in args.rates]
-    apps = [("muse", rates + [("saturation", None)])] + ([] if quix is None else [("quix passthrough", rates)])
+    apps = [("muse", rates + [("saturation", None)]), ("pass-through", rates)]
+    apps += [] if quix is None else [("quix passthrough", rates)]
     for interval in args.commit_intervals:
         for app, loads in apps:
             names = bench_names("benchl")
@@ -257,6 +262,19 @@ def run_round(
                         str(interval),
                         "--max-batch",
                         str(args.max_batch),
+                    )
+                elif app == "pass-through":
+                    worker = WorkerProcess(
+                        bootstrap,
+                        names.namespace,
+                        "p1",
+                        tmp_path,
+                        "--commit-interval-ms",
+                        str(interval),
+                        "--max-batch",
+                        str(args.max_batch),
+                        "--stamp-key",
+                        entry=("muse_stream.bench.passthrough", "passthrough"),
                     )
                 else:
                     assert quix is not None  # the Quix app is in apps only then

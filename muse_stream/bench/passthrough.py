@@ -24,10 +24,13 @@ from muse_stream.topics import TopicNames
 
 
 class PassthroughScorer:
-    """Copies every input record's bytes to its tenant's output topic: no parsing, no scoring."""
+    """Copies every input record's bytes to its tenant's output topic: no parsing, no scoring. With
+    ``stamp_key``, a result's key is its input's timestamp (decimal ms) instead of the input's key,
+    so ``muse bench latency`` can time results that carry no timings."""
 
-    def __init__(self, names: TopicNames) -> None:
+    def __init__(self, names: TopicNames, *, stamp_key: bool = False) -> None:
         self.names = names
+        self.stamp_key = stamp_key
         self._outputs: dict[str, str] = {}
 
     def score(self, records: Sequence[SourceRecord], snapshot: SnapshotLike) -> BatchOutcome:
@@ -37,7 +40,8 @@ class PassthroughScorer:
             topic = outputs.get(record.tenant)
             if topic is None:
                 topic = outputs[record.tenant] = self.names.output_topic(record.tenant)
-            results.append(OutgoingRecord(topic, record.key, record.value or b""))
+            key = b"%d" % record.timestamp_ms if self.stamp_key else record.key
+            results.append(OutgoingRecord(topic, key, record.value or b""))
         return BatchOutcome(results=results)
 
     def counters(self) -> dict[str, int]:
@@ -55,6 +59,7 @@ def _passthrough_main(argv: Sequence[str]) -> int:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms)
     parser.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch)
+    parser.add_argument("--stamp-key", action="store_true", help="key each result by its input's timestamp (ms)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = TopicNames(args.namespace)
@@ -66,7 +71,7 @@ def _passthrough_main(argv: Sequence[str]) -> int:
         max_batch=args.max_batch,
     )
     no_config = ConfigSnapshot.empty()  # the pass-through routes nothing
-    worker = Worker(settings, lambda: no_config, PassthroughScorer(names))
+    worker = Worker(settings, lambda: no_config, PassthroughScorer(names, stamp_key=args.stamp_key))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     logging.info("pass-through worker stopped: %s", worker.run().line())
