@@ -40,17 +40,11 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from muse_stream.bench.quix_baseline import quix_python
-from muse_stream.bench.throughput import (
-    TENANT,
-    add_worker_arguments,
-    bench_predictor,
-    deploy_single_tenant,
-    positive_int,
-    positive_ints,
-)
+from muse_stream.bench.throughput import TENANT, add_worker_arguments, bench_predictor, deploy_single_tenant
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import positive_int, positive_ints
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.clients.settings import consumer_config, producer_config
 from muse_stream.predictors import Predictor

@@ -33,13 +33,15 @@ from confluent_kafka import Consumer
 
 from muse_stream.bench.latency import LoadResult, _offer, latency_reader, measure_load, stamp_on_append
 from muse_stream.bench.progress import committed_counter, high_watermark_counter
-from muse_stream.bench.throughput import add_worker_arguments, bench_predictor, positive_int
+from muse_stream.bench.throughput import add_worker_arguments, bench_predictor
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import positive_int
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.security import set_client_id_quota
 from muse_stream.errors import MuseError
+from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.synthetic_deployment import deployment, publish
 from muse_stream.topics import TopicNames
 
@@ -135,6 +137,7 @@ def run_benchmark(args: argparse.Namespace) -> list[Phase]:
     names = bench_names("benchn")
     client_id = f"{names.namespace}-flood"
     worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
+    worker_args += ["--contended-batch", str(args.contended_batch)]
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
@@ -206,7 +209,8 @@ def _handle(args: argparse.Namespace) -> int:
     print(
         f"noisy neighbour: tenant B sends {args.rate:,}/s for {args.seconds:.0f} s per phase, alone and while tenant A "
         f"({args.partitions} partitions) floods at saturation; one worker (fair shares "
-        f"{'on' if args.fair_share else 'OFF'}, max batch {args.max_batch}, commit {args.commit_interval_ms} ms), "
+        f"{'on' if args.fair_share else 'OFF'}, max batch {args.max_batch}, contended batch {args.contended_batch}, "
+        f"commit {args.commit_interval_ms} ms), "
         f"{args.trees} trees depth {args.depth}; A's quota is a client-id produce quota; "
         f"load average {os.getloadavg()[0]:.1f} at the end"
     )
@@ -236,6 +240,7 @@ def _handle(args: argparse.Namespace) -> int:
                 "flood_partitions": args.partitions,
                 "fair_share": args.fair_share,
                 "max_batch": args.max_batch,
+                "contended_batch": args.contended_batch,
                 "commit_interval_ms": args.commit_interval_ms,
                 "trees": args.trees,
                 "depth": args.depth,
@@ -265,6 +270,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds B is measured per phase (default: %(default)s)")
     parser.add_argument(
         "--partitions", type=positive_int, default=4, help="partitions of tenant A's input topic (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--contended-batch",
+        type=positive_int,
+        default=WorkerSettings.contended_batch,
+        help="the worker's most records per transaction while both tenants have records (default: %(default)s)",
     )
     parser.add_argument(
         "--quota-bytes",

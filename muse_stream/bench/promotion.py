@@ -45,10 +45,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from muse_stream.bench.exactly_once import Outcome, Verdict, verify
 from muse_stream.bench.progress import committed_counter, marker_counter, wait_for
 from muse_stream.bench.steady_load import SteadyLoad
-from muse_stream.bench.throughput import bench_predictor, positive_int
+from muse_stream.bench.throughput import bench_predictor
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import positive_int
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.recent_scores import read_shadow_scores
 from muse_stream.config.deployment import DeploymentConfig, PredictorConfig

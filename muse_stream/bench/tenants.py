@@ -24,15 +24,11 @@ import orjson
 
 from muse_stream.bench.profiles import profile_summary
 from muse_stream.bench.progress import committed_counter
-from muse_stream.bench.throughput import (
-    add_worker_arguments,
-    bench_predictor,
-    positive_int,
-    positive_ints,
-)
+from muse_stream.bench.throughput import add_worker_arguments, bench_predictor
 from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import positive_int, positive_ints
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.producing import produce_records
 from muse_stream.predictors import Predictor

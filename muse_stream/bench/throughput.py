@@ -37,6 +37,7 @@ from muse_stream.bench.quix_baseline import QUIX_DEFAULT_COMMIT_INTERVAL_MS, qui
 from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
+from muse_stream.cli.options import positive_int
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.producing import produce_records
 from muse_stream.pipeline.worker import WorkerSettings
@@ -312,22 +313,6 @@ def _handle(args: argparse.Namespace) -> int:
         for name, inclusive, own in profile_summary(args.profile):
             print(f"{name[:89]:<90}{inclusive:>10.1%}{own:>8.1%}")
     return 0
-
-
-def positive_int(text: str) -> int:
-    """A whole number of 1 or more (an argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: give 1 or more")
-    return value
-
-
-def positive_ints(text: str) -> list[int]:
-    """Comma-separated whole numbers of 1 or more, e.g. --tenants 1,10,500 (an argparse type)."""
-    return [positive_int(part) for part in text.split(",")]
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser, *, commit_interval: bool = True) -> None:

@@ -40,6 +40,22 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+def positive_int(text: str) -> int:
+    """A whole number of 1 or more (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give 1 or more")
+    return value
+
+
+def positive_ints(text: str) -> list[int]:
+    """Comma-separated whole numbers of 1 or more, e.g. --tenants 1,10,500 (an argparse type)."""
+    return [positive_int(part) for part in text.split(",")]
+
+
 def duration(text: str) -> float:
     """An argparse type: ``20s``, ``10m``, ``2h``, ``1d`` or plain seconds, as seconds (> 0)."""
     ms = duration_ms(text)

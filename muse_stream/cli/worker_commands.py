@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.cli.options import add_namespace_option
+from muse_stream.cli.options import add_namespace_option, positive_int
 from muse_stream.clients.admin import ClusterUnreachable, TopicAdmin
 from muse_stream.errors import MuseError
 from muse_stream.pipeline.metrics import PartitionLag, WorkerMetrics
@@ -42,7 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how long a batch gathers before its transaction commits (default: %(default)s)",
     )
     worker.add_argument(
-        "--max-batch", type=int, default=WorkerSettings.max_batch, help="most records per transaction (default: %(default)s)"
+        "--max-batch",
+        type=positive_int,
+        default=WorkerSettings.max_batch,
+        help="most records per transaction (default: %(default)s)",
+    )
+    worker.add_argument(
+        "--contended-batch",
+        type=positive_int,
+        default=WorkerSettings.contended_batch,
+        help="most records per transaction while more than one tenant has records: how long a quiet "
+        "tenant's events wait behind a flooding tenant's (default: %(default)s)",
     )
     worker.add_argument(
         "--no-fair-share",
@@ -120,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
             worker_id=args.worker_id,
             commit_interval_ms=args.commit_interval_ms,
             max_batch=args.max_batch,
+            contended_batch=args.contended_batch,
             fair_share=args.fair_share,
             outage_limit_ms=int(args.outage_limit_s * 1000),
         )

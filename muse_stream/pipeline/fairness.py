@@ -19,6 +19,13 @@ among them, instead of waiting for the flood's prefetch to drain. A tenant alone
 then, and the worker's consumer prefetches about two batches (``clients/settings.py``), so what is
 dropped and fetched again is small.
 
+While a flood shares the worker with a quiet tenant (the last batch held a tenant that filled its
+share and one that brought less), a batch is also smaller: at most ``contended_batch`` records
+(the worker's default is 1,000, against 5,000). A quiet tenant's event waits for the batch being
+scored and then for its own, so the time a flood makes it wait is about two transactions of that
+size. A tenant alone, and tenants that all have backlogs (nobody is waiting on anybody), keep the
+large batches their throughput needs.
+
 Pausing loses nothing: records the worker has taken are in its batch, and librdkafka resumes a
 partition from the offset after the last record it handed to the worker (librdkafka >= 2.1 does;
 before, a resumed partition could skip records).
@@ -35,22 +42,34 @@ Partition = tuple[str, int]  # (topic, partition); a topic is one tenant's input
 class FairShare:
     """The per-tenant counts of the batch being gathered, and which partitions to pause and resume."""
 
-    def __init__(self, max_batch: int) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    def __init__(self, max_batch: int, contended_batch: int | None = None) -> None:
+        if max_batch < 1 or (contended_batch is not None and contended_batch < 1):
+            raise ValueError(f"max_batch and contended_batch must be at least 1, got {max_batch} and {contended_batch}")
         self.max_batch = max_batch
+        self.contended_batch = max_batch if contended_batch is None else min(contended_batch, max_batch)
         self._counts: Counter[str] = Counter()  # records per topic in the batch being gathered
         self._partitions: defaultdict[str, set[int]] = defaultdict(set)  # partitions seen per topic
         self._last_batch: frozenset[str] = frozenset()  # topics with records in the previous batch
         self._waiting: frozenset[str] = frozenset()  # topics with records not yet taken, as last looked
         self._paused: set[Partition] = set()
         self._taken: set[Partition] = set()  # partitions with records in the batch being gathered
+        self._mixed = False  # the last batch held a tenant that filled its share and one that did not
+
+    @property
+    def active(self) -> int:
+        """Tenants with records in this batch or the last one, or with records waiting."""
+        return len(self._last_batch | self._waiting | self._counts.keys())
+
+    @property
+    def limit(self) -> int:
+        """Records this batch may hold: ``contended_batch`` while a flooding tenant shares the
+        worker with a quiet one, else ``max_batch``."""
+        return self.contended_batch if self._mixed and self.active > 1 else self.max_batch
 
     @property
     def share(self) -> int:
         """Records a tenant may bring into this batch: the batch over the active tenants."""
-        active = len(self._last_batch | self._waiting | self._counts.keys())
-        return max(1, self.max_batch // max(active, 1))
+        return max(1, self.limit // max(self.active, 1))
 
     @property
     def paused(self) -> frozenset[Partition]:
@@ -85,6 +104,9 @@ class FairShare:
         batch's, to empty librdkafka's queue of them) and then to resume."""
         cycled = sorted(self._taken - self._paused) if full else []
         resumed = sorted(self._paused | set(cycled))
+        share = self.share
+        counts = self._counts.values()
+        self._mixed = len(self._counts) > 1 and min(counts) < share <= max(counts)
         self._last_batch = frozenset(self._counts)
         self._waiting = frozenset()
         self._counts.clear()

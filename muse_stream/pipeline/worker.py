@@ -72,6 +72,9 @@ class WorkerSettings:
     names: TopicNames
     worker_id: str
     max_batch: int = 5000
+    # The most records per transaction while more than one tenant has records (fair shares only):
+    # what a quiet tenant's event waits behind when another tenant floods (pipeline/fairness.py).
+    contended_batch: int = 1000
     # The longest a batch gathers before its transaction commits. Batches are natural (whatever is
     # queued when the previous transaction ends), so this cap binds only while records keep arriving
     # faster than one gathering call takes them; see Worker._gather.
@@ -196,7 +199,7 @@ class Worker:
             )
         )
         # A new consumer has nothing paused: fair shares start afresh with it.
-        self._fair = FairShare(settings.max_batch) if settings.fair_share else None
+        self._fair = FairShare(settings.max_batch, settings.contended_batch) if settings.fair_share else None
         self._saturated = False  # the last batch was full: others may be waiting behind it
         self.transactions = TransactionLifecycle(
             self.producer,
@@ -360,21 +363,22 @@ class Worker:
 
     def _gather(self) -> list[Message]:
         """The next batch: what the consumer has queued, taken without waiting (natural batching: the
-        busier the worker, the bigger its batches); when nothing is queued, the first record to arrive
-        (an idle worker opens no empty transactions). At most `max_batch` records, and a batch stops
-        gathering `commit_interval_ms` after this call began."""
+                busier the worker, the bigger its batches); when nothing is queued, the first record to arrive
+                (an idle worker opens no empty transactions). At most `max_batch` records (`contended_batch`
+        while tenants share the batch), and a batch stops
+                gathering `commit_interval_ms` after this call began."""
         settings = self.settings
         consumer = self.consumer
         fair = self._fair
         if fair is not None and self._saturated:
             fair.waiting(self._topics_with_records_waiting())
         deadline = time.monotonic() + settings.commit_interval_ms / 1000
-        while len(self._pending) < settings.max_batch and not self._stop.is_set():
+        while len(self._pending) < self._batch_limit() and not self._stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             # With fair shares, take a share at a time, so a partition is paused before it fills the batch.
-            wanted, taken = settings.max_batch - len(self._pending), len(self._pending)
+            wanted, taken = self._batch_limit() - len(self._pending), len(self._pending)
             messages = consumer.consume(wanted if fair is None else min(wanted, fair.share), timeout=0)
             if not messages:
                 if self._pending:
@@ -395,11 +399,15 @@ class Worker:
                     logger.warning("consumer error on %s[%s]: %s", message.topic(), message.partition(), error.str())
             if fair is not None:
                 self._pause_full(fair, self._pending[taken:])
-        self._saturated = len(self._pending) >= settings.max_batch
+        self._saturated = len(self._pending) >= self._batch_limit()
         if fair is not None:
             self._resume_paused(fair)
         batch, self._pending = self._pending, []
         return batch
+
+    def _batch_limit(self) -> int:
+        """Records the batch being gathered may hold: fewer while tenants share it (fair shares)."""
+        return self.settings.max_batch if self._fair is None else self._fair.limit
 
     def _topics_with_records_waiting(self) -> set[str]:
         """Input topics with a partition whose position is behind the high watermark of its last

@@ -93,3 +93,39 @@ def test_a_full_batch_has_its_partitions_paused_and_resumed_to_empty_librdkafkas
     assert fair.close_batch(full=True) == ([(B, 0)], [(A, 0), (A, 1), (B, 0)])  # A resumed once, not paused twice
     fair.admit(records(A, 0, 10))
     assert fair.close_batch(full=False) == ([], [])  # a batch that was not full leaves the queue alone
+
+
+def test_batches_shrink_to_the_contended_size_while_a_flood_shares_the_worker_with_a_quiet_tenant() -> None:
+    fair = FairShare(5000, 1000)
+    fair.admit(records(A, 0, 4000))
+    assert (fair.limit, fair.share) == (5000, 5000)  # A alone: the whole large batch
+    fair.admit(records(B, 0, 3))
+    assert fair.share == 2500  # B too: half each of the batch being gathered
+    fair.admit(records(A, 1, 100))
+    fair.close_batch(full=True)
+    # A filled its share and B brought less: the next batches are small, half each.
+    assert (fair.limit, fair.share) == (1000, 500)
+    assert fair.admit(records(A, 0, 500)) == [(A, 0), (A, 1)]  # every partition of A seen
+    fair.admit(records(B, 0, 2))
+    fair.close_batch(full=False)
+    assert fair.limit == 1000  # still flood and quiet tenant
+    fair.admit(records(A, 0, 7))
+    fair.close_batch(full=False)  # A alone again
+    fair.close_batch(full=False)
+    assert fair.limit == 5000
+
+
+def test_tenants_that_all_have_backlogs_keep_the_large_batch() -> None:
+    fair = FairShare(5000, 1000)
+    fair.admit(records(A, 0, 2500) + records(B, 0, 2500))  # both fill their shares
+    fair.close_batch(full=True)
+    assert (fair.limit, fair.share) == (5000, 2500)
+
+
+def test_the_contended_size_never_exceeds_the_batch_and_must_be_positive() -> None:
+    fair = FairShare(800, 5000)
+    fair.admit(records(A, 0, 600) + records(B, 0, 1))
+    fair.close_batch(full=False)
+    assert fair.limit == 800
+    with pytest.raises(ValueError, match="at least 1"):
+        FairShare(800, 0)
