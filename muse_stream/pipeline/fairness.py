@@ -19,12 +19,13 @@ among them, instead of waiting for the flood's prefetch to drain. A tenant alone
 then, and the worker's consumer prefetches about two batches (``clients/settings.py``), so what is
 dropped and fetched again is small.
 
-While a flood shares the worker with a quiet tenant (the last batch held a tenant that filled its
-share and one that brought less), a batch is also smaller: at most ``contended_batch`` records
-(the worker's default is 1,000, against 5,000). A quiet tenant's event waits for the batch being
-scored and then for its own, so the time a flood makes it wait is about two transactions of that
-size. A tenant alone, and tenants that all have backlogs (nobody is waiting on anybody), keep the
-large batches their throughput needs.
+While a flood shares the worker with a tenant served live (the worker's test: in the last batch,
+one tenant still had records waiting and another tenant's records were all under a second old), a
+batch is also smaller: at most ``contended_batch`` records (the worker's default is 1,000, against
+5,000). The live tenant's event waits for the batch being scored and then for its own, so the time
+a flood makes it wait is about two transactions of that size. A tenant alone, and tenants catching
+up on backlogs (their results are late already, and throughput is what they need) keep the large
+batches.
 
 Pausing loses nothing: records the worker has taken are in its batch, and librdkafka resumes a
 partition from the offset after the last record it handed to the worker (librdkafka >= 2.1 does;
@@ -34,7 +35,7 @@ before, a resumed partition could skip records).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 Partition = tuple[str, int]  # (topic, partition); a topic is one tenant's input
 
@@ -53,7 +54,7 @@ class FairShare:
         self._waiting: frozenset[str] = frozenset()  # topics with records not yet taken, as last looked
         self._paused: set[Partition] = set()
         self._taken: set[Partition] = set()  # partitions with records in the batch being gathered
-        self._mixed = False  # the last batch held a tenant that filled its share and one that did not
+        self._contended = False  # the last batch held a flood beside a tenant served live
 
     @property
     def active(self) -> int:
@@ -62,9 +63,9 @@ class FairShare:
 
     @property
     def limit(self) -> int:
-        """Records this batch may hold: ``contended_batch`` while a flooding tenant shares the
-        worker with a quiet one, else ``max_batch``."""
-        return self.contended_batch if self._mixed and self.active > 1 else self.max_batch
+        """Records this batch may hold: ``contended_batch`` while a flood shares the worker with a
+        tenant served live, else ``max_batch``."""
+        return self.contended_batch if self._contended and self.active > 1 else self.max_batch
 
     @property
     def share(self) -> int:
@@ -99,14 +100,14 @@ class FairShare:
         self._paused.update(full)
         return full
 
-    def close_batch(self, *, full: bool) -> tuple[list[Partition], list[Partition]]:
+    def close_batch(self, *, full: bool, contended: Callable[[set[str]], bool] = bool) -> tuple[list[Partition], list[Partition]]:
         """The batch is complete: start counting the next one. The partitions to pause (a ``full``
-        batch's, to empty librdkafka's queue of them) and then to resume."""
+        batch's, to empty librdkafka's queue of them) and then to resume. ``contended`` is asked,
+        when the batch held more than one tenant, whether those tenants are a flood beside a tenant
+        served live: then the next batches are ``contended_batch`` records at most."""
         cycled = sorted(self._taken - self._paused) if full else []
         resumed = sorted(self._paused | set(cycled))
-        share = self.share
-        counts = self._counts.values()
-        self._mixed = len(self._counts) > 1 and min(counts) < share <= max(counts)
+        self._contended = len(self._counts) > 1 and contended(set(self._counts))
         self._last_batch = frozenset(self._counts)
         self._waiting = frozenset()
         self._counts.clear()

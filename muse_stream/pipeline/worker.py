@@ -64,6 +64,9 @@ __all__ = ["MAX_CONSECUTIVE_ABORTS", "Worker", "WorkerError", "WorkerSettings", 
 
 logger = logging.getLogger(__name__)
 _SECOND = operator.itemgetter(1)
+# A tenant whose records are younger than this (by their Kafka timestamps) is served live: someone
+# waits for its results, so a flood beside it gets smaller batches (pipeline/fairness.py).
+QUIET_FRESH_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ _new_source_record = functools.partial(tuple.__new__, SourceRecord)  # from a tu
 # The Message accessors, typed as on a Record (the batch holds no error events): the same C methods, no per-batch cost.
 _topic_of = cast(Callable[[Message], str], Message.topic)
 _partition_of = cast(Callable[[Message], int], Message.partition)
+_timestamp_of = cast(Callable[[Message], tuple[int, int]], Message.timestamp)
 _offset_of = cast(Callable[[Message], int], Message.offset)
 
 
@@ -405,13 +409,29 @@ class Worker:
         batch, self._pending = self._pending, []
         return batch
 
+    def _contended(self, topics: set[str]) -> bool:
+        """Whether the batch just gathered (of these tenants) held a flood beside a tenant served
+        live: one tenant has records waiting, and another's records in the batch are all younger
+        than QUIET_FRESH_MS. Tenants catching up on backlogs are not waited on by anyone."""
+        backlogged = self._topics_with_records_waiting() & topics
+        if not backlogged:
+            return False
+        oldest: dict[str, int] = {}
+        for topic, (_, timestamp) in zip(map(_topic_of, self._pending), map(_timestamp_of, self._pending)):
+            if timestamp < oldest.get(topic, timestamp + 1):
+                oldest[topic] = timestamp
+        fresh_since = time.time() * 1000 - QUIET_FRESH_MS
+        live = {topic for topic, timestamp in oldest.items() if timestamp >= fresh_since}
+        return bool(live) and (len(live) > 1 or len(backlogged) > 1 or live != backlogged)
+
     def _batch_limit(self) -> int:
         """Records the batch being gathered may hold: fewer while tenants share it (fair shares)."""
         return self.settings.max_batch if self._fair is None else self._fair.limit
 
     def _topics_with_records_waiting(self) -> set[str]:
         """Input topics with a partition whose position is behind the high watermark of its last
-        fetch (librdkafka's cached figures: no request). Asked only by a saturated worker."""
+        fetch (librdkafka's cached figures: no request). Asked by a saturated worker before a batch,
+        and when a batch closes holding a tenant that filled its share and one that did not."""
         consumer = self.consumer
         waiting = set()
         for tp in consumer.position(consumer.assignment()):
@@ -432,7 +452,7 @@ class Worker:
         """The batch is closed: fetch its paused partitions again (from the offset after the last
         record taken) while it is scored; a full batch's partitions are paused and resumed, to make
         room in librdkafka's queue for every partition's next records."""
-        cycled, resumed = fair.close_batch(full=self._saturated)
+        cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended)
         if cycled:
             self.consumer.pause([TopicPartition(topic, partition) for topic, partition in cycled])
         if resumed:

@@ -103,7 +103,8 @@ def test_batches_shrink_to_the_contended_size_while_a_flood_shares_the_worker_wi
     assert fair.share == 2500  # B too: half each of the batch being gathered
     fair.admit(records(A, 1, 100))
     fair.close_batch(full=True)
-    # A filled its share and B brought less: the next batches are small, half each.
+    # A flood beside a tenant served live (the default `contended` says so of any two tenants):
+    # the next batches are small, half each.
     assert (fair.limit, fair.share) == (1000, 500)
     assert fair.admit(records(A, 0, 500)) == [(A, 0), (A, 1)]  # every partition of A seen
     fair.admit(records(B, 0, 2))
@@ -117,9 +118,16 @@ def test_batches_shrink_to_the_contended_size_while_a_flood_shares_the_worker_wi
 
 def test_tenants_that_all_have_backlogs_keep_the_large_batch() -> None:
     fair = FairShare(5000, 1000)
-    fair.admit(records(A, 0, 2500) + records(B, 0, 2500))  # both fill their shares
-    fair.close_batch(full=True)
-    assert (fair.limit, fair.share) == (5000, 2500)
+    # Both catching up on backlogs: nobody is waiting on anybody.
+    asked: list[set[str]] = []
+
+    def catching_up(topics: set[str]) -> bool:
+        asked.append(topics)
+        return False
+
+    fair.admit(records(A, 0, 2500) + records(B, 0, 40))
+    fair.close_batch(full=True, contended=catching_up)
+    assert fair.limit == 5000 and asked == [{A, B}]
 
 
 def test_the_contended_size_never_exceeds_the_batch_and_must_be_positive() -> None:
