@@ -1,4 +1,10 @@
-"""The ``muse`` command: one sub-command module per area, each exposing ``register(subparsers)``."""
+"""The ``muse`` command: one sub-command module per area, each exposing ``register(subparsers)``.
+
+Building the parser loads only these modules and the standard library: a command module imports what
+its handlers need (XGBoost, Kafka clients, pyarrow, pydantic models) inside the handlers, and names
+them for annotations under ``TYPE_CHECKING``, so ``muse --help``, a command's ``--help`` and a
+mistyped command answer at once. tests/unit/test_cli_startup.py holds the parser to that.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,6 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-
-from confluent_kafka import KafkaException
 
 from muse_stream.cli.options import (
     add_top_level_options,
@@ -50,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kafka_exceptions() -> tuple[type[Exception], ...]:
+    """confluent_kafka's KafkaException once a command has loaded the client, else nothing: a
+    command that never loaded it cannot have raised it, and ``muse --help`` need not load it."""
+    kafka = sys.modules.get("confluent_kafka")
+    return (kafka.KafkaException,) if kafka is not None else ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MuseError as error:
         print(f"muse: error: {error}", file=sys.stderr)
         return 2
-    except KafkaException as error:
+    except _kafka_exceptions() as error:
         # Kafka refused something after the cluster answered (say, an authorization error): one
         # line with Kafka's own words, the details at --log-level debug.
         print(

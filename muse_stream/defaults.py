@@ -1,0 +1,26 @@
+"""Defaults that ``muse ... --help`` shows, in a module that imports nothing.
+
+The modules that use them (the worker, fitting, the guard, monitoring) load XGBoost, numpy or Kafka
+clients; the CLI reads the values from here, so building its parser loads none of those.
+"""
+
+from __future__ import annotations
+
+# The worker (pipeline/worker.py WorkerSettings, pipeline/scoring.py ShadowGuard).
+MAX_BATCH = 5000
+COMMIT_INTERVAL_MS = 50
+OUTAGE_LIMIT_MS = 300_000
+SHADOW_BUDGET_MS = 50.0
+
+# Fitting and checking quantile maps (transforms/quantile_map.py, predictors/fitting.py).
+DEFAULT_N_KNOTS = 256
+# Relative error a fit may leave at a reference edge: 0.1 = within 10% of each target alert rate
+# (0.70 +- 0.07 at the default curve's 0.2 edge, 0.05 +- 0.005 at its 0.8 edge).
+DEFAULT_RATE_TOLERANCE = 0.1
+
+# Expected and observed alert rates (config/expected_rates.py, monitor/guard.py).
+DEFAULT_EXPECTATION_TOLERANCE = 0.2
+DEFAULT_GUARD_TOLERANCE = 0.2
+
+# Monitoring (monitor/aggregates.py).
+DEFAULT_BINS = 20
