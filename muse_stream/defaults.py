@@ -1,7 +1,8 @@
 """Defaults that ``muse ... --help`` shows, in a module that imports nothing.
 
-The modules that use them (the worker, fitting, the guard, monitoring) load XGBoost, numpy or Kafka
-clients; the CLI reads the values from here, so building its parser loads none of those.
+The modules that use them (the worker, fitting, the guard, monitoring, the benchmarks) load
+XGBoost, numpy or Kafka clients; the CLI reads the values from here, so building its parser loads
+none of those.
 """
 
 from __future__ import annotations
@@ -24,3 +25,14 @@ DEFAULT_GUARD_TOLERANCE = 0.2
 
 # Monitoring (monitor/aggregates.py).
 DEFAULT_BINS = 20
+
+# Benchmarks (muse_stream/bench/: stability.py, soak.py, promotion.py, noisy_neighbour.py).
+STABILITY_WINDOWS = 10
+STABILITY_EVENTS_PER_WINDOW = 100_000
+SOAK_RATE = 2000  # events/s over all tenants
+SOAK_PARTITIONS = 3
+SOAK_SEED = 1
+SOAK_MEAN_GAP_S = 15.0
+SOAK_PAUSE_S = 14.0  # past the workers' 10 s session and transaction timeouts: a zombie
+PROMOTION_SHADOW_EVENTS = 50_000  # the promotion benchmark's goals are set for this many shadow scores
+NOISY_QUOTA_BYTES = 4 * 1024 * 1024

@@ -1,9 +1,10 @@
 """The ``muse`` command: one sub-command module per area, each exposing ``register(subparsers)``.
 
-Building the parser loads only these modules and the standard library: a command module imports what
-its handlers need (XGBoost, Kafka clients, pyarrow, pydantic models) inside the handlers, and names
-them for annotations under ``TYPE_CHECKING``, so ``muse --help``, a command's ``--help`` and a
-mistyped command answer at once. tests/unit/test_cli_startup.py holds the parser to that.
+A command module imports what its handlers run (XGBoost, numpy, pyarrow, Kafka clients, pydantic
+models) inside the handlers, names it for annotations under ``TYPE_CHECKING``, and takes the defaults
+its help shows from :mod:`muse_stream.defaults`. So building the parser loads none of those, and
+``muse --help``, any command's ``--help`` and a mistyped command answer at once
+(tests/unit/test_cli_startup.py holds it to that).
 """
 
 from __future__ import annotations

@@ -62,7 +62,6 @@ def fit_predictor_spec(
     return predictor_spec(record, quantile_map, name=name, version=version, missing_policy=missing_policy)
 
 
-
 @dataclass(frozen=True)
 class EdgeRate:
     """The alert rate a fitted map reproduces on its own fit sample at one reference edge."""
