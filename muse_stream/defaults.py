@@ -19,7 +19,7 @@ DEFAULT_N_KNOTS = 256
 # (0.70 +- 0.07 at the default curve's 0.2 edge, 0.05 +- 0.005 at its 0.8 edge).
 DEFAULT_RATE_TOLERANCE = 0.1
 
-# Expected and observed alert rates (config/expected_rates.py, monitor/guard.py).
+# Expected and observed alert rates (config/plan.py and config/operations.py, monitor/guard.py).
 DEFAULT_EXPECTATION_TOLERANCE = 0.2
 DEFAULT_GUARD_TOLERANCE = 0.2
 
@@ -33,6 +33,6 @@ SOAK_RATE = 2000  # events/s over all tenants
 SOAK_PARTITIONS = 3
 SOAK_SEED = 1
 SOAK_MEAN_GAP_S = 15.0
-SOAK_PAUSE_S = 14.0  # past the workers' 10 s session and transaction timeouts: a zombie
+SOAK_PAUSE_S = 14.0
 PROMOTION_SHADOW_EVENTS = 50_000  # the promotion benchmark's goals are set for this many shadow scores
 NOISY_QUOTA_BYTES = 4 * 1024 * 1024
