@@ -6,7 +6,10 @@ Every message names what is involved (tenant, topic, offset, file) and says what
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class MuseError(Exception):

@@ -40,11 +40,14 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from muse_stream.bench.quix_baseline import quix_python
-from muse_stream.bench.throughput import TENANT, add_worker_arguments, bench_predictor, deploy_single_tenant
+from muse_stream.bench.throughput import (
+    TENANT,
+    bench_predictor,
+    deploy_single_tenant,
+)
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
-from muse_stream.cli.options import positive_int, positive_ints
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.clients.settings import consumer_config, producer_config
 from muse_stream.predictors import Predictor
@@ -355,7 +358,7 @@ def _cell(value: float | None, spec: str = ",.0f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     results = run_benchmark(args)
     print(
         f"latency: ack of the input produce -> visible to read_committed; 1 tenant x {args.partitions} "
@@ -409,28 +412,3 @@ def _handle(args: argparse.Namespace) -> int:
         ).decode()
     )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("latency", help="produce-ack to read_committed-visible latency at fixed loads and saturation")
-    parser.add_argument(
-        "--rates", type=positive_ints, default=[1000, 5000], help="offered loads, events/s, comma-separated (default: 1000,5000)"
-    )
-    parser.add_argument(
-        "--commit-intervals",
-        type=positive_ints,
-        default=[10, 50],
-        help="worker commit intervals to compare, ms, comma-separated (default: 10,50)",
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per offered load")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of the tenant's input topic (default: %(default)s)")
-    add_worker_arguments(parser, commit_interval=False)
-    parser.add_argument(
-        "--repeat",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="N whole runs; report the median of each figure and every run's p99 (default: 1)",
-    )
-    parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams pass-through baseline")
-    parser.set_defaults(handler=_handle)

@@ -33,22 +33,19 @@ from confluent_kafka import Consumer
 
 from muse_stream.bench.latency import LoadResult, _offer, latency_reader, measure_load, stamp_on_append
 from muse_stream.bench.progress import committed_counter, high_watermark_counter
-from muse_stream.bench.throughput import add_worker_arguments, bench_predictor
+from muse_stream.bench.throughput import bench_predictor
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names
 from muse_stream.broker import command_bootstrap
-from muse_stream.cli.options import positive_int
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.security import set_client_id_quota
 from muse_stream.errors import MuseError
-from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.synthetic_deployment import deployment, publish
 from muse_stream.topics import TopicNames
 
 FLOOD, STEADY = "flood", "steady"
 TARGET_P99_RATIO = 2.0
 TARGET_P99_MS = 100.0
-DEFAULT_QUOTA_BYTES = 4 * 1024 * 1024
 FLOOD_HEAD_START_S = 2.0  # A floods this long before B is measured, so B meets a backlog
 FLOOD_TAIL_S = 3.0  # and goes on this long past B's seconds (B's producer takes a moment to start)
 DRAIN_TIMEOUT_S = 300.0
@@ -203,7 +200,7 @@ def goals(phases: list[Phase]) -> dict[str, bool]:
     return result
 
 
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     phases = run_benchmark(args)
     alone = phases[0].steady.p99_ms
     print(
@@ -260,31 +257,3 @@ def _handle(args: argparse.Namespace) -> int:
         ).decode()
     )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "noisy-neighbour", help="a steady tenant's latency alone and while another tenant floods, with and without a quota"
-    )
-    parser.add_argument("--rate", type=positive_int, default=1000, help="tenant B's events/s (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds B is measured per phase (default: %(default)s)")
-    parser.add_argument(
-        "--partitions", type=positive_int, default=4, help="partitions of tenant A's input topic (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--contended-batch",
-        type=positive_int,
-        default=WorkerSettings.contended_batch,
-        help="the worker's most records per transaction while both tenants have records (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--quota-bytes",
-        type=positive_int,
-        default=DEFAULT_QUOTA_BYTES,
-        help="tenant A's produce quota in the quota phase, bytes/s (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-fair-share", dest="fair_share", action="store_false", help="run the worker without fair batch assembly"
-    )
-    add_worker_arguments(parser)
-    parser.set_defaults(handler=_handle)

@@ -113,7 +113,7 @@ def run_benchmark(*, batch_size: int, trees: int, depth: int, repetitions: int, 
     )
 
 
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     result = run_benchmark(
         batch_size=args.batch_size,
         trees=args.trees,
@@ -136,14 +136,3 @@ def _handle(args: argparse.Namespace) -> int:
     )
     print(orjson.dumps({"bench": "predictor", **asdict(result), "passed": result.passed}).decode())
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("predictor", help="cost of the predictor DAG relative to bare XGBoost")
-    parser.add_argument("--batch-size", type=int, default=1000, help="events per scored batch (default: %(default)s)")
-    parser.add_argument("--trees", type=int, default=300, help="trees of the model (default: %(default)s)")
-    parser.add_argument("--depth", type=int, default=6, help="depth of its trees (default: %(default)s)")
-    parser.add_argument("--repetitions", type=int, default=300, help="timed repetitions of each side (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed repetitions first (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the model and the batch (default: %(default)s)")
-    parser.set_defaults(handler=_handle)

@@ -49,7 +49,6 @@ from muse_stream.bench.throughput import bench_predictor
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names
 from muse_stream.broker import command_bootstrap
-from muse_stream.cli.options import positive_int
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.recent_scores import read_shadow_scores
 from muse_stream.config.deployment import DeploymentConfig, PredictorConfig
@@ -58,6 +57,7 @@ from muse_stream.config.operations import live_config, plan_against_live, publis
 from muse_stream.config.promotion import promote, routes_of_intent
 from muse_stream.config.publisher import ConfigPublisher
 from muse_stream.config.state import read_history
+from muse_stream.defaults import PROMOTION_SHADOW_EVENTS
 from muse_stream.errors import MuseError
 from muse_stream.events import DeadLetter, ScoreResult
 from muse_stream.monitor.aggregates import add_scores, reference_targets
@@ -76,7 +76,7 @@ WORKERS = 2
 LIVE, CANDIDATE = "fraud-v1", "fraud-v2"
 GOAL_STEP_S = 5.0  # every step but the collection
 GOAL_UPDATE_S = 120.0  # the whole update, with the default 50,000 shadow scores
-GOAL_UPDATE_EVENTS = 50_000
+GOAL_UPDATE_EVENTS = PROMOTION_SHADOW_EVENTS
 GOAL_RELATIVE_ERROR = 0.10  # at every reference edge, all tenants' fresh results together
 COLLECT = "collect"
 
@@ -413,18 +413,7 @@ def run_promotion(
             delete_namespace(TopicAdmin(bootstrap), names)
 
 
-def events_per_s(text: str) -> float:
-    """A rate above 0 (an argparse type)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not allowed: give a rate above 0 events/s")
-    return value
-
-
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     bootstrap = command_bootstrap()
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         report = run_promotion(bootstrap, args, Path(tmp))
@@ -435,40 +424,3 @@ def _handle(args: argparse.Namespace) -> int:
         print(line)
     print(orjson.dumps(report.figures()).decode())
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "promotion", help="lead time of a model update under steady load: shadow, collect, fit, plan, promote, live"
-    )
-    parser.add_argument(
-        "--shadow-events",
-        type=positive_int,
-        default=GOAL_UPDATE_EVENTS,
-        metavar="N",
-        help="shadow scores to collect and fit on (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--fresh-events",
-        type=positive_int,
-        default=30_000,
-        metavar="N",
-        help="results of the promoted predictor on fresh traffic the errors are measured on (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--rate", type=events_per_s, default=1000.0, help="events/s offered over the 3 tenants (default: %(default)s)"
-    )
-    parser.add_argument("--partitions", type=positive_int, default=2, help="partitions per tenant (default: %(default)s)")
-    parser.add_argument("--trees", type=positive_int, default=300, help="trees of both models (default: %(default)s)")
-    parser.add_argument("--depth", type=positive_int, default=6, help="depth of their trees (default: %(default)s)")
-    parser.add_argument(
-        "--shadow-budget-ms",
-        type=positive_int,
-        default=1000,
-        help="the workers' --shadow-budget-ms (default: %(default)s; the worker's own 50 ms trips on a busy 2-core "
-        "machine, and a shadow skipped for 30 s at a time makes the collection wait)",
-    )
-    parser.add_argument(
-        "--keep-topics", action="store_true", help="leave the namespace's topics in place (its name is in the JSON line)"
-    )
-    parser.set_defaults(handler=_handle)

@@ -31,7 +31,6 @@ from muse_stream.bench.replay_process import replay_live
 from muse_stream.bench.throughput import (
     TENANT,
     Run,
-    add_worker_arguments,
     bare_xgboost,
     bench_predictor,
     deploy_single_tenant,
@@ -44,7 +43,6 @@ from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.config.snapshot import ConfigSnapshot
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard, SourceRecord
 from muse_stream.predictors.predictor import Predictor
-from muse_stream.replay import DEFAULT_BATCH_SIZE
 from muse_stream.synthetic_deployment import deployment
 from muse_stream.topics import TopicNames
 
@@ -151,7 +149,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     result = run_benchmark(args)
     runs: list[Run] = result["runs"]  # type: ignore[assignment]
     replay = runs[0]
@@ -189,21 +187,3 @@ def _handle(args: argparse.Namespace) -> int:
         ).decode()
     )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "replay",
-        help="events/s of muse replay (Kafka -> Parquet) vs the live worker and bare XGBoost",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--events", type=int, default=1_000_000, help="events in the backlog (default: %(default)s)")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
-    parser.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the replay's records per batch (default: %(default)s)"
-    )
-    add_worker_arguments(parser)
-    parser.add_argument("--skip-worker", action="store_true", help="leave out the live worker's run")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds the worker may take")
-    parser.set_defaults(handler=_handle)

@@ -36,6 +36,7 @@ from muse_stream.broker.local import LocalCluster, free_port_pair
 from muse_stream.clients.admin import TopicAdmin, ensure_tenant_topics
 from muse_stream.clients.reading import good_batch
 from muse_stream.clients.settings import consumer_config, producer_config
+from muse_stream.defaults import SOAK_MEAN_GAP_S, SOAK_PARTITIONS, SOAK_PAUSE_S, SOAK_RATE, SOAK_SEED
 from muse_stream.errors import MuseError
 from muse_stream.synthetic_deployment import deployment, publish
 from muse_stream.topics import TopicNames
@@ -51,12 +52,12 @@ NODE_START_TIMEOUT_S = 180.0
 class SoakSettings:
     minutes: float
     faults: tuple[FaultKind, ...] = ALL_FAULTS
-    rate: int = 2000  # events/s over all tenants
+    rate: int = SOAK_RATE  # events/s over all tenants
     nodes: int = 3
-    partitions: int = 3
-    seed: int = 1
-    mean_gap_s: float = 15.0
-    pause_s: float = 14.0  # past the workers' 10 s session and transaction timeouts: a zombie
+    partitions: int = SOAK_PARTITIONS
+    seed: int = SOAK_SEED
+    mean_gap_s: float = SOAK_MEAN_GAP_S
+    pause_s: float = SOAK_PAUSE_S  # past the workers' 10 s session and transaction timeouts: a zombie
     drain_timeout_s: float = 300.0
     warmup_s: float = 10.0  # no faults in the first and last seconds: start healthy, end with time to drain
     cooldown_s: float = 20.0
@@ -409,35 +410,7 @@ def run_soak(settings: SoakSettings, say: Callable[[str], None] = print) -> Soak
         shutil.rmtree(home, ignore_errors=True)  # --keep-logs puts the logs outside it
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "soak", help="steady load, 3 tenants, 2 workers, random faults; then verify exactly-once over every output and DLQ topic"
-    )
-    parser.add_argument("--minutes", type=float, default=10.0, help="how long the load runs (default: %(default)s)")
-    parser.add_argument(
-        "--faults", default="all", help="all, none, or a comma-separated list of: " + ", ".join(k.value for k in FaultKind)
-    )
-    parser.add_argument("--rate", type=int, default=SoakSettings.rate, help="events/s over all tenants (default: %(default)s)")
-    parser.add_argument("--nodes", type=int, choices=(1, 3), default=3, help="nodes of the soak's own cluster (default: 3)")
-    parser.add_argument("--partitions", type=int, default=SoakSettings.partitions, help="per tenant (default: %(default)s)")
-    parser.add_argument(
-        "--mean-gap-s",
-        type=float,
-        default=SoakSettings.mean_gap_s,
-        help="mean seconds between the end of one fault and the next (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--pause-s",
-        type=float,
-        default=SoakSettings.pause_s,
-        help="how long SIGSTOP pauses last (default: %(default)s, past the session and transaction timeouts)",
-    )
-    parser.add_argument("--seed", type=int, default=SoakSettings.seed, help="the fault schedule's seed (default: %(default)s)")
-    parser.add_argument("--keep-logs", type=Path, metavar="DIR", help="keep the workers' logs in DIR")
-    parser.set_defaults(handler=_handle)
-
-
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     try:
         faults = parse_faults(args.faults)
     except ValueError as error:

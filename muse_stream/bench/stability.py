@@ -33,6 +33,7 @@ import orjson
 import xgboost as xgb
 
 from muse_stream.bench.metrics import expected_calibration_error, recall_at_fpr, roc_auc
+from muse_stream.defaults import STABILITY_EVENTS_PER_WINDOW, STABILITY_WINDOWS
 from muse_stream.synthetic import FEATURE_NAMES, TrainingParams, generate_stream
 from muse_stream.transforms import AlertRateCurve, QuantileMap, posterior_correction
 
@@ -47,8 +48,8 @@ class StabilityConfig:
     """One scenario. ``grid_floor``: thresholds whose target alert rate is lower are not scored."""
 
     seed: int = 42
-    windows: int = 10
-    events_per_window: int = 100_000
+    windows: int = STABILITY_WINDOWS
+    events_per_window: int = STABILITY_EVENTS_PER_WINDOW
     fraud_rate: float = 0.02
     drift_per_window: float = 0.0
     old: TrainingParams = TrainingParams(n_trees=100, max_depth=4, b=0.1)
@@ -272,7 +273,7 @@ def format_table(title: str, figures: list[PredictorFigures], fpr: float) -> str
     return "\n".join(lines)
 
 
-def _handler(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     scenarios = [("stationary", 0.0)]
     if args.drift > 0:
         scenarios.append(("drifting", args.drift))
@@ -309,28 +310,3 @@ def _handler(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     print(orjson.dumps(report).decode())
     return 0
-
-
-def register(bench_subparsers: argparse._SubParsersAction) -> None:
-    parser = bench_subparsers.add_parser(
-        "stability",
-        help="alert-rate stability of quantile-mapped predictors across a model update (synthetic stream)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic stream and models (default: %(default)s)")
-    parser.add_argument("--windows", type=int, default=StabilityConfig.windows, help="train + fit + evaluation windows (>= 3)")
-    parser.add_argument(
-        "--events-per-window",
-        type=int,
-        default=StabilityConfig.events_per_window,
-        help="events in each window (default: %(default)s)",
-    )
-    parser.add_argument("--fraud-rate", type=float, default=0.02, help="fraction of fraudulent events (default: %(default)s)")
-    parser.add_argument(
-        "--drift",
-        type=float,
-        default=0.1,
-        help="drift per window of a second, drifting scenario run after the stationary one (0: stationary only)",
-    )
-    parser.set_defaults(handler=_handler)

@@ -24,11 +24,12 @@ import orjson
 
 from muse_stream.bench.profiles import profile_summary
 from muse_stream.bench.progress import committed_counter
-from muse_stream.bench.throughput import add_worker_arguments, bench_predictor
+from muse_stream.bench.throughput import (
+    bench_predictor,
+)
 from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
-from muse_stream.cli.options import positive_int, positive_ints
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.producing import produce_records
 from muse_stream.predictors import Predictor
@@ -177,7 +178,7 @@ def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
     return runs
 
 
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     runs = run_benchmark(args)
     print(
         f"tenants: {args.events:,} events per run spread evenly over the tenants (1 partition each), "
@@ -232,37 +233,3 @@ def _handle(args: argparse.Namespace) -> int:
         ).decode()
     )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
-    parser.add_argument(
-        "--tenants", type=positive_ints, default=[1, 10, 100, 500], help="tenant counts, comma-separated (default: 1,10,100,500)"
-    )
-    parser.add_argument(
-        "--output-index-interval-bytes",
-        type=positive_int,
-        metavar="BYTES",
-        help="create the output topics with this topic-level index.interval.bytes (broker default: "
-        "4096): how often the broker indexes them, which a drain of many new tenants pays on disk",
-    )
-    parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")
-    parser.add_argument(
-        "--events", type=int, default=200_000, help="events drained per run, spread over the tenants (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--repeat",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="run every row N times, in N whole rounds, and report medians (default: 1)",
-    )
-    add_worker_arguments(parser)
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds each drain may take (default: %(default)s)")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="PREFIX",
-        help="sample each single-worker run with py-spy into PREFIX-<tenants>t.txt and summarize",
-    )
-    parser.set_defaults(handler=_handle)

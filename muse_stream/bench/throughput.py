@@ -37,10 +37,8 @@ from muse_stream.bench.quix_baseline import QUIX_DEFAULT_COMMIT_INTERVAL_MS, qui
 from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
-from muse_stream.cli.options import positive_int
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.producing import produce_records
-from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish, train_predictor
 from muse_stream.topics import TopicNames
@@ -260,7 +258,7 @@ def commit_markers(bootstrap: str, outputs: list[tuple[str, int]], records: int)
     return high_watermark_counter(bootstrap, outputs)() - records
 
 
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     result = run_benchmark(args)
     runs: list[Run] = result["runs"]  # type: ignore[assignment]
     ratios: dict[str, float] = result["ratios"]  # type: ignore[assignment]
@@ -313,47 +311,3 @@ def _handle(args: argparse.Namespace) -> int:
         for name, inclusive, own in profile_summary(args.profile):
             print(f"{name[:89]:<90}{inclusive:>10.1%}{own:>8.1%}")
     return 0
-
-
-def add_worker_arguments(parser: argparse.ArgumentParser, *, commit_interval: bool = True) -> None:
-    """The model and worker settings every pipeline benchmark takes."""
-    parser.add_argument("--trees", type=int, default=300, help="trees of the benchmark's model (default: %(default)s)")
-    parser.add_argument("--depth", type=int, default=6, help="depth of its trees (default: %(default)s)")
-    parser.add_argument(
-        "--max-batch",
-        type=int,
-        default=WorkerSettings.max_batch,
-        help="the worker's most records per transaction (default: %(default)s)",
-    )
-    if commit_interval:
-        parser.add_argument(
-            "--commit-interval-ms",
-            type=int,
-            default=WorkerSettings.commit_interval_ms,
-            help="the worker's commit interval (default: %(default)s)",
-        )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "throughput", help="events/s of one exactly-once worker vs pass-through, Faust, Quix Streams, bare XGBoost"
-    )
-    parser.add_argument("--events", type=int, default=200_000, help="events in each backlog drained (default: %(default)s)")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default: %(default)s)")
-    add_worker_arguments(parser)
-    parser.add_argument("--skip-faust", action="store_true", help="leave out the Faust baseline")
-    parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams baselines")
-    parser.add_argument(
-        "--quix-score-events",
-        type=positive_int,
-        default=20_000,
-        help="events the Quix per-record scoring apps drain (default: %(default)s)",
-    )
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds each consumer may take")
-    parser.add_argument(
-        "--profile",
-        type=Path,
-        metavar="FILE",
-        help="sample the muse worker with py-spy into FILE (raw collapsed stacks) and print a summary",
-    )
-    parser.set_defaults(handler=_handle)

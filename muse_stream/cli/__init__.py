@@ -1,4 +1,11 @@
-"""The ``muse`` command: one sub-command module per area, each exposing ``register(subparsers)``."""
+"""The ``muse`` command: one sub-command module per area, each exposing ``register(subparsers)``.
+
+A command module imports what its handlers run (XGBoost, numpy, pyarrow, Kafka clients, pydantic
+models) inside the handlers, names it for annotations under ``TYPE_CHECKING``, and takes the defaults
+its help shows from :mod:`muse_stream.defaults`. So building the parser loads none of those, and
+``muse --help``, any command's ``--help`` and a mistyped command answer at once
+(tests/unit/test_cli_startup.py holds it to that).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,6 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-
-from confluent_kafka import KafkaException
 
 from muse_stream.cli.options import (
     add_top_level_options,
@@ -50,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kafka_exceptions() -> tuple[type[Exception], ...]:
+    """confluent_kafka's KafkaException once a command has loaded the client, else nothing: a
+    command that never loaded it cannot have raised it, and ``muse --help`` need not load it."""
+    kafka = sys.modules.get("confluent_kafka")
+    return (kafka.KafkaException,) if kafka is not None else ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MuseError as error:
         print(f"muse: error: {error}", file=sys.stderr)
         return 2
-    except KafkaException as error:
+    except _kafka_exceptions() as error:
         # Kafka refused something after the cluster answered (say, an authorization error): one
         # line with Kafka's own words, the details at --log-level debug.
         print(

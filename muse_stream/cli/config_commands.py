@@ -8,7 +8,7 @@ import orjson
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option, duration
-from muse_stream.clients.admin import TopicAdmin
+from muse_stream.defaults import DEFAULT_EXPECTATION_TOLERANCE
 from muse_stream.topics import TopicNames
 
 
@@ -58,6 +58,7 @@ def _publisher(args: argparse.Namespace):
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin
     from muse_stream.config.files import load_deployment_file
 
     loaded = load_deployment_file(args.file)
@@ -86,8 +87,6 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _add_expectation_options(parser: argparse.ArgumentParser) -> None:
-    from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE
-
     parser.add_argument(
         "--since",
         type=duration,
@@ -135,6 +134,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin
     from muse_stream.config.files import load_deployment_file
     from muse_stream.config.operations import publish_with_plan
 
@@ -176,6 +176,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _history_of(args: argparse.Namespace) -> list:
     """Every version's change set on the namespace's history topic (none when it does not exist)."""
+    from muse_stream.clients.admin import TopicAdmin
     from muse_stream.config.state import read_history
 
     names = TopicNames(args.namespace)
@@ -216,6 +217,7 @@ def _show_version(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin
     from muse_stream.config.state import read_config_log
 
     if args.version is not None:

@@ -7,7 +7,6 @@ import gc
 from pathlib import Path
 
 from muse_stream.broker import acquire_broker
-from muse_stream.demo import closing_line, run_demo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from muse_stream.demo import closing_line, run_demo
+
     with acquire_broker(stop_if_started=not args.keep_broker, allow_container=False) as broker:
         print(
             f"broker: Apache Kafka at {broker.bootstrap} ({broker.source}"

@@ -8,18 +8,20 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from platformdirs import user_state_dir
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import DEFAULT_LOG_LEVEL, add_namespace_option
-from muse_stream.clients.admin import TopicAdmin
+from muse_stream.defaults import DEFAULT_BINS
 from muse_stream.topics import TopicNames
+
+if TYPE_CHECKING:
+    from muse_stream.clients.admin import TopicAdmin
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from muse_stream.monitor.aggregates import DEFAULT_BINS
-
     monitor = subparsers.add_parser("monitor", help="serve live per-tenant score monitoring (Faust, at-least-once) on 127.0.0.1")
     add_namespace_option(monitor)
     monitor.add_argument("--web-port", type=int, default=6066, help="HTTP port on 127.0.0.1 (default: %(default)s)")
@@ -62,6 +64,7 @@ def _wait_for_tenants(admin: TopicAdmin, names: TopicNames, rescan_s: float) -> 
 def _monitor(args: argparse.Namespace) -> int:
     import faust
 
+    from muse_stream.clients.admin import TopicAdmin
     from muse_stream.monitor.app import MonitorSettings, build_app, faust_topic_specs
 
     bootstrap = command_bootstrap()

@@ -14,35 +14,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
 from muse_stream.cli.options import add_namespace_option, duration
+from muse_stream.defaults import DEFAULT_N_KNOTS, DEFAULT_RATE_TOLERANCE
 from muse_stream.errors import MuseError
-from muse_stream.models import ModelRecord, ModelRegistry, open_store
-from muse_stream.predictors.fitting import (
-    DEFAULT_RATE_TOLERANCE,
-    EdgeRate,
-    corrected_scores,
-    missed_rates,
-    predictor_spec,
-    reproduced_rates,
-)
-from muse_stream.predictors.predictor import MissingFeatureError
-from muse_stream.transforms import (
-    DEFAULT_N_KNOTS,
-    AlertRateCurve,
-    EmpiricalReference,
-    QuantileMap,
-    Reference,
-    posterior_correction,
-)
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
     from muse_stream.config.deployment import DeploymentConfig, RouteConfig
+    from muse_stream.models import ModelRecord, ModelRegistry
+    from muse_stream.predictors.fitting import EdgeRate
+    from muse_stream.transforms import QuantileMap, Reference
 
 DEFAULT_STORE = os.environ.get("MUSE_STORE", ".muse/artifacts")
 # A map's upper tail (5% at the default curve's 0.8 edge) needs a few hundred events above it.
@@ -50,6 +33,9 @@ DEFAULT_MIN_SHADOW_EVENTS = 5000
 
 
 def _read_table(path: str, columns: list[str] | None = None) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowInvalid) as error:
@@ -62,6 +48,8 @@ def _read_table(path: str, columns: list[str] | None = None) -> pa.Table:
 
 
 def _column(table: pa.Table, name: str, dtype: pa.DataType) -> np.ndarray:
+    import pyarrow.compute as pc
+
     return pc.cast(table.column(name), dtype).to_numpy(zero_copy_only=False)
 
 
@@ -73,6 +61,11 @@ def _names(names: list[str] | tuple[str, ...], limit: int = 12) -> str:
 def feature_matrix(path: str, feature_names: tuple[str, ...], policy: str) -> np.ndarray:
     """Columns in the model's order. Every feature needs a column: a fit on a file lacking some
     would map a score distribution the live events never have (a column of nulls says "always missing")."""
+    import numpy as np
+    import pyarrow as pa
+
+    from muse_stream.predictors.predictor import MissingFeatureError
+
     table = _read_table(path)
     absent = [name for name in feature_names if name not in table.column_names]
     if absent:
@@ -93,6 +86,10 @@ def feature_matrix(path: str, feature_names: tuple[str, ...], policy: str) -> np
 
 
 def _reference(args: argparse.Namespace) -> Reference:
+    import pyarrow as pa
+
+    from muse_stream.transforms import AlertRateCurve, EmpiricalReference
+
     if args.reference_parquet:
         table = _read_table(args.reference_parquet, [args.reference_column])
         return EmpiricalReference.from_scores(_column(table, args.reference_column, pa.float64()))
@@ -127,6 +124,8 @@ def _print_fit(qmap: QuantileMap, rates: list[EdgeRate]) -> None:
 def _check_rates(qmap: QuantileMap, rates: list[EdgeRate], args: argparse.Namespace) -> None:
     """A map that misses its targets breaks every tenant threshold it serves: say so loudly, and
     write nothing unless --force."""
+    from muse_stream.predictors.fitting import missed_rates
+
     missed = missed_rates(rates, args.tolerance)
     if not missed:
         return
@@ -147,6 +146,12 @@ def _refuse_unless_forced(message: str, args: argparse.Namespace, *, widen: str)
 
 
 def _fit(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+
+    from muse_stream.models import ModelRegistry, open_store
+    from muse_stream.predictors.fitting import corrected_scores, predictor_spec, reproduced_rates
+    from muse_stream.transforms import QuantileMap, posterior_correction
+
     if args.from_shadow:
         return _fit_from_shadow(args)
     if not args.parquet:
@@ -190,6 +195,8 @@ def _fit(args: argparse.Namespace) -> int:
 def _shadow_reference(args: argparse.Namespace, config: DeploymentConfig, routes: list[RouteConfig]) -> Reference:
     """--curve/--reference-parquet when given, else the reference of the live predictors the shadow
     stands beside (one and the same for all its routes), so its scores can replace theirs."""
+    import orjson
+
     from muse_stream.predictors.refit import reference_of
 
     if args.curve or args.reference_parquet:
@@ -209,6 +216,8 @@ def _shadow_reference(args: argparse.Namespace, config: DeploymentConfig, routes
 
 def _fit_from_shadow(args: argparse.Namespace) -> int:
     """Fit the shadow's map on its corrected scores from live traffic, onto its routes' reference."""
+    import numpy as np
+
     from muse_stream.broker import command_bootstrap
     from muse_stream.clients.recent_scores import read_shadow_scores
     from muse_stream.config.operations import live_config
@@ -270,6 +279,8 @@ def _fit_from_shadow(args: argparse.Namespace) -> int:
 
 
 def _register_model(args: argparse.Namespace) -> int:
+    from muse_stream.models import ModelRegistry, open_store
+
     names = tuple(args.feature_names.split(",")) if args.feature_names else None
     record = ModelRegistry(open_store(args.store)).register(
         args.artifact, name=args.name, version=args.version, b=args.b, feature_names=names
@@ -279,6 +290,8 @@ def _register_model(args: argparse.Namespace) -> int:
 
 
 def _list_models(args: argparse.Namespace) -> int:
+    from muse_stream.models import ModelRegistry, open_store
+
     for record in ModelRegistry(open_store(args.store)).records():
         print(f"{record.ref:<30} {record.sha256[:16]}  {record.format:<4} b={record.b:<8g} {record.created_at:%Y-%m-%d %H:%M}")
     return 0

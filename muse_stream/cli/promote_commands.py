@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option, duration
+from muse_stream.defaults import DEFAULT_GUARD_TOLERANCE
 from muse_stream.errors import MuseError
-from muse_stream.monitor.guard import DEFAULT_GUARD_TOLERANCE, RouteJudgement, events_to_judge
 from muse_stream.topics import TopicNames
-from muse_stream.transforms import AlertRateCurve
 
 if TYPE_CHECKING:
     from muse_stream.config.deployment import DeploymentConfig
     from muse_stream.config.publisher import ConfigPublisher
+    from muse_stream.monitor.guard import RouteJudgement
     from muse_stream.monitor.output_watch import Offsets
 
 
@@ -108,6 +108,7 @@ def _guard_targets(config: DeploymentConfig, predictor: str) -> dict[str, float]
     """Threshold -> target alert rate: the reference curve the promoted predictor maps onto."""
     from muse_stream.monitor.aggregates import reference_targets
     from muse_stream.predictors.refit import reference_of
+    from muse_stream.transforms import AlertRateCurve
 
     curve = reference_of(config.predictor(predictor).spec.quantile_map, owner=f"predictor {predictor}")
     assert isinstance(curve, AlertRateCurve)  # reference_of rebuilds curves only
@@ -125,6 +126,7 @@ def _guard(
     start: Offsets,
 ) -> None:
     from muse_stream.config.operations import rollback_to
+    from muse_stream.monitor.guard import events_to_judge
     from muse_stream.monitor.output_watch import watch_routes
 
     def show(judgements: list[RouteJudgement], title: str) -> None:

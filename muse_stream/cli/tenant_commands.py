@@ -6,17 +6,11 @@ SCRAM credential, its ACLs and its client file; the security parts live in :mod:
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli import tenant_security
 from muse_stream.cli.options import add_namespace_option
-from muse_stream.clients.admin import (
-    TopicAdmin,
-    ensure_tenant_topics,
-    set_tenant_retention,
-    tenant_retention,
-    tenants_on_broker,
-)
 from muse_stream.errors import MuseError
 from muse_stream.topics import (
     DEFAULT_RETENTION_MS,
@@ -25,6 +19,9 @@ from muse_stream.topics import (
     describe_retention,
     parse_retention,
 )
+
+if TYPE_CHECKING:
+    from muse_stream.clients.admin import TopicAdmin
 
 RETENTION_HELP = (
     "how long the tenant's input and labels topics keep records, e.g. 14d, 36h or forever: how far back `muse replay` can go"
@@ -57,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin, ensure_tenant_topics
+
     names = TopicNames(args.namespace)
     admin = TopicAdmin(command_bootstrap())
     retention_ms = DEFAULT_RETENTION_MS if args.retention is None else parse_retention(args.retention)
@@ -69,6 +68,8 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _alter(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin, set_tenant_retention
+
     if args.partitions is None and args.retention is None:
         raise MuseError("tenants alter: say what to change, --partitions N and/or --retention DURATION (e.g. 14d)")
     names = TopicNames(args.namespace)
@@ -106,6 +107,8 @@ def _grow(admin: TopicAdmin, names: TopicNames, args: argparse.Namespace) -> Non
 
 
 def _list(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin, tenant_retention, tenants_on_broker
+
     names = TopicNames(args.namespace)
     admin = TopicAdmin(command_bootstrap())
     tenants = tenants_on_broker(admin, names)

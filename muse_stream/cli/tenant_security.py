@@ -9,20 +9,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
-from muse_stream.clients.admin import TopicAdmin
-from muse_stream.clients.security import Quota, SecurityAdmin, quotas, set_quota
-from muse_stream.clients.tenant_access import (
-    default_credentials_file,
-    grant_tenant,
-    revoke_tenant,
-    rotate_tenant,
-    secure_mode,
-)
 from muse_stream.errors import MuseError
 from muse_stream.security.acls import format_kafka_acls, namespace_acls, tenant_acls, tenant_principal
 from muse_stream.topics import TopicNames, validate_tenant_name
+
+if TYPE_CHECKING:
+    from muse_stream.clients.security import Quota
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +74,8 @@ def register(actions: argparse._SubParsersAction) -> None:
 
 
 def _quota_of(args: argparse.Namespace) -> Quota | None:
+    from muse_stream.clients.security import Quota
+
     if args.produce_byte_rate is None and args.request_percentage is None:
         return None
     for value, option in ((args.produce_byte_rate, "--produce-byte-rate"), (args.request_percentage, "--request-percentage")):
@@ -89,6 +86,8 @@ def _quota_of(args: argparse.Namespace) -> Quota | None:
 
 def _require_secure(action: str) -> str:
     """The cluster's address, once the admin's login is known to be in use."""
+    from muse_stream.clients.tenant_access import secure_mode
+
     bootstrap = command_bootstrap()  # for the secured local broker, also picks its admin's login
     if not secure_mode():
         raise MuseError(
@@ -100,6 +99,9 @@ def _require_secure(action: str) -> str:
 
 def after_add(args: argparse.Namespace, bootstrap: str, names: TopicNames) -> None:
     """In secure mode: the tenant's credential, ACLs and quotas, after its topics."""
+    from muse_stream.clients.security import SecurityAdmin, set_quota
+    from muse_stream.clients.tenant_access import grant_tenant, secure_mode
+
     quota = _quota_of(args)
     if not secure_mode():
         if quota or args.out:
@@ -117,6 +119,9 @@ def after_add(args: argparse.Namespace, bootstrap: str, names: TopicNames) -> No
 
 
 def quotas_by_tenant(bootstrap: str, names: TopicNames, tenants: Iterable[str]) -> dict[str, str]:
+    from muse_stream.clients.security import quotas
+    from muse_stream.clients.tenant_access import secure_mode
+
     if not secure_mode():
         return {}
     found = quotas(bootstrap)
@@ -124,6 +129,9 @@ def quotas_by_tenant(bootstrap: str, names: TopicNames, tenants: Iterable[str]) 
 
 
 def _credentials(args: argparse.Namespace) -> int:
+    from muse_stream.clients.security import SecurityAdmin
+    from muse_stream.clients.tenant_access import default_credentials_file, rotate_tenant
+
     names = TopicNames(args.namespace)
     validate_tenant_name(args.name)
     security = SecurityAdmin(_require_secure("credentials"))
@@ -139,6 +147,10 @@ def _credentials(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin
+    from muse_stream.clients.security import Quota, SecurityAdmin, set_quota
+    from muse_stream.clients.tenant_access import revoke_tenant
+
     names = TopicNames(args.namespace)
     validate_tenant_name(args.name)
     bootstrap = _require_secure("remove")
@@ -171,6 +183,8 @@ def _acls(args: argparse.Namespace) -> int:
 
 
 def _quota(args: argparse.Namespace) -> int:
+    from muse_stream.clients.security import set_quota
+
     names = TopicNames(args.namespace)
     validate_tenant_name(args.name)
     quota = _quota_of(args)

@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING
 
 from muse_stream.broker import command_bootstrap
 from muse_stream.cli.options import add_namespace_option, positive_int
-from muse_stream.clients.admin import ClusterUnreachable, TopicAdmin
+from muse_stream.defaults import COMMIT_INTERVAL_MS, CONTENDED_BATCH, MAX_BATCH, OUTAGE_LIMIT_MS, SHADOW_BUDGET_MS
 from muse_stream.errors import MuseError
-from muse_stream.pipeline.metrics import PartitionLag, WorkerMetrics
-from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
-from muse_stream.pipeline.worker import Worker, WorkerSettings
 from muse_stream.topics import TopicNames
 
 if TYPE_CHECKING:
     from muse_stream.config.watcher import ConfigWatcher
+    from muse_stream.pipeline.metrics import WorkerMetrics
+    from muse_stream.pipeline.worker import Worker
 
 CONFIG_WAIT_S = 60.0
 
@@ -38,19 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument(
         "--commit-interval-ms",
         type=int,
-        default=WorkerSettings.commit_interval_ms,
+        default=COMMIT_INTERVAL_MS,
         help="how long a batch gathers before its transaction commits (default: %(default)s)",
     )
     worker.add_argument(
         "--max-batch",
         type=positive_int,
-        default=WorkerSettings.max_batch,
+        default=MAX_BATCH,
         help="most records per transaction (default: %(default)s)",
     )
     worker.add_argument(
         "--contended-batch",
         type=positive_int,
-        default=WorkerSettings.contended_batch,
+        default=CONTENDED_BATCH,
         help="most records per transaction while more than one tenant has records: how long a quiet "
         "tenant's events wait behind a flooding tenant's (default: %(default)s)",
     )
@@ -64,13 +63,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument(
         "--shadow-budget-ms",
         type=float,
-        default=ShadowGuard.budget_ms,
+        default=SHADOW_BUDGET_MS,
         help="a shadow slower than this per batch is skipped for a while (default: %(default)s)",
     )
     worker.add_argument(
         "--outage-limit-s",
         type=float,
-        default=WorkerSettings.outage_limit_ms / 1000,
+        default=OUTAGE_LIMIT_MS / 1000,
         help="while brokers are down or unreachable the worker keeps recreating its clients; it stops "
         "with an error once nothing has committed for this long (default: %(default)s)",
     )
@@ -101,6 +100,8 @@ def _reach_cluster(wait_s: float) -> str:
     """The bootstrap address once the cluster answers. By default a worker that cannot reach it at
     start fails at once (most often a wrong address); one restarted by a supervisor while brokers
     are away may wait ``wait_s`` for them instead."""
+    from muse_stream.clients.admin import ClusterUnreachable
+
     started = time.monotonic()
     while True:
         try:
@@ -113,8 +114,11 @@ def _reach_cluster(wait_s: float) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from muse_stream.clients.admin import TopicAdmin
     from muse_stream.config.artifact_topic import KafkaArtifactStore
     from muse_stream.config.watcher import ConfigWatcher
+    from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard
+    from muse_stream.pipeline.worker import Worker, WorkerSettings
 
     bootstrap = _reach_cluster(args.startup_wait_s)
     names = TopicNames(args.namespace)
@@ -152,6 +156,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve_metrics(args: argparse.Namespace, worker: Worker, watcher: ConfigWatcher) -> WorkerMetrics:
+    from muse_stream.pipeline.metrics import PartitionLag, WorkerMetrics
+
     settings = worker.settings
     lag = PartitionLag(settings.bootstrap, settings.group_id, settings.names.input_topic_regex)
     metrics = WorkerMetrics(

@@ -21,7 +21,6 @@ from muse_stream.errors import MuseError
 from muse_stream.predictors import PredictorSpec
 from muse_stream.predictors.refit import reference_of
 
-DEFAULT_EXPECTATION_TOLERANCE = 0.2
 # Fewer scores than this say too little about a 5% tail to judge a predictor by.
 MIN_EXPECTATION_SCORES = 1000
 RouteScores = tuple[str, str, str]  # (tenant, intent, predictor id)

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.recent_scores import read_recent_scores
 from muse_stream.config.deployment import KINDS, DeploymentConfig
-from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE, RecentScores, expectations
+from muse_stream.config.expected_rates import RecentScores, expectations
 from muse_stream.config.history import config_at
 from muse_stream.config.plan import Plan
 from muse_stream.config.publisher import ConfigPublisher, PublishResult
 from muse_stream.config.state import read_history
+from muse_stream.defaults import DEFAULT_EXPECTATION_TOLERANCE
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel
 
 from muse_stream.config.deployment import DeploymentConfig, PredictorConfig, RouteConfig, TenantConfig
-from muse_stream.config.expected_rates import DEFAULT_EXPECTATION_TOLERANCE, RouteExpectation
+from muse_stream.config.expected_rates import RouteExpectation
+from muse_stream.defaults import DEFAULT_EXPECTATION_TOLERANCE
 from muse_stream.errors import MuseError
 
 Action = Literal["+", "~", "-"]

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from muse_stream.defaults import DEFAULT_BINS
 from muse_stream.events import ScoreResult
 from muse_stream.transforms import AlertRateCurve
 
-DEFAULT_BINS = 20
 WindowStats = dict[str, Any]
 
 

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from muse_stream.defaults import DEFAULT_GUARD_TOLERANCE
 from muse_stream.monitor.aggregates import alert_rates
 
 Verdict = Literal["pass", "fail", "pending"]
-DEFAULT_GUARD_TOLERANCE = 0.2
 # How many standard deviations of sampling noise must fit inside the tolerance before a route is
 # judged: at 3, noise alone fails a well-calibrated route at one edge about 0.3% of the time.
 NOISE_SIGMAS = 3.0

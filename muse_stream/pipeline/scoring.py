@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
+from muse_stream.defaults import SHADOW_BUDGET_MS
 from muse_stream.errors import validation_problems
 from muse_stream.events import (
     MAX_EVENT_BYTES,
@@ -128,7 +129,7 @@ class ShadowGuard:
     """Keeps shadows from hurting live traffic: a shadow that raises, or that takes longer than
     `budget_ms` for a batch, is skipped for `cooldown_s`. Live results never wait on a skipped shadow."""
 
-    budget_ms: float = 50.0
+    budget_ms: float = SHADOW_BUDGET_MS
     cooldown_s: float = 30.0
     disabled_until: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))

@@ -39,6 +39,7 @@ from muse_stream.clients.admin import TopicAdmin
 from muse_stream.clients.producing import produce_grouped
 from muse_stream.clients.reading import good_batch
 from muse_stream.clients.settings import consumer_config, transactional_producer_config, worker_prefetch
+from muse_stream.defaults import COMMIT_INTERVAL_MS, CONTENDED_BATCH, MAX_BATCH, OUTAGE_LIMIT_MS
 from muse_stream.pipeline.fairness import FairShare
 from muse_stream.pipeline.metrics import BatchReport
 from muse_stream.pipeline.scoring import (
@@ -74,14 +75,14 @@ class WorkerSettings:
     bootstrap: str
     names: TopicNames
     worker_id: str
-    max_batch: int = 5000
-    # The most records per transaction while more than one tenant has records (fair shares only):
-    # what a quiet tenant's event waits behind when another tenant floods (pipeline/fairness.py).
-    contended_batch: int = 1000
+    max_batch: int = MAX_BATCH
+    # The most records per transaction while a flood shares the worker with a tenant served live
+    # (fair shares only): what that tenant's event waits behind (pipeline/fairness.py).
+    contended_batch: int = CONTENDED_BATCH
     # The longest a batch gathers before its transaction commits. Batches are natural (whatever is
     # queued when the previous transaction ends), so this cap binds only while records keep arriving
     # faster than one gathering call takes them; see Worker._gather.
-    commit_interval_ms: int = 50
+    commit_interval_ms: int = COMMIT_INTERVAL_MS
     # A worker that dies mid-transaction holds back readers of its output until this expires,
     # unless it restarts first with the same worker id (which aborts the transaction at once).
     transaction_timeout_ms: int = 10_000
@@ -96,7 +97,7 @@ class WorkerSettings:
     fair_share: bool = True
     # How long the worker keeps recreating broken clients (a broker down, restarting, unreachable)
     # without a transaction committing before it stops with an error saying what to check.
-    outage_limit_ms: int = 300_000
+    outage_limit_ms: int = OUTAGE_LIMIT_MS
 
     @property
     def group_id(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from muse_stream.defaults import DEFAULT_RATE_TOLERANCE
 from muse_stream.models.registry import ModelRecord, load_booster
 from muse_stream.models.store import ArtifactStore
 from muse_stream.predictors.spec import MissingPolicy, ModelRef, PredictorSpec
@@ -59,11 +60,6 @@ def fit_predictor_spec(
         corrected_scores(record, store, features), reference or AlertRateCurve.default(), n_knots=n_knots
     )
     return predictor_spec(record, quantile_map, name=name, version=version, missing_policy=missing_policy)
-
-
-# Relative error a fit may leave at a reference edge: 0.1 = within 10% of each target alert rate
-# (0.70 +- 0.07 at the default curve's 0.2 edge, 0.05 +- 0.005 at its 0.8 edge).
-DEFAULT_RATE_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)

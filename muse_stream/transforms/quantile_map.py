@@ -21,12 +21,12 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from muse_stream.defaults import DEFAULT_N_KNOTS
 from muse_stream.transforms.posterior import TransformInputError, as_probabilities
 from muse_stream.transforms.reference import Reference
 from muse_stream.transforms.samples import MIN_FIT_SAMPLES, check_sample
 
 FORMAT = "muse.quantile_map/1"
-DEFAULT_N_KNOTS = 256
 MIN_N_KNOTS = 128  # uniform spacing 1/128 still leaves room under the 0.01 alert-rate tolerance
 TAIL_KNOTS = 48
 TAIL_START = 0.05
