@@ -1,6 +1,6 @@
 """One tenant's backlog does not starve another (muse_stream/pipeline/fairness.py), on the real broker.
 
-Tenant A has a backlog of 40,000 events over 4 partitions; once the worker is busy with it, tenant B
+Tenant A has a backlog of 100,000 events over 4 partitions; once the worker is busy with it, tenant B
 sends 5 events. With fair shares B's results are visible after the worker has scored a few batches
 more of A; without (``--no-fair-share``) they wait behind everything librdkafka prefetched of A,
 here most of the backlog. Either way every event is scored exactly once: pausing and resuming A's
@@ -29,7 +29,7 @@ from tests.support.kafka_io import WorkerProcess, produce, read_committed
 pytestmark = pytest.mark.kafka
 A, B = "bank-a", "bank-b"
 A_PARTITIONS = 4
-BACKLOG = 40_000
+BACKLOG = 100_000  # 40,000 were drained before B's turn on a quiet machine, leaving no scenario
 MAX_BATCH = 500
 B_EVENTS = 5
 # With fair shares B's events go into the batch after the one being gathered when they are fetched;
@@ -79,6 +79,8 @@ def _a_scored_while_b_waited(
         time.sleep(1.0)  # librdkafka has prefetched what its queue takes of A's backlog
         produce(kafka.bootstrap, names.input_topic(B), _values(B_EVENTS, "b-"))
         when_sent = a_scored()
+        # The scenario: B sends while A still has a backlog (else B waits for nothing either way).
+        assert when_sent < BACKLOG - 20 * MAX_BATCH, f"A's backlog was drained ({when_sent:,}) before B sent"
         seen = 0
         while seen < B_EVENTS:
             assert time.monotonic() < deadline and worker.alive(), worker.log_tail()
