@@ -1,14 +1,15 @@
 """The README's "For analysts" blocks, run as written, in order, on a fresh throwaway broker: the demo
 keeps its labelled topics, its replay and backtest print what the README shows and write a
 self-contained report; the replay options block runs on those topics; the retention block sets what
-its comments say.
+its comments say; and the backtest section's run, on five days of a tenant's history, prints the
+tables the README shows.
 
 Substitutions, each for something the README leaves to the user: the `kafka` fixture's broker stands
 for `muse broker start` (MUSE_BOOTSTRAP); the namespace the demo printed replaces the README's example
 `demo-1a2b3c4d`, and is MUSE_NAMESPACE for the block that names none; that block's example window
 (March 2026) becomes the days the demo's events were written; its outcomes.parquet and candidate.toml
 are files a user would bring (labels for some of bank-a's events, and a copy of
-topologies/example.toml)."""
+topologies/example.toml); the backtest section's run gets a fresh namespace for `analyst`."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from confluent_kafka import Producer
 
 from muse_stream.broker import BrokerHandle
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.replay.run import read_dataset
+from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
 from tests.support.readme import (
     ROOT,
@@ -156,10 +159,12 @@ def test_the_retention_block_sets_what_its_comments_say(kafka: BrokerHandle, top
     env = muse_environment(kafka.bootstrap, topic_names.namespace)
     (add, _), (alter, says) = (split_comment(line) for line in readme_block("### Retention: how far back a replay can go"))
     run_muse(add, env)
-    listed = run_muse("muse tenants list", env)  # the listing the section's text shows
-    assert re.search(
-        rf"^bank-a\tpartitions=2\tretention=14d\treplication=\d\tprefix={topic_names.tenant_prefix('bank-a')}$", listed, re.M
-    )
+    listed = run_muse("muse tenants list", env)  # the listing the section's text shows, e.g.
+    [shown] = re.findall(r"`(bank-a  partitions=2 [^`]*)`", (ROOT / "README.md").read_text())
+    [row] = [line.split("\t") for line in listed.splitlines() if line.startswith("bank-a\t")]
+    as_shown = re.sub(r"replication=\d+", "replication=1", " ".join(row[:-1]))  # 1 node, or a cluster of 3
+    assert f"{as_shown} prefix=..." == " ".join(shown.split()), (row, shown)
+    assert row[-1] == f"prefix={topic_names.tenant_prefix('bank-a')}"
     altered = run_muse(alter, env).splitlines()
     # "was 14d  <ns>.tenant.bank-a.input  retention=30d (and .labels)"
     promised, _, also = says.replace("<ns>", topic_names.namespace).partition(" (and ")
@@ -167,3 +172,72 @@ def test_the_retention_block_sets_what_its_comments_say(kafka: BrokerHandle, top
         promised.split(),
         promised.replace(".input", also.rstrip(")")).split(),
     ], altered
+
+
+def test_the_backtest_run_block_on_five_days_of_a_tenants_history(
+    kafka: BrokerHandle, topic_names: TopicNames, tmp_path: Path
+) -> None:
+    """The backtest section's run, on bank-a alone (the block's comment adds bank-b and shop-c) and
+    2,000 events a day instead of 8,000: its set-up done as the README says elsewhere (configs with
+    `muse config apply` and `muse promote`, events from a tenant's plain client with their own
+    timestamps, outcomes for the first four days in a Parquet file), in a fresh namespace."""
+    heading = "### Backtest: alert rates and label metrics"
+    env = muse_environment(kafka.bootstrap, topic_names.namespace)
+    commands = [
+        split_comment(line)[0].replace("--namespace analyst", f"--namespace {topic_names.namespace}")
+        for line in readme_block(heading)
+    ]
+    add, load, replay, backtest, walk_forward = commands
+    assert add.startswith("muse tenants add bank-a ") and load.startswith("muse labels load bank-a-outcomes.parquet ")
+    run_muse(add, env, tmp_path)
+    # "the old model as config version 1 and the new one as version 2 (live)"
+    run_muse("muse config apply topologies/example.toml", env)
+    run_muse("muse promote bank-a/card-fraud --to fraud-v2", env)
+    days = [date(2026, 11, 26) + timedelta(days=d) for d in range(5)]
+    assert f"--from {days[0]} --to {days[-1] + timedelta(days=1)} " in replay
+    per_day = 2_000
+    X, y = generate_events(per_day * len(days), seed=7)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "linger.ms": 20})  # a tenant's own client
+    for i, features in enumerate(events_as_dicts(X)):
+        noon = datetime.combine(days[i // per_day], datetime.min.time(), UTC) + timedelta(hours=12, seconds=i % per_day)
+        producer.produce(
+            topic_names.input_topic("bank-a"),
+            key=f"e{i}".encode(),
+            value=orjson.dumps({"event_id": f"e{i}", "features": features}),
+            timestamp=int(noon.timestamp() * 1000),
+        )
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    known = per_day * 4  # "outcomes known for the first four days"
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": [f"e{i}" for i in range(known)],
+                "label": y[:known].astype(int).tolist(),
+                "labelled_at": pa.array([datetime.now(UTC)] * known, pa.timestamp("ms", tz="UTC")),
+            }
+        ),
+        tmp_path / "bank-a-outcomes.parquet",
+    )
+    outputs = {command: run_muse(command, env, tmp_path) for command in (load, replay, backtest, walk_forward)}
+
+    assert f"replayed {per_day * len(days):,} events" in outputs[replay], outputs[replay]
+    shown = readme_output(heading)
+    printed = outputs[backtest].splitlines()
+    assert printed[0] == shown[0] and printed[1].split() == shown[1].split(), printed[:2]
+    for config in ("live", "v1"):
+        for day in days:
+            assert re.search(rf"^bank-a\s+{config}\s+{day}\s+2,000\s+2,000\s", outputs[backtest], re.M), outputs[backtest]
+    labels_title = next(line for line in shown if line.startswith("with labels"))
+    labels_header = printed[printed.index(labels_title) + 1]
+    assert labels_header.split() == shown[shown.index(labels_title) + 1].split(), labels_header
+    assert re.search(rf"^bank-a\s+live\s+all\s+{known:,}\s", outputs[backtest], re.M), outputs[backtest]
+
+    shown = readme_output("### Walk-forward over real history")
+    title = re.sub(r"bank-b|8,000|32,000|24,000", "X", shown[0])
+    printed = outputs[walk_forward].splitlines()
+    assert re.sub(r"bank-a|2,000|8,000|6,000", "X", printed[1]) == title, printed[:3]
+    assert printed[2].split() == shown[1].split(), printed[2]
+    predictors = [line.split()[0] for line in printed[3:] if line.strip() and not line.startswith("p1:")]
+    assert [p for p in predictors if p in {row.split()[0] for row in shown[2:]}] == [row.split()[0] for row in shown[2:]]
+    assert (tmp_path / "replay-week" / "_backtest" / "walk_forward.json").exists()
