@@ -190,6 +190,9 @@ def test_the_backtest_run_block_on_five_days_of_a_tenants_history(
     add, load, replay, backtest, walk_forward = commands
     assert add.startswith("muse tenants add bank-a ") and load.startswith("muse labels load bank-a-outcomes.parquet ")
     run_muse(add, env, tmp_path)
+    # The README's days are fixed: once they are older than the default 7 days' retention, Kafka could
+    # delete them mid-test, so this tenant keeps what it is sent (what a tenant with that much history does).
+    run_muse("muse tenants alter bank-a --retention forever", env)
     # "the old model as config version 1 and the new one as version 2 (live)"
     run_muse("muse config apply topologies/example.toml", env)
     run_muse("muse promote bank-a/card-fraud --to fraud-v2", env)
