@@ -67,7 +67,7 @@ logger = logging.getLogger(__name__)
 _SECOND = operator.itemgetter(1)
 # A tenant whose records are younger than this (by their Kafka timestamps) is served live: someone
 # waits for its results, so a flood beside it gets smaller batches (pipeline/fairness.py).
-QUIET_FRESH_MS = 1000
+LIVE_RECORD_AGE_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -368,10 +368,10 @@ class Worker:
 
     def _gather(self) -> list[Message]:
         """The next batch: what the consumer has queued, taken without waiting (natural batching: the
-                busier the worker, the bigger its batches); when nothing is queued, the first record to arrive
-                (an idle worker opens no empty transactions). At most `max_batch` records (`contended_batch`
-        while tenants share the batch), and a batch stops
-                gathering `commit_interval_ms` after this call began."""
+        busier the worker, the bigger its batches); when nothing is queued, the first record to arrive
+        (an idle worker opens no empty transactions). At most `max_batch` records (`contended_batch`
+        while a flood shares the worker with a tenant served live), and a batch stops gathering
+        `commit_interval_ms` after this call began."""
         settings = self.settings
         consumer = self.consumer
         fair = self._fair
@@ -413,7 +413,7 @@ class Worker:
     def _contended(self, topics: set[str]) -> bool:
         """Whether the batch just gathered (of these tenants) held a flood beside a tenant served
         live: one tenant has records waiting, and another's records in the batch are all younger
-        than QUIET_FRESH_MS. Tenants catching up on backlogs are not waited on by anyone."""
+        than LIVE_RECORD_AGE_MS. Tenants catching up on backlogs are not waited on by anyone."""
         backlogged = self._topics_with_records_waiting() & topics
         if not backlogged:
             return False
@@ -421,7 +421,7 @@ class Worker:
         for topic, (_, timestamp) in zip(map(_topic_of, self._pending), map(_timestamp_of, self._pending)):
             if timestamp < oldest.get(topic, timestamp + 1):
                 oldest[topic] = timestamp
-        fresh_since = time.time() * 1000 - QUIET_FRESH_MS
+        fresh_since = time.time() * 1000 - LIVE_RECORD_AGE_MS
         live = {topic for topic, timestamp in oldest.items() if timestamp >= fresh_since}
         return bool(live) and (len(live) > 1 or len(backlogged) > 1 or live != backlogged)
 
