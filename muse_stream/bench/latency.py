@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -179,7 +179,7 @@ def measure_load(
                     scored.append(timings["scored_at_ms"] - timings["event_timestamp_ms"])
                     batches += 1 / timings["batch_size"]
                 elif app == "pass-through":  # keyed by its input's timestamp (bench/passthrough.py)
-                    latencies.append(now_ms - int(message.key() or b"-1"))
+                    latencies.append(now_ms - int(cast(bytes, message.key())))
                 else:
                     latencies.append(now_ms - message.timestamp()[1])
                 last = time.monotonic()

@@ -432,7 +432,7 @@ class Worker:
     def _topics_with_records_waiting(self) -> set[str]:
         """Input topics with a partition whose position is behind the high watermark of its last
         fetch (librdkafka's cached figures: no request). Asked by a saturated worker before a batch,
-        and when a batch closes holding a tenant that filled its share and one that did not."""
+        and when a batch of several tenants closes (_contended)."""
         consumer = self.consumer
         waiting = set()
         for tp in consumer.position(consumer.assignment()):
