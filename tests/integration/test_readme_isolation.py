@@ -22,7 +22,7 @@ from muse_stream.clients.security import SecurityAdmin, quotas
 from muse_stream.clients.settings import CLIENT_CONFIG_ENV
 from muse_stream.security.acls import ADMIN, tenant_principal
 from muse_stream.topics import TopicNames
-from tests.integration.test_tenant_lifecycle_secure import logs_in
+from tests.support.credentials import logs_in
 from tests.support.readme import muse_environment, readme_block, run_muse, run_shell, split_comment
 
 pytestmark = pytest.mark.kafka

@@ -23,10 +23,11 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from muse_stream.broker import BrokerHandle
 from muse_stream.clients.admin import TopicAdmin, ensure_tenant_topics
 from muse_stream.clients.security import SecurityAdmin
-from muse_stream.clients.settings import CLIENT_CONFIG_ENV, parse_client_properties
+from muse_stream.clients.settings import CLIENT_CONFIG_ENV
 from muse_stream.clients.tenant_access import grant_tenant
 from muse_stream.security.acls import ADMIN, ANALYST, MONITOR, OPERATOR, WORKER, tenant_principal
 from muse_stream.topics import TopicNames
+from tests.support.credentials import properties
 
 pytestmark = pytest.mark.kafka
 A, B = "bank-a", "bank-b"
@@ -37,10 +38,6 @@ AUTH_ERRORS = {
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     KafkaError.CLUSTER_AUTHORIZATION_FAILED,
 }
-
-
-def properties(path: Path) -> dict[str, str]:
-    return parse_client_properties(path.read_text(), str(path))
 
 
 @dataclass(frozen=True)

@@ -24,22 +24,19 @@ from confluent_kafka.admin import AdminClient
 from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
 from muse_stream.clients.security import SecurityAdmin
-from muse_stream.clients.settings import CLIENT_CONFIG_ENV, parse_client_properties
+from muse_stream.clients.settings import CLIENT_CONFIG_ENV
 from muse_stream.events import ScoreResult
 from muse_stream.replay.run import read_dataset
 from muse_stream.security.acls import ADMIN, ANALYST, MONITOR, OPERATOR, WORKER, tenant_principal
 from muse_stream.synthetic import events_as_dicts, generate_events
 from muse_stream.topics import TopicNames
+from tests.support.credentials import logs_in, properties
 from tests.support.deploy import deployment, publish
 from tests.support.kafka_io import WorkerProcess
 from tests.support.predictors import small_predictor
 
 pytestmark = pytest.mark.kafka
 A, B = "bank-a", "bank-b"
-
-
-def properties(path: Path) -> dict[str, str]:
-    return parse_client_properties(path.read_text(), str(path))
 
 
 @pytest.fixture
@@ -63,15 +60,6 @@ def add_tenant(capsys: pytest.CaptureFixture[str], names: TopicNames, tenant: st
     path = Path(next(line.split()[1] for line in out.splitlines() if line.startswith("credentials")))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     return path
-
-
-def logs_in(bootstrap: str, path: Path) -> bool:
-    admin = AdminClient({"bootstrap.servers": bootstrap, **properties(path), "log_level": 0})
-    try:
-        admin.list_topics(timeout=5)
-        return True
-    except KafkaException:
-        return False
 
 
 # -- kcat, a client that is not ours ---------------------------------------------------------------
