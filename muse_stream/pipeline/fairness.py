@@ -23,9 +23,12 @@ While a flood shares the worker with a tenant served live (the worker's test: in
 one tenant still had records waiting and another tenant's records were all under a second old), a
 batch is also smaller: at most ``contended_batch`` records (the worker's default is 1,000, against
 5,000). The live tenant's event waits for the batch being scored and then for its own, so the time
-a flood makes it wait is about two transactions of that size. A tenant alone, and tenants catching
-up on backlogs (their results are late already, and throughput is what they need) keep the large
-batches.
+a flood makes it wait is about two transactions of that size. The small batches last for
+``CONTENDED_HOLD_S`` after the last batch that showed the contention: a batch of the flood alone
+(the live tenant's next records not fetched yet) does not end it, or the next batch, the live
+tenant's records in it, would be a large one (seen under a flood: 5,000-record batches holding
+events 200-600 ms old). A tenant alone, and tenants catching up on backlogs (their results are late
+already, and throughput is what they need) keep the large batches.
 
 Pausing loses nothing: records the worker has taken are in its batch, and librdkafka resumes a
 partition from the offset after the last record it handed to the worker (librdkafka >= 2.1 does;
@@ -34,16 +37,21 @@ before, a resumed partition could skip records).
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
 Partition = tuple[str, int]  # (topic, partition); a topic is one tenant's input
+# How long batches stay small after the last batch that held a flood beside a tenant served live.
+CONTENDED_HOLD_S = 1.0
 
 
 class FairShare:
     """The per-tenant counts of the batch being gathered, and which partitions to pause and resume."""
 
-    def __init__(self, max_batch: int, contended_batch: int | None = None) -> None:
+    def __init__(
+        self, max_batch: int, contended_batch: int | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if max_batch < 1 or (contended_batch is not None and contended_batch < 1):
             raise ValueError(f"max_batch and contended_batch must be at least 1, got {max_batch} and {contended_batch}")
         self.max_batch = max_batch
@@ -54,7 +62,8 @@ class FairShare:
         self._waiting: frozenset[str] = frozenset()  # topics with records not yet taken, as last looked
         self._paused: set[Partition] = set()
         self._taken: set[Partition] = set()  # partitions with records in the batch being gathered
-        self._contended = False  # the last batch held a flood beside a tenant served live
+        self._clock = clock
+        self._contended_until = float("-inf")  # small batches until then (CONTENDED_HOLD_S)
 
     @property
     def active(self) -> int:
@@ -64,8 +73,8 @@ class FairShare:
     @property
     def limit(self) -> int:
         """Records this batch may hold: ``contended_batch`` while a flood shares the worker with a
-        tenant served live, else ``max_batch``."""
-        return self.contended_batch if self._contended and self.active > 1 else self.max_batch
+        tenant served live (and for CONTENDED_HOLD_S after it last showed), else ``max_batch``."""
+        return self.contended_batch if self._clock() < self._contended_until else self.max_batch
 
     @property
     def share(self) -> int:
@@ -104,10 +113,12 @@ class FairShare:
         """The batch is complete: start counting the next one. The partitions to pause (a ``full``
         batch's, to empty librdkafka's queue of them) and then to resume. ``contended`` is asked,
         when the batch held more than one tenant, whether those tenants are a flood beside a tenant
-        served live: then the next batches are ``contended_batch`` records at most."""
+        served live: then the batches of the next CONTENDED_HOLD_S are ``contended_batch`` records at
+        most. A batch of one tenant leaves that as it is; one of several judged not contended ends it."""
         cycled = sorted(self._taken - self._paused) if full else []
         resumed = sorted(self._paused | set(cycled))
-        self._contended = len(self._counts) > 1 and contended(set(self._counts))
+        if len(self._counts) > 1:
+            self._contended_until = self._clock() + CONTENDED_HOLD_S if contended(set(self._counts)) else float("-inf")
         self._last_batch = frozenset(self._counts)
         self._waiting = frozenset()
         self._counts.clear()

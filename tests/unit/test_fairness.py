@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from muse_stream.pipeline.fairness import FairShare
+from muse_stream.pipeline.fairness import CONTENDED_HOLD_S, FairShare
 
 A, B, C = "ns.tenant.a.input", "ns.tenant.b.input", "ns.tenant.c.input"
 
@@ -110,8 +110,24 @@ def test_batches_shrink_to_the_contended_size_while_a_flood_shares_the_worker_wi
     fair.admit(records(B, 0, 2))
     fair.close_batch(full=False)
     assert fair.limit == 1000  # still flood and quiet tenant
-    fair.admit(records(A, 0, 7))
-    fair.close_batch(full=False)  # A alone again
+
+
+def test_a_batch_of_the_flood_alone_keeps_batches_small_until_the_hold_ends() -> None:
+    now = [100.0]
+    fair = FairShare(5000, 1000, clock=lambda: now[0])
+    fair.admit(records(A, 0, 900) + records(B, 0, 3))
+    fair.close_batch(full=True)
+    assert fair.limit == 1000
+    # B's next records were not fetched in time for this batch: it holds A alone. Were the next
+    # batch large, B's records in it would wait for 5,000 of A's.
+    now[0] += 0.05
+    fair.admit(records(A, 0, 1000))
+    fair.close_batch(full=True)
+    assert fair.limit == 1000
+    now[0] += CONTENDED_HOLD_S - 0.1  # still within the hold of the batch that held A and B
+    assert fair.limit == 1000
+    now[0] += 0.1
+    fair.admit(records(A, 0, 7))  # A alone for longer than the hold: large batches again
     fair.close_batch(full=False)
     assert fair.limit == 5000
 
