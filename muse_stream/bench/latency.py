@@ -127,6 +127,11 @@ def _offer(
     done.put((sent, elapsed))
 
 
+def percentile_ms(values: np.ndarray, q: float) -> float:
+    """The q-th percentile of latencies in ms, to 0.1 ms, as the tables print them."""
+    return round(float(np.percentile(values, q)), 1)
+
+
 def stamp_on_append(bootstrap: str, names: TopicNames, partitions: int, tenant: str = TENANT) -> None:
     """Create the tenant's input topic with broker append-time timestamps (before the other topics)."""
     spec = names.tenant_topic_specs(tenant, partitions)[0]
@@ -194,9 +199,6 @@ def measure_load(
     values = np.asarray(latencies)
     span = max((last or 0) - (first or 0), 1e-9)
 
-    def pct(array: np.ndarray, q: float) -> float:
-        return round(float(np.percentile(array, q)), 1)
-
     legs: dict[str, float | None] = dict.fromkeys(
         (
             "to_scoring_p50_ms",
@@ -211,10 +213,10 @@ def measure_load(
         to_scoring = np.asarray(scored)
         after = values - to_scoring
         legs = {
-            "to_scoring_p50_ms": pct(to_scoring, 50),
-            "to_scoring_p99_ms": pct(to_scoring, 99),
-            "scoring_to_visible_p50_ms": pct(after, 50),
-            "scoring_to_visible_p99_ms": pct(after, 99),
+            "to_scoring_p50_ms": percentile_ms(to_scoring, 50),
+            "to_scoring_p99_ms": percentile_ms(to_scoring, 99),
+            "scoring_to_visible_p50_ms": percentile_ms(after, 50),
+            "scoring_to_visible_p99_ms": percentile_ms(after, 99),
             "transactions_per_s": round(batches / span),
             "mean_batch": round(len(values) / batches, 1),
         }
@@ -225,9 +227,9 @@ def measure_load(
         offered_per_s=round(sent / offered_s),
         completed_per_s=round(len(values) / span),
         events=len(values),
-        p50_ms=pct(values, 50),
-        p95_ms=pct(values, 95),
-        p99_ms=pct(values, 99),
+        p50_ms=percentile_ms(values, 50),
+        p95_ms=percentile_ms(values, 95),
+        p99_ms=percentile_ms(values, 99),
         max_ms=round(float(values.max()), 1),
         **legs,  # type: ignore[arg-type]
     )

@@ -16,6 +16,12 @@ being visible to a read_committed reader. A's throughput is what the worker comm
 while B was measured. Goal: B's p99 under each flood within 2x of B's p99 alone, and under 100 ms.
 The worker's fair batch assembly (``pipeline/fairness.py``) is what keeps A's backlog from delaying
 B's events; ``--no-fair-share`` runs the worker without it, to see the difference.
+
+Then the floor, with the worker stopped: both floods again, in a fresh namespace (the second paced
+at the rate A wrote beside the worker without a quota), while a consumer with the worker's fetch
+settings reads A's and B's inputs and does nothing else: no scoring, no transactions, no pausing.
+B's latency there, from append to delivery, is what the machine, the broker and the flood leave of
+B's latency for any worker on this machine.
 """
 
 from __future__ import annotations
@@ -25,13 +31,22 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import orjson
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from muse_stream.bench.latency import LoadResult, _offer, latency_reader, measure_load, stamp_on_append
+from muse_stream.bench.latency import (
+    LoadResult,
+    _offer,
+    latency_reader,
+    measure_load,
+    percentile_ms,
+    stamp_on_append,
+)
 from muse_stream.bench.progress import committed_counter, high_watermark_counter
 from muse_stream.bench.throughput import bench_predictor
 from muse_stream.bench.workers import WorkerProcess
@@ -39,6 +54,7 @@ from muse_stream.bench.workload import bench_names
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenant_topics
 from muse_stream.clients.security import set_client_id_quota
+from muse_stream.clients.settings import consumer_config, worker_prefetch
 from muse_stream.errors import MuseError
 from muse_stream.synthetic_deployment import deployment, publish
 from muse_stream.topics import TopicNames
@@ -60,15 +76,16 @@ class Phase:
 
 
 def _flood(
-    bootstrap: str, names: TopicNames, seconds: float, client_id: str, partitions: int
+    bootstrap: str, names: TopicNames, seconds: float, client_id: str, partitions: int, rate: float | None = None
 ) -> tuple[multiprocessing.process.BaseProcess, multiprocessing.Queue]:
-    """A's unthrottled producer in its own process, once its first records are in A's input; with
-    the queue it reports on, which must outlive the process: a spawned child that unpickles it after
-    the parent dropped it dies (FileNotFoundError from SemLock), and A never floods."""
+    """A's producer in its own process (unthrottled, or paced at ``rate``), once its first records
+    are in A's input; with the queue it reports on, which must outlive the process: a spawned child
+    that unpickles it after the parent dropped it dies (FileNotFoundError from SemLock), and A never
+    floods."""
     context = multiprocessing.get_context("spawn")
     done: multiprocessing.Queue = context.Queue()
     process = context.Process(
-        target=_offer, args=(bootstrap, names.input_topic(FLOOD), None, seconds, "flood-", done, client_id), daemon=True
+        target=_offer, args=(bootstrap, names.input_topic(FLOOD), rate, seconds, "flood-", done, client_id), daemon=True
     )
     written = high_watermark_counter(bootstrap, [(names.input_topic(FLOOD), p) for p in range(partitions)])
     try:
@@ -129,6 +146,110 @@ def _under_flood(
     return Phase(name, steady, round(appended), round(scored))
 
 
+def _read_steady_under_flood(
+    bootstrap: str,
+    names: TopicNames,
+    args: argparse.Namespace,
+    consumer: Consumer,
+    written: Callable[[], int],
+    client_id: str,
+    label: str,
+    flood_rate: float | None,
+) -> tuple[list[float], int | None, float]:
+    """B's events' ages on delivery to ``consumer`` while A floods; how many B sent; A's writes/s."""
+    steady_topic = names.input_topic(STEADY)
+    seconds = FLOOD_HEAD_START_S + args.seconds + FLOOD_TAIL_S
+    flood, _flood_report = _flood(bootstrap, names, seconds, client_id, args.partitions, flood_rate)
+    try:
+        time.sleep(FLOOD_HEAD_START_S)
+        written_before, started = written(), time.monotonic()
+        context = multiprocessing.get_context("spawn")
+        done: multiprocessing.Queue = context.Queue()
+        producer = context.Process(
+            target=_offer, args=(bootstrap, steady_topic, float(args.rate), args.seconds, f"{label}-", done)
+        )
+        producer.start()
+        ages: list[float] = []
+        sent: int | None = None
+        deadline = time.monotonic() + args.seconds + 120
+        prefix = f"{label}-".encode()
+        while (sent is None or len(ages) < sent) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.05):
+                if message.error() is None and message.topic() == steady_topic and prefix in (message.value() or b""):
+                    ages.append(time.time() * 1000 - message.timestamp()[1])
+            if sent is None and not done.empty():
+                sent, _ = done.get()
+        appended = (written() - written_before) / (time.monotonic() - started)
+        producer.join(30)
+    finally:
+        flood.terminate()
+        flood.join(30)
+    return ages, sent, appended
+
+
+def _consumer_floor(bootstrap: str, args: argparse.Namespace, quota: bool, flood_rate: float | None) -> Phase:
+    """B's events read, from append to delivery, by a consumer of A's and B's inputs that does
+    nothing else, while A floods (under its quota if ``quota``; paced at ``flood_rate``, the rate A
+    wrote at beside the worker, if given: unthrottled beside a consumer that does nothing, A writes
+    at another rate, and B's latency follows it); no worker runs."""
+    names = bench_names("benchf")
+    client_id = f"{names.namespace}-flood"
+    label = "floorq" if quota else "floor"
+    try:
+        stamp_on_append(bootstrap, names, 1, STEADY)
+        ensure_tenant_topics(TopicAdmin(bootstrap), names, [FLOOD], partitions=args.partitions)
+        ensure_tenant_topics(TopicAdmin(bootstrap), names, [STEADY], partitions=1)
+        if quota:
+            set_client_id_quota(bootstrap, client_id, args.quota_bytes)
+        steady_topic = names.input_topic(STEADY)
+        consumer = Consumer(
+            consumer_config(
+                bootstrap,
+                f"muse-bench-floor-{names.namespace}",
+                **{"fetch.wait.max.ms": 10, **worker_prefetch(args.max_batch, fair=True)},
+            )
+        )
+        inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)] + [(steady_topic, 0)]
+        consumer.assign([TopicPartition(topic, partition, OFFSET_END) for topic, partition in inputs])
+        written = high_watermark_counter(bootstrap, inputs[:-1])
+        try:
+            ages, sent, appended = _read_steady_under_flood(
+                bootstrap, names, args, consumer, written, client_id, label, flood_rate
+            )
+        finally:
+            written.close()  # type: ignore[attr-defined]
+            consumer.close()
+        if sent is None or len(ages) < sent:
+            raise MuseError(
+                f"the floor's consumer read {len(ages)} of tenant B's {sent} events within {args.seconds + 120:.0f} s"
+            )
+    finally:
+        if quota:
+            set_client_id_quota(bootstrap, client_id, None)
+        delete_namespace(TopicAdmin(bootstrap), names)
+    values = np.asarray(ages)
+    result = LoadResult(
+        app="plain consumer",
+        commit_interval_ms=0,
+        offered=label,
+        offered_per_s=float(args.rate),
+        completed_per_s=round(len(values) / args.seconds),
+        events=len(values),
+        p50_ms=percentile_ms(values, 50),
+        p95_ms=percentile_ms(values, 95),
+        p99_ms=percentile_ms(values, 99),
+        max_ms=round(float(values.max()), 1),
+        to_scoring_p50_ms=None,
+        to_scoring_p99_ms=None,
+        scoring_to_visible_p50_ms=None,
+        scoring_to_visible_p99_ms=None,
+        transactions_per_s=None,
+        mean_batch=None,
+    )
+    which = f"A quota {args.quota_bytes:,} B/s" if quota else "no quota"
+    return Phase(f"floor: plain consumer, A's flood, {which}", result, round(appended), None)
+
+
 def run_benchmark(args: argparse.Namespace) -> list[Phase]:
     bootstrap = command_bootstrap()
     names = bench_names("benchn")
@@ -183,6 +304,10 @@ def run_benchmark(args: argparse.Namespace) -> list[Phase]:
                 reader.close()
         finally:
             delete_namespace(TopicAdmin(bootstrap), names)
+    # The quota sets A's rate in the first; the second offers what A wrote beside the worker unthrottled.
+    for quota, flood_rate in ((True, None), (False, phases[2].flood_written_per_s)):
+        phases.append(_consumer_floor(bootstrap, args, quota, flood_rate))
+        _progress(phases[-1])
     return phases
 
 
@@ -194,6 +319,8 @@ def goals(phases: list[Phase]) -> dict[str, bool]:
     alone = phases[0].steady.p99_ms
     result = {}
     for phase in phases[1:]:
+        if phase.name.startswith("floor"):
+            continue
         which = phase.name.removeprefix("B under ")
         result[f"B p99 within {TARGET_P99_RATIO:g}x of alone ({which})"] = phase.steady.p99_ms <= TARGET_P99_RATIO * alone
         result[f"B p99 < {TARGET_P99_MS:.0f} ms ({which})"] = phase.steady.p99_ms < TARGET_P99_MS
@@ -212,18 +339,17 @@ def handle(args: argparse.Namespace) -> int:
         f"load average {os.getloadavg()[0]:.1f} at the end"
     )
     print(
-        f"{'phase':<48}{'B done/s':>9}{'B p50 ms':>10}{'B p99 ms':>10}{'B max ms':>10}{'p99/alone':>10}"
+        f"{'phase':<52}{'B done/s':>9}{'B p50 ms':>10}{'B p99 ms':>10}{'B max ms':>10}{'p99/alone':>10}"
         f"{'A written/s':>13}{'A scored/s':>12}"
     )
     for phase in phases:
         r = phase.steady
         flood = (
-            ("-", "-")
-            if phase.flood_written_per_s is None
-            else (f"{phase.flood_written_per_s:,.0f}", f"{phase.flood_scored_per_s:,.0f}")
+            "-" if phase.flood_written_per_s is None else f"{phase.flood_written_per_s:,.0f}",
+            "-" if phase.flood_scored_per_s is None else f"{phase.flood_scored_per_s:,.0f}",
         )
         print(
-            f"{phase.name:<48}{r.completed_per_s:>9,.0f}{r.p50_ms:>10.1f}{r.p99_ms:>10.1f}{r.max_ms:>10.1f}"
+            f"{phase.name:<52}{r.completed_per_s:>9,.0f}{r.p50_ms:>10.1f}{r.p99_ms:>10.1f}{r.max_ms:>10.1f}"
             f"{r.p99_ms / alone:>10.2f}{flood[0]:>13}{flood[1]:>12}"
         )
     met = goals(phases)

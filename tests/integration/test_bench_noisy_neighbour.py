@@ -1,5 +1,6 @@
-"""`muse bench noisy-neighbour` end to end on the real broker, short: three phases with real figures,
-the flooding tenant's quota throttling it, one JSON line, and no topics or quota left behind."""
+"""`muse bench noisy-neighbour` end to end on the real broker, short: three phases with real figures
+and the two floor phases (no worker), the flooding tenant's quota throttling it, one JSON line, and
+no topics or quota left behind."""
 
 from __future__ import annotations
 
@@ -26,11 +27,13 @@ def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without
     figures = orjson.loads(out.strip().splitlines()[-1])
     assert figures["bench"] == "noisy-neighbour" and figures["fair_share"] is True
     assert figures["quota"] == {"kind": "client-id producer_byte_rate", "bytes_per_s": QUOTA}
-    alone, quota, flood = figures["phases"]
+    alone, quota, flood, floor_quota, floor = figures["phases"]
     assert [p["name"] for p in figures["phases"]] == [
         "B alone",
         f"B under A's flood, A quota {QUOTA:,} B/s",
         "B under A's flood, no quota",
+        f"floor: plain consumer, A's flood, A quota {QUOTA:,} B/s",
+        "floor: plain consumer, A's flood, no quota",
     ]
     for phase in figures["phases"]:
         steady = phase["steady"]
@@ -41,6 +44,11 @@ def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without
     # window a throttled A may get nothing through at all, so its scored rate there is not asserted).
     assert flood["flood_written_per_s"] > 0 and flood["flood_scored_per_s"] > 0
     assert quota["flood_written_per_s"] < min(2 * QUOTA / 700, flood["flood_written_per_s"])
+    # The floor: the same floods with no worker, B's events read by a consumer that does nothing else.
+    # Its quota is set and cleared the same way (the last assertion below).
+    assert floor["flood_written_per_s"] > 0 and floor["flood_scored_per_s"] is None
+    assert floor_quota["flood_written_per_s"] < min(2 * QUOTA / 700, floor["flood_written_per_s"])
+    assert floor["steady"]["app"] == "plain consumer" and floor["steady"]["transactions_per_s"] is None
     assert len(figures["goals"]) == 4 and "B p99 < 100 ms (A's flood, no quota)" in figures["goals"]
     assert "p99/alone" in out and "A scored/s" in out
     left = set(TopicAdmin(kafka.bootstrap).existing_topics()) - before - {"__consumer_offsets", "__transaction_state"}
