@@ -8,27 +8,34 @@ the worker had scored everything queued before it: seconds, at a worker's rate.
 So each tenant (each input topic) gets a share of a batch: the batch's capacity over the tenants
 that had records in it or in the previous batch, or that have records waiting (a saturated worker
 looks at its partitions' positions against the high watermarks of their last fetch, so a quiet
-tenant's first event counts even while it sits behind a flood in librdkafka's queue). While a batch is gathered, a tenant that has
-filled its share has its partitions paused: librdkafka drops what it prefetched of them (and
-fetches them again from the offset after the last record the worker took when they are resumed),
-so what other tenants have queued behind them comes into the same batch. When the batch closes,
-the paused partitions are resumed at once, to be fetched again while the batch is scored. A batch
-that closes full (the worker is saturated) has its partitions paused and resumed too: that empties
-the queue, so the next fetch brings every partition's new records, a quiet tenant's first event
-among them, instead of waiting for the flood's prefetch to drain. A tenant alone is paused only
-then, and the worker's consumer prefetches about two batches (``clients/settings.py``), so what is
-dropped and fetched again is small.
+tenant's first event counts even while it sits behind a flood in librdkafka's queue). While a
+batch is gathered, a tenant that has filled its share has its partitions paused: librdkafka drops
+what it prefetched of them (and fetches them again from the offset after the last record the
+worker took when they are resumed), so what other tenants have queued behind them comes into the
+same batch. When the batch closes, the paused partitions are resumed at once, to be fetched again
+while the batch is scored. A batch that closes full (the worker is saturated) also has the
+partitions of every tenant that filled its share paused and resumed: that empties the queue of the
+records that fill it, so the next fetch brings every partition's new records, a quiet tenant's
+first event among them, instead of waiting for the flood's prefetch to drain. A tenant far from its
+share is left alone: its few queued records are not what fills the queue, and each pause costs
+librdkafka deliveries (a plain consumer that paused and resumed its partitions after every batch of
+1,000 under a flood went 150-230 ms without a delivery, now and then; without the pauses, never
+over 150 ms). A tenant alone is paused only when its batch is full, and the worker's consumer
+prefetches about two batches (``clients/settings.py``), so what is dropped and fetched again is
+small.
 
 While a flood shares the worker with a tenant served live (the worker's test: in the last batch,
 one tenant still had records waiting and another tenant's records were all under a second old), a
 batch is also smaller: at most ``contended_batch`` records (the worker's default is 1,000, against
 5,000). The live tenant's event waits for the batch being scored and then for its own, so the time
-a flood makes it wait is about two transactions of that size. The small batches last for
-``CONTENDED_HOLD_S`` after the last batch that showed the contention: a batch of the flood alone
-(the live tenant's next records not fetched yet) does not end it, or the next batch, the live
-tenant's records in it, would be a large one (seen under a flood: 5,000-record batches holding
-events 200-600 ms old). A tenant alone, and tenants catching up on backlogs (their results are late
-already, and throughput is what they need) keep the large batches.
+a flood makes it wait is about two transactions of that size. This lasts for ``CONTENDED_HOLD_S``
+after the last batch that showed the contention, and meanwhile the tenants of that batch keep their
+shares even when a batch holds none of their records. A batch of the flood alone (the live
+tenant's next records not fetched yet, or a quota letting the flood through in bursts about a
+second apart) then neither makes the next batch a large one nor gives the flood the whole batch,
+which left the live tenant's records behind the flood's in librdkafka's queue for five batches.
+A tenant alone, and tenants catching up on backlogs (their results are late already, and
+throughput is what they need) keep the large batches.
 
 Pausing loses nothing: records the worker has taken are in its batch, and librdkafka resumes a
 partition from the offset after the last record it handed to the worker (librdkafka >= 2.1 does;
@@ -42,8 +49,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
 Partition = tuple[str, int]  # (topic, partition); a topic is one tenant's input
-# How long batches stay small after the last batch that held a flood beside a tenant served live.
-CONTENDED_HOLD_S = 1.0
+# How long batches stay small after the last batch that held a flood beside a tenant served live:
+# longer than the second between the bursts a quota lets a flood through in.
+CONTENDED_HOLD_S = 5.0
 
 
 class FairShare:
@@ -64,11 +72,20 @@ class FairShare:
         self._taken: set[Partition] = set()  # partitions with records in the batch being gathered
         self._clock = clock
         self._contended_until = float("-inf")  # small batches until then (CONTENDED_HOLD_S)
+        self._contended_tenants: frozenset[str] = frozenset()  # the tenants of the last contended batch
+
+    def _recent(self) -> frozenset[str]:
+        """Tenants with records in the last batch or waiting, and, while contended, the tenants of the
+        last contended batch: a live tenant whose records sit behind the flood's in librdkafka's queue
+        keeps its share, so the flood is paused at its own and the live tenant's records come in."""
+        recent = self._last_batch | self._waiting
+        return recent | self._contended_tenants if self._clock() < self._contended_until else recent
 
     @property
     def active(self) -> int:
-        """Tenants with records in this batch or the last one, or with records waiting."""
-        return len(self._last_batch | self._waiting | self._counts.keys())
+        """Tenants with records in this batch or the last one, or with records waiting (and, while
+        contended, the tenants of the last contended batch)."""
+        return len(self._recent() | self._counts.keys())
 
     @property
     def limit(self) -> int:
@@ -96,7 +113,7 @@ class FairShare:
             self._counts[topic] += count
             self._partitions[topic].add(partition)
             self._taken.add((topic, partition))
-        if len(self._counts) == 1 and not (self._last_batch | self._waiting) - self._counts.keys():
+        if len(self._counts) == 1 and not self._recent() - self._counts.keys():
             return []  # one tenant alone: the whole batch is its share
         share = self.share
         full = sorted(
@@ -115,10 +132,15 @@ class FairShare:
         when the batch held more than one tenant, whether those tenants are a flood beside a tenant
         served live: then the batches of the next CONTENDED_HOLD_S are ``contended_batch`` records at
         most. A batch of one tenant leaves that as it is; one of several judged not contended ends it."""
-        cycled = sorted(self._taken - self._paused) if full else []
+        share = self.share
+        cycled = sorted(p for p in self._taken - self._paused if self._counts[p[0]] >= share) if full else []
         resumed = sorted(self._paused | set(cycled))
         if len(self._counts) > 1:
-            self._contended_until = self._clock() + CONTENDED_HOLD_S if contended(set(self._counts)) else float("-inf")
+            if contended(set(self._counts)):
+                self._contended_until = self._clock() + CONTENDED_HOLD_S
+                self._contended_tenants = frozenset(self._counts)
+            else:
+                self._contended_until = float("-inf")
         self._last_batch = frozenset(self._counts)
         self._waiting = frozenset()
         self._counts.clear()
