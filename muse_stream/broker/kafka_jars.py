@@ -29,6 +29,10 @@ class BrokerSetupError(MuseError):
     """The local broker cannot be set up; the message says what is missing."""
 
 
+class PortTaken(BrokerSetupError):
+    """A port the local broker is to listen on is taken by another process."""
+
+
 # Kafka's command-line tools (storage format, kafka-configs) run for a second or two: the client
 # compiler alone and the serial collector roughly halve their CPU time and wall time against the
 # server defaults (C2 and G1 threads that never pay off in so short a run).

@@ -27,6 +27,7 @@ from muse_stream.broker.kafka_jars import (
     KAFKA_VERSION,
     TOOL_JVM_OPTIONS,
     BrokerSetupError,
+    PortTaken,
     ensure_kafka_jars,
     require_java,
 )
@@ -373,7 +374,7 @@ class LocalBroker:
         self.pid_file.unlink(missing_ok=True)
         for port, role in ((self.port, "client"), (self.controller_port, "controller")):
             if not port_is_free(port):
-                raise BrokerSetupError(
+                raise PortTaken(
                     f"port {port} on 127.0.0.1 ({role} listener) is taken by another process: stop it, "
                     f"or pick free ports with MUSE_BROKER_PORT=<port> (uses <port> and <port>+1)."
                 )
@@ -605,9 +606,13 @@ class LocalCluster:
             )
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / NODES_FILE).write_text(f"{self.nodes}\n")
-        launched = [(node, node.launch(secure=secure, tls=tls)) for node in self.members]
-        started = [(node, process) for node, process in launched if process is not None]
+        started = []
         try:
+            # A node that cannot launch (its port taken, say) stops the ones launched before it.
+            for node in self.members:
+                process = node.launch(secure=secure, tls=tls)
+                if process is not None:
+                    started.append((node, process))
             for node, process in started:
                 node.wait_ready(process, timeout)
         except BrokerSetupError:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from muse_stream.broker.kafka_jars import BrokerSetupError
+from muse_stream.broker.kafka_jars import BrokerSetupError, PortTaken
 from muse_stream.broker.local import START_TIMEOUT_S, LocalBroker, LocalCluster, free_port_pair
 from muse_stream.security.acls import ADMIN
 
@@ -95,9 +95,11 @@ def throwaway_cluster(
                 broker.start(start_timeout_s, secure=secure, tls=tls)
                 break
             except BrokerSetupError as error:
-                # Free when checked, taken by the time Kafka binds it: another process (say, another
-                # test session's broker) got there first. Fresh storage on the next free pair.
-                if "Address already in use" not in str(error) or attempt == BIND_ATTEMPTS - 1:
+                # Free when chosen, taken by the time the broker starts or Kafka binds it: another
+                # process (say, another test session's broker) got there first. Fresh storage on the
+                # next free pair.
+                taken = isinstance(error, PortTaken) or "Address already in use" in str(error)
+                if not taken or attempt == BIND_ATTEMPTS - 1:
                     raise
                 shutil.rmtree(home, ignore_errors=True)
                 broker = LocalCluster(home=home, port=free_port_pair(broker.port + 2 * nodes, nodes=nodes), nodes=nodes)

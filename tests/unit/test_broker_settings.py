@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,41 @@ def test_the_first_jar_download_says_what_it_downloads_before_maven_runs(
     told = seen.read_text()
     assert f"downloading Apache Kafka {kafka_jars.KAFKA_VERSION} jars (~60 MB) from Maven Central" in told
     assert str(kafka_jars.kafka_libs_dir()) in told
+
+
+def test_a_throwaway_broker_whose_ports_were_taken_after_they_were_chosen_moves_to_other_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two test sessions side by side can choose the same free ports; the one that finds them taken
+    by the time it starts must move on (it once failed a CI run instead)."""
+    from muse_stream.broker import local, selection
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        chosen = iter([taken, taken + 2])
+        monkeypatch.setattr(selection, "free_port_pair", lambda *args, **kwargs: next(chosen))
+        started: list[int] = []
+
+        def start(cluster: local.LocalCluster, *args: object, **kwargs: object) -> bool:
+            if not local.port_is_free(cluster.port):
+                raise local.PortTaken(f"port {cluster.port} taken")
+            started.append(cluster.port)
+            return True
+
+        monkeypatch.setattr(local.LocalCluster, "start", start)
+        monkeypatch.setattr(local.LocalCluster, "stop", lambda cluster: None)
+        with selection.throwaway_cluster() as cluster:
+            assert cluster.port == taken + 2 and started == [taken + 2]
+
+
+def test_a_broker_refuses_to_launch_on_a_taken_port_with_port_taken(tmp_path: Path) -> None:
+    from muse_stream.broker import local
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        with pytest.raises(local.PortTaken, match=f"port {taken} on 127.0.0.1 \\(client listener\\) is taken"):
+            local.LocalBroker(home=tmp_path, port=taken).launch()
