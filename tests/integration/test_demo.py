@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from muse_stream import demo
 from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
+from muse_stream.pipeline.worker import WorkerSettings
 from muse_stream.replay.run import read_dataset
 from muse_stream.synthetic import generate_events
 from muse_stream.topics import TopicNames
@@ -36,7 +38,10 @@ def test_demo_keeps_alert_rates_on_the_reference_across_the_promotion(
         return summaries[-1]
 
     monkeypatch.setattr(demo, "run_demo", recording_run_demo)  # `muse demo` imports it when it runs
-    # A zero shadow budget: the shadow is skipped after its first batch, as on a busy machine.
+    # A zero shadow budget: the shadow is skipped after its first batch, as on a busy machine. Batches
+    # of at most 1,000 events make sure there is a batch after the first: a worker that fell behind
+    # the demo's producer took all 4,500 events of the shadow phase in one batch of 5,000 (once, in CI).
+    monkeypatch.setattr(demo, "WorkerSettings", functools.partial(WorkerSettings, max_batch=1000))
     try:
         assert main(["demo", "--events-per-tenant", "1500", "--shadow-budget-ms", "0", "--keep-topics"]) == 0
         out = capsys.readouterr().out
