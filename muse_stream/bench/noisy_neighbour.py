@@ -31,11 +31,9 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
@@ -44,7 +42,6 @@ from muse_stream.bench.latency import (
     _offer,
     latency_reader,
     measure_load,
-    percentile_ms,
     stamp_on_append,
 )
 from muse_stream.bench.progress import committed_counter, high_watermark_counter
@@ -120,71 +117,44 @@ def _drain(bootstrap: str, names: TopicNames, partitions: int) -> None:
 
 
 def _under_flood(
-    bootstrap: str, names: TopicNames, args: argparse.Namespace, reader: Consumer, phase: tuple[str, str], client_id: str
-) -> Phase:
-    """B measured while A floods; A's figures are over the same window: what reached A's input
-    (acknowledged, so after any quota's throttling) and what the worker committed of it."""
-    name, label = phase
-    inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)]
-    committed = committed_counter(bootstrap, names.worker_group, inputs)
-    written = high_watermark_counter(bootstrap, inputs)
-    flood, _flood_report = _flood(bootstrap, names, FLOOD_HEAD_START_S + args.seconds + FLOOD_TAIL_S, client_id, args.partitions)
-    try:
-        time.sleep(FLOOD_HEAD_START_S)
-        scored_before, written_before, started = committed(), written(), time.monotonic()
-        steady = measure_load(
-            bootstrap, names, reader, float(args.rate), args.seconds, args.commit_interval_ms, label, tenant=STEADY
-        )
-        seconds = time.monotonic() - started
-        scored, appended = (committed() - scored_before) / seconds, (written() - written_before) / seconds
-    finally:
-        # Stopped, not flushed: under a quota its buffered records would take minutes to trickle in.
-        flood.terminate()
-        flood.join(30)
-        committed.close()  # type: ignore[attr-defined]
-        written.close()  # type: ignore[attr-defined]
-    return Phase(name, steady, round(appended), round(scored))
-
-
-def _read_steady_under_flood(
     bootstrap: str,
     names: TopicNames,
     args: argparse.Namespace,
-    consumer: Consumer,
-    written: Callable[[], int],
+    reader: Consumer,
+    phase: tuple[str, str],
     client_id: str,
-    label: str,
-    flood_rate: float | None,
-) -> tuple[list[float], int | None, float]:
-    """B's events' ages on delivery to ``consumer`` while A floods; how many B sent; A's writes/s."""
-    steady_topic = names.input_topic(STEADY)
+    *,
+    app: str = "muse",
+    flood_rate: float | None = None,
+) -> Phase:
+    """B measured while A floods (paced at ``flood_rate`` if given); A's figures are over the same
+    window: what reached A's input (acknowledged, so after any quota's throttling) and what the
+    worker committed of it. ``app`` is "muse" (``reader`` reads B's results) or "plain consumer" (the
+    floor: ``reader`` reads the inputs themselves, and no worker commits anything)."""
+    name, label = phase
+    inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)]
+    committed = committed_counter(bootstrap, names.worker_group, inputs) if app == "muse" else None
+    written = high_watermark_counter(bootstrap, inputs)
     seconds = FLOOD_HEAD_START_S + args.seconds + FLOOD_TAIL_S
     flood, _flood_report = _flood(bootstrap, names, seconds, client_id, args.partitions, flood_rate)
     try:
         time.sleep(FLOOD_HEAD_START_S)
+        scored_before = 0 if committed is None else committed()
         written_before, started = written(), time.monotonic()
-        context = multiprocessing.get_context("spawn")
-        done: multiprocessing.Queue = context.Queue()
-        producer = context.Process(
-            target=_offer, args=(bootstrap, steady_topic, float(args.rate), args.seconds, f"{label}-", done)
+        steady = measure_load(
+            bootstrap, names, reader, float(args.rate), args.seconds, args.commit_interval_ms, label, app, tenant=STEADY
         )
-        producer.start()
-        ages: list[float] = []
-        sent: int | None = None
-        deadline = time.monotonic() + args.seconds + 120
-        prefix = f"{label}-".encode()
-        while (sent is None or len(ages) < sent) and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=0.05):
-                if message.error() is None and message.topic() == steady_topic and prefix in (message.value() or b""):
-                    ages.append(time.time() * 1000 - message.timestamp()[1])
-            if sent is None and not done.empty():
-                sent, _ = done.get()
-        appended = (written() - written_before) / (time.monotonic() - started)
-        producer.join(30)
+        seconds = time.monotonic() - started
+        appended = (written() - written_before) / seconds
+        scored = None if committed is None else round((committed() - scored_before) / seconds)
     finally:
+        # Stopped, not flushed: under a quota its buffered records would take minutes to trickle in.
         flood.terminate()
         flood.join(30)
-    return ages, sent, appended
+        if committed is not None:
+            committed.close()  # type: ignore[attr-defined]
+        written.close()  # type: ignore[attr-defined]
+    return Phase(name, steady, round(appended), scored)
 
 
 def _consumer_floor(bootstrap: str, args: argparse.Namespace, quota: bool, flood_rate: float | None) -> Phase:
@@ -194,14 +164,13 @@ def _consumer_floor(bootstrap: str, args: argparse.Namespace, quota: bool, flood
     at another rate, and B's latency follows it); no worker runs."""
     names = bench_names("benchf")
     client_id = f"{names.namespace}-flood"
-    label = "floorq" if quota else "floor"
+    which = f"A quota {args.quota_bytes:,} B/s" if quota else "no quota"
     try:
         stamp_on_append(bootstrap, names, 1, STEADY)
         ensure_tenant_topics(TopicAdmin(bootstrap), names, [FLOOD], partitions=args.partitions)
         ensure_tenant_topics(TopicAdmin(bootstrap), names, [STEADY], partitions=1)
         if quota:
             set_client_id_quota(bootstrap, client_id, args.quota_bytes)
-        steady_topic = names.input_topic(STEADY)
         consumer = Consumer(
             consumer_config(
                 bootstrap,
@@ -209,45 +178,17 @@ def _consumer_floor(bootstrap: str, args: argparse.Namespace, quota: bool, flood
                 **{"fetch.wait.max.ms": 10, **worker_prefetch(args.max_batch, fair=True)},
             )
         )
-        inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)] + [(steady_topic, 0)]
+        inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)] + [(names.input_topic(STEADY), 0)]
         consumer.assign([TopicPartition(topic, partition, OFFSET_END) for topic, partition in inputs])
-        written = high_watermark_counter(bootstrap, inputs[:-1])
         try:
-            ages, sent, appended = _read_steady_under_flood(
-                bootstrap, names, args, consumer, written, client_id, label, flood_rate
-            )
+            phase = (f"floor: plain consumer, A's flood, {which}", "floorq" if quota else "floor")
+            return _under_flood(bootstrap, names, args, consumer, phase, client_id, app="plain consumer", flood_rate=flood_rate)
         finally:
-            written.close()  # type: ignore[attr-defined]
             consumer.close()
-        if sent is None or len(ages) < sent:
-            raise MuseError(
-                f"the floor's consumer read {len(ages)} of tenant B's {sent} events within {args.seconds + 120:.0f} s"
-            )
     finally:
         if quota:
             set_client_id_quota(bootstrap, client_id, None)
         delete_namespace(TopicAdmin(bootstrap), names)
-    values = np.asarray(ages)
-    result = LoadResult(
-        app="plain consumer",
-        commit_interval_ms=0,
-        offered=label,
-        offered_per_s=float(args.rate),
-        completed_per_s=round(len(values) / args.seconds),
-        events=len(values),
-        p50_ms=percentile_ms(values, 50),
-        p95_ms=percentile_ms(values, 95),
-        p99_ms=percentile_ms(values, 99),
-        max_ms=round(float(values.max()), 1),
-        to_scoring_p50_ms=None,
-        to_scoring_p99_ms=None,
-        scoring_to_visible_p50_ms=None,
-        scoring_to_visible_p99_ms=None,
-        transactions_per_s=None,
-        mean_batch=None,
-    )
-    which = f"A quota {args.quota_bytes:,} B/s" if quota else "no quota"
-    return Phase(f"floor: plain consumer, A's flood, {which}", result, round(appended), None)
 
 
 def run_benchmark(args: argparse.Namespace) -> list[Phase]:
@@ -319,7 +260,7 @@ def goals(phases: list[Phase]) -> dict[str, bool]:
     alone = phases[0].steady.p99_ms
     result = {}
     for phase in phases[1:]:
-        if phase.name.startswith("floor"):
+        if phase.steady.app != "muse":  # the floor's phases
             continue
         which = phase.name.removeprefix("B under ")
         result[f"B p99 within {TARGET_P99_RATIO:g}x of alone ({which})"] = phase.steady.p99_ms <= TARGET_P99_RATIO * alone

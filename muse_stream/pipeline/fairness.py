@@ -18,9 +18,9 @@ partitions of every tenant that filled its share paused and resumed: that emptie
 records that fill it, so the next fetch brings every partition's new records, a quiet tenant's
 first event among them, instead of waiting for the flood's prefetch to drain. A tenant far from its
 share is left alone: its few queued records are not what fills the queue, and each pause costs
-librdkafka deliveries (a plain consumer that paused and resumed its partitions after every batch of
-1,000 under a flood went 150-230 ms without a delivery, now and then; without the pauses, never
-over 150 ms). A tenant alone is paused only when its batch is full, and the worker's consumer
+librdkafka deliveries (``notes/experiments/pause_gaps.py``: a plain consumer that paused and resumed
+its partitions after every batch of 1,000 under a flood went 180-237 ms without a delivery now and
+then; without the pauses, never over 150 ms). A tenant alone is paused only when its batch is full, and the worker's consumer
 prefetches about two batches (``clients/settings.py``), so what is dropped and fetched again is
 small.
 
@@ -74,12 +74,16 @@ class FairShare:
         self._contended_until = float("-inf")  # small batches until then (CONTENDED_HOLD_S)
         self._contended_tenants: frozenset[str] = frozenset()  # the tenants of the last contended batch
 
+    def _holding(self) -> bool:
+        """Within CONTENDED_HOLD_S of the last batch that held a flood beside a tenant served live."""
+        return self._clock() < self._contended_until
+
     def _recent(self) -> frozenset[str]:
         """Tenants with records in the last batch or waiting, and, while contended, the tenants of the
         last contended batch: a live tenant whose records sit behind the flood's in librdkafka's queue
         keeps its share, so the flood is paused at its own and the live tenant's records come in."""
         recent = self._last_batch | self._waiting
-        return recent | self._contended_tenants if self._clock() < self._contended_until else recent
+        return recent | self._contended_tenants if self._holding() else recent
 
     @property
     def active(self) -> int:
@@ -91,7 +95,7 @@ class FairShare:
     def limit(self) -> int:
         """Records this batch may hold: ``contended_batch`` while a flood shares the worker with a
         tenant served live (and for CONTENDED_HOLD_S after it last showed), else ``max_batch``."""
-        return self.contended_batch if self._clock() < self._contended_until else self.max_batch
+        return self.contended_batch if self._holding() else self.max_batch
 
     @property
     def share(self) -> int:
