@@ -31,6 +31,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -44,12 +45,14 @@ from muse_stream.bench.throughput import (
     TENANT,
     bench_predictor,
     deploy_single_tenant,
+    output_index_configs,
 )
 from muse_stream.bench.workers import WorkerProcess
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.clients.settings import consumer_config, producer_config
+from muse_stream.errors import MuseError
 from muse_stream.predictors import Predictor
 from muse_stream.topics import TopicNames, TopicSpec
 
@@ -157,10 +160,13 @@ def measure_load(
     label: str,
     app: str = "muse",
     tenant: str = TENANT,
+    consumer_alive: Callable[[], bool] | None = None,
 ) -> LoadResult:
     """One offered load. A muse result carries its input's timestamp in ``timings``; the pass-through
     worker's result is keyed by it; a Quix result is produced with it, which the reader sees; the
-    noisy-neighbour floor's reader reads the input records themselves."""
+    noisy-neighbour floor's reader reads the input records themselves. ``consumer_alive`` tells
+    whether the app under test still runs: once it or the paced producer has died, this says so at
+    once instead of waiting out the deadline."""
     context = multiprocessing.get_context("spawn")
     done: multiprocessing.Queue = context.Queue()
     producer = context.Process(target=_offer, args=(bootstrap, names.input_topic(tenant), rate, seconds, f"{label}-", done))
@@ -197,9 +203,19 @@ def measure_load(
             sent, offered_s = done.get()
         if sent is not None and len(latencies) >= sent:
             break
+        if producer.exitcode not in (None, 0):
+            raise MuseError(
+                f"{app} {label}: the paced producer of {names.input_topic(tenant)} exited with code "
+                f"{producer.exitcode} after {len(latencies):,} results (its error is above)"
+            )
+        if consumer_alive is not None and not consumer_alive():
+            raise MuseError(f"{app} {label}: the {app} process exited after {len(latencies):,} results (its log is above)")
     producer.join(30)
     if sent is None or len(latencies) < sent:
-        raise RuntimeError(f"{app} {label}: {len(latencies)} of {sent} results arrived")
+        raise MuseError(
+            f"{app} {label}: {len(latencies):,} of {'the' if sent is None else f'{sent:,}'} events offered had "
+            f"results after {seconds + 120:.0f} s; the machine may be too busy, or the {app} process stuck (its log is above)"
+        )
     values = np.asarray(latencies)
     span = max((last or 0) - (first or 0), 1e-9)
 
@@ -254,7 +270,9 @@ def run_round(
             names = bench_names("benchl")
             try:
                 stamp_on_append(bootstrap, names, args.partitions)
-                deploy_single_tenant(bootstrap, names, args.partitions, predictor if app == "muse" else None, tmp_path)
+                deploy_single_tenant(
+                    bootstrap, names, args.partitions, predictor if app == "muse" else None, tmp_path, output_index_configs(args)
+                )
                 if app == "muse":
                     worker = WorkerProcess(
                         bootstrap,
@@ -295,14 +313,21 @@ def run_round(
                 worker.start()
                 try:
                     # Warm up: the worker has joined, loaded the model and scored once.
-                    measure_load(bootstrap, names, reader, 200.0, 3.0, interval, "warmup", app)
+                    measure_load(bootstrap, names, reader, 200.0, 3.0, interval, "warmup", app, consumer_alive=worker.alive)
                     for label, rate in loads:
-                        results.append(measure_load(bootstrap, names, reader, rate, args.seconds, interval, label, app))
+                        results.append(
+                            measure_load(
+                                bootstrap, names, reader, rate, args.seconds, interval, label, app, consumer_alive=worker.alive
+                            )
+                        )
                         print(
                             f"  {app}, interval {interval} ms, {label}: p99 {results[-1].p99_ms} ms "
                             f"(load average {os.getloadavg()[0]:.1f})",
                             flush=True,
                         )
+                except MuseError:
+                    print(worker.log_tail(30), flush=True)
+                    raise
                 finally:
                     worker.stop()
                     reader.close()
@@ -370,6 +395,11 @@ def handle(args: argparse.Namespace) -> int:
         f"latency: ack of the input produce -> visible to read_committed; 1 tenant x {args.partitions} "
         f"partitions, {args.trees} trees depth {args.depth}, {args.seconds:.0f} s per load, max batch {args.max_batch}"
         + (f"; medians of {args.repeat} whole runs (p99 of each run in the last column)" if args.repeat > 1 else "")
+        + (
+            f"; output topics with index.interval.bytes {args.output_index_interval_bytes}"
+            if args.output_index_interval_bytes
+            else ""
+        )
         + f"; load average {os.getloadavg()[0]:.1f} at the end"
     )
     print(
@@ -411,6 +441,7 @@ def handle(args: argparse.Namespace) -> int:
                 "seconds_per_load": args.seconds,
                 "max_batch": args.max_batch,
                 "repeat": args.repeat,
+                "output_index_interval_bytes": args.output_index_interval_bytes,
                 "load_average": os.getloadavg()[0],
                 "results": [r.__dict__ for r in results],
                 "goals": goals,

@@ -24,9 +24,7 @@ import orjson
 
 from muse_stream.bench.profiles import profile_summary
 from muse_stream.bench.progress import committed_counter
-from muse_stream.bench.throughput import (
-    bench_predictor,
-)
+from muse_stream.bench.throughput import bench_predictor, create_output_topics, output_index_configs
 from muse_stream.bench.workers import WorkerProcess, time_workers
 from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
@@ -34,7 +32,7 @@ from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenan
 from muse_stream.clients.producing import produce_records
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish
-from muse_stream.topics import TopicNames, TopicSpec
+from muse_stream.topics import TopicNames
 
 TARGET_THROUGHPUT_DROP = 0.20
 TARGET_MEMORY_RATIO = 1.5
@@ -91,14 +89,7 @@ def run_one(
     tenant_list = tenant_names(tenants)
     try:
         started = time.monotonic()
-        if output_configs:  # the output topics first, with these topic-level settings on top of ours
-            TopicAdmin(bootstrap).ensure(
-                [
-                    TopicSpec(spec.name, spec.partitions, {**spec.configs, **output_configs})
-                    for t in tenant_list
-                    for spec in names.tenant_topic_specs(t, 1, kinds=("output",))
-                ]
-            )
+        create_output_topics(bootstrap, names, tenant_list, 1, output_configs)
         ensure_tenant_topics(TopicAdmin(bootstrap), names, tenant_list, partitions=1)
         create_s = time.monotonic() - started
         pool = sorted(predictors)
@@ -143,9 +134,7 @@ def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
             f"fraud-{seed}": bench_predictor(store_dir, trees=args.trees, depth=args.depth, seed=seed, version=str(seed))
             for seed in range(3)
         }
-        output_configs = (
-            {"index.interval.bytes": str(args.output_index_interval_bytes)} if args.output_index_interval_bytes else None
-        )
+        output_configs = output_index_configs(args)
         plan = [(count, 1) for count in args.tenants] + [(args.scale_tenants, 1), (args.scale_tenants, 2)]
         repeats: list[list[TenantRun]] = [[] for _ in plan]
         # Whole rounds, one after another: drift on a shared machine then touches every row alike.

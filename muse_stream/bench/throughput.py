@@ -41,7 +41,7 @@ from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenan
 from muse_stream.clients.producing import produce_records
 from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish, train_predictor
-from muse_stream.topics import TopicNames
+from muse_stream.topics import TopicNames, TopicSpec
 
 TENANT = "bank-a"
 TARGET_EVENTS_PER_S = 25_000
@@ -67,9 +67,36 @@ def bench_predictor(
     )
 
 
-def deploy_single_tenant(
-    bootstrap: str, names: TopicNames, partitions: int, predictor: Predictor | None, store_dir: Path
+def create_output_topics(
+    bootstrap: str, names: TopicNames, tenants: list[str], partitions: int, configs: dict[str, str] | None
 ) -> None:
+    """The tenants' output topics, before their other topics, with these topic-level settings on top
+    of ours (``--output-index-interval-bytes``); nothing when there are none."""
+    if configs:
+        TopicAdmin(bootstrap).ensure(
+            [
+                TopicSpec(spec.name, spec.partitions, {**spec.configs, **configs})
+                for tenant in tenants
+                for spec in names.tenant_topic_specs(tenant, partitions, kinds=("output",))
+            ]
+        )
+
+
+def output_index_configs(args: argparse.Namespace) -> dict[str, str] | None:
+    """The output topics' settings that ``--output-index-interval-bytes`` asks for, if any."""
+    interval = args.output_index_interval_bytes
+    return {"index.interval.bytes": str(interval)} if interval else None
+
+
+def deploy_single_tenant(
+    bootstrap: str,
+    names: TopicNames,
+    partitions: int,
+    predictor: Predictor | None,
+    store_dir: Path,
+    output_configs: dict[str, str] | None = None,
+) -> None:
+    create_output_topics(bootstrap, names, [TENANT], partitions, output_configs)
     ensure_tenant_topics(TopicAdmin(bootstrap), names, [TENANT], partitions=partitions)
     if predictor is not None:
         config = deployment([TENANT], {"live": predictor}, {(TENANT, "card-fraud"): ("live", ())})

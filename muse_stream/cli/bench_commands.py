@@ -182,14 +182,13 @@ def _latency(subparsers: argparse._SubParsersAction) -> None:
         help="N whole runs; report the median of each figure and every run's p99 (default: 1)",
     )
     parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams pass-through baseline")
+    _output_index_interval(parser)
     parser.set_defaults(handler=BenchmarkHandler("muse_stream.bench.latency"))
 
 
-def _tenants(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
-    parser.add_argument(
-        "--tenants", type=positive_ints, default=[1, 10, 100, 500], help="tenant counts, comma-separated (default: 1,10,100,500)"
-    )
+def _output_index_interval(parser: argparse.ArgumentParser) -> None:
+    """One option for two benches: what the setting saves a drain of new tenants (tenants) and what
+    it costs a consumer tailing the output (latency)."""
     parser.add_argument(
         "--output-index-interval-bytes",
         type=positive_int,
@@ -197,6 +196,14 @@ def _tenants(subparsers: argparse._SubParsersAction) -> None:
         help="create the output topics with this topic-level index.interval.bytes (broker default: "
         "4096): how often the broker indexes them, which a drain of many new tenants pays on disk",
     )
+
+
+def _tenants(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
+    parser.add_argument(
+        "--tenants", type=positive_ints, default=[1, 10, 100, 500], help="tenant counts, comma-separated (default: 1,10,100,500)"
+    )
+    _output_index_interval(parser)
     parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")
     parser.add_argument(
         "--events", type=int, default=200_000, help="events drained per run, spread over the tenants (default: %(default)s)"
