@@ -40,6 +40,7 @@ import numpy as np
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
+from muse_stream.bench.passthrough import PASSTHROUGH_ENTRY
 from muse_stream.bench.quix_baseline import quix_python
 from muse_stream.bench.throughput import (
     TENANT,
@@ -295,7 +296,7 @@ def run_round(
                         "--max-batch",
                         str(args.max_batch),
                         "--stamp-key",
-                        entry=("muse_stream.bench.passthrough", "passthrough"),
+                        entry=PASSTHROUGH_ENTRY,
                     )
                 else:
                     assert quix is not None  # the Quix app is in apps only then

@@ -17,11 +17,15 @@ while B was measured. Goal: B's p99 under each flood within 2x of B's p99 alone,
 The worker's fair batch assembly (``pipeline/fairness.py``) is what keeps A's backlog from delaying
 B's events; ``--no-fair-share`` runs the worker without it, to see the difference.
 
-Then the floor, with the worker stopped: both floods again, in a fresh namespace (the second paced
-at the rate A wrote beside the worker without a quota), while a consumer with the worker's fetch
-settings reads A's and B's inputs and does nothing else: no scoring, no transactions, no pausing.
-B's latency there, from append to delivery, is what the machine, the broker and the flood leave of
-B's latency for any worker on this machine.
+Then the same three phases with the pass-through worker (``--skip-passthrough`` leaves them out):
+the same loop, fair shares and transactions, a scorer that copies bytes; A's unthrottled flood is
+paced at the rate A wrote beside the muse worker. What B's p99 there has in common with the muse
+worker's comes from the loop and Kafka's transactions, not from scoring.
+
+Then the floor, with no worker: both floods again, in a fresh namespace (the second paced at that
+rate too), while a consumer with the worker's fetch settings reads A's and B's inputs and does
+nothing else: no scoring, no transactions, no pausing. B's latency there, from append to delivery,
+is what the machine, the broker and the flood leave of B's latency for any worker on this machine.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from muse_stream.bench.latency import (
     measure_load,
     stamp_on_append,
 )
+from muse_stream.bench.passthrough import PASSTHROUGH_ENTRY
 from muse_stream.bench.progress import committed_counter, high_watermark_counter
 from muse_stream.bench.throughput import bench_predictor
 from muse_stream.bench.workers import WorkerProcess
@@ -53,6 +58,7 @@ from muse_stream.clients.admin import TopicAdmin, delete_namespace, ensure_tenan
 from muse_stream.clients.security import set_client_id_quota
 from muse_stream.clients.settings import consumer_config, worker_prefetch
 from muse_stream.errors import MuseError
+from muse_stream.predictors import Predictor
 from muse_stream.synthetic_deployment import deployment, publish
 from muse_stream.topics import TopicNames
 
@@ -129,11 +135,11 @@ def _under_flood(
 ) -> Phase:
     """B measured while A floods (paced at ``flood_rate`` if given); A's figures are over the same
     window: what reached A's input (acknowledged, so after any quota's throttling) and what the
-    worker committed of it. ``app`` is "muse" (``reader`` reads B's results) or "plain consumer" (the
-    floor: ``reader`` reads the inputs themselves, and no worker commits anything)."""
+    worker committed of it. ``app`` is "muse" or "pass-through" (``reader`` reads B's results) or
+    "plain consumer" (the floor: ``reader`` reads the inputs themselves, and no worker commits anything)."""
     name, label = phase
     inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)]
-    committed = committed_counter(bootstrap, names.worker_group, inputs) if app == "muse" else None
+    committed = None if app == "plain consumer" else committed_counter(bootstrap, names.worker_group, inputs)
     written = high_watermark_counter(bootstrap, inputs)
     seconds = FLOOD_HEAD_START_S + args.seconds + FLOOD_TAIL_S
     flood, _flood_report = _flood(bootstrap, names, seconds, client_id, args.partitions, flood_rate)
@@ -191,63 +197,86 @@ def _consumer_floor(bootstrap: str, args: argparse.Namespace, quota: bool, flood
         delete_namespace(TopicAdmin(bootstrap), names)
 
 
-def run_benchmark(args: argparse.Namespace) -> list[Phase]:
-    bootstrap = command_bootstrap()
-    names = bench_names("benchn")
+def _worker_phases(
+    bootstrap: str, args: argparse.Namespace, predictor: Predictor, tmp_path: Path, app: str, flood_rate: float | None
+) -> list[Phase]:
+    """B alone, then under A's flood with A's quota, then without (paced at ``flood_rate`` if given),
+    served by one worker in a fresh namespace: ``muse worker`` (``app`` "muse") or the pass-through
+    worker (the same loop, fair shares and transactions, no scoring)."""
+    names = bench_names("benchn" if app == "muse" else "benchp")
     client_id = f"{names.namespace}-flood"
+    prefix = "" if app == "muse" else "pass-through worker: "
     worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
-    worker_args += ["--contended-batch", str(args.contended_batch)]
+    worker_args += ["--contended-batch", str(args.contended_batch), *([] if args.fair_share else ["--no-fair-share"])]
+    try:
+        stamp_on_append(bootstrap, names, 1, STEADY)
+        ensure_tenant_topics(TopicAdmin(bootstrap), names, [FLOOD], partitions=args.partitions)
+        ensure_tenant_topics(TopicAdmin(bootstrap), names, [STEADY], partitions=1)
+        if app == "muse":
+            config = deployment([FLOOD, STEADY], {"live": predictor}, {(t, "card-fraud"): ("live", ()) for t in (FLOOD, STEADY)})
+            publish(bootstrap, names, config, {"live": predictor}, tmp_path)
+            worker = WorkerProcess(bootstrap, names.namespace, "w1", tmp_path, *worker_args)
+        else:
+            worker = WorkerProcess(
+                bootstrap, names.namespace, "p1", tmp_path, *worker_args, "--stamp-key", entry=PASSTHROUGH_ENTRY
+            )
+        reader = latency_reader(bootstrap, names, 1, STEADY)
+        worker.start()
+        phases: list[Phase] = []
+        try:
+            measure_load(
+                bootstrap, names, reader, 200.0, 3.0, args.commit_interval_ms, "warmup", app, STEADY, consumer_alive=worker.alive
+            )
+            alone = measure_load(
+                bootstrap,
+                names,
+                reader,
+                float(args.rate),
+                args.seconds,
+                args.commit_interval_ms,
+                "alone",
+                app,
+                STEADY,
+                consumer_alive=worker.alive,
+            )
+            phases.append(Phase(f"{prefix}B alone", alone, None, None))
+            _progress(phases[-1])
+            set_client_id_quota(bootstrap, client_id, args.quota_bytes)
+            try:
+                phase = (f"{prefix}B under A's flood, A quota {args.quota_bytes:,} B/s", "quota")
+                phases.append(_under_flood(bootstrap, names, args, reader, phase, client_id, app=app))
+            finally:
+                set_client_id_quota(bootstrap, client_id, None)
+            _progress(phases[-1])
+            _drain(bootstrap, names, args.partitions)
+            phase = (f"{prefix}B under A's flood, no quota", "noquota")
+            phases.append(_under_flood(bootstrap, names, args, reader, phase, client_id, app=app, flood_rate=flood_rate))
+            _progress(phases[-1])
+        except Exception:
+            print(worker.log_tail(30))
+            raise
+        finally:
+            worker.stop()
+            reader.close()
+    finally:
+        delete_namespace(TopicAdmin(bootstrap), names)
+    return phases
+
+
+def run_benchmark(args: argparse.Namespace) -> list[Phase]:
+    """The muse worker's phases; the pass-through worker's, with A's unthrottled flood paced at the
+    rate A wrote beside the muse worker; then the plain consumer's floor."""
+    bootstrap = command_bootstrap()
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
-        try:
-            stamp_on_append(bootstrap, names, 1, STEADY)
-            ensure_tenant_topics(TopicAdmin(bootstrap), names, [FLOOD], partitions=args.partitions)
-            ensure_tenant_topics(TopicAdmin(bootstrap), names, [STEADY], partitions=1)
-            config = deployment([FLOOD, STEADY], {"live": predictor}, {(t, "card-fraud"): ("live", ()) for t in (FLOOD, STEADY)})
-            publish(bootstrap, names, config, {"live": predictor}, tmp_path)
-            worker = WorkerProcess(
-                bootstrap, names.namespace, "w1", tmp_path, *worker_args, *([] if args.fair_share else ["--no-fair-share"])
-            )
-            reader = latency_reader(bootstrap, names, 1, STEADY)
-            worker.start()
-            phases: list[Phase] = []
-            try:
-                measure_load(bootstrap, names, reader, 200.0, 3.0, args.commit_interval_ms, "warmup", tenant=STEADY)
-                alone = measure_load(
-                    bootstrap, names, reader, float(args.rate), args.seconds, args.commit_interval_ms, "alone", tenant=STEADY
-                )
-                phases.append(Phase("B alone", alone, None, None))
-                _progress(phases[-1])
-                set_client_id_quota(bootstrap, client_id, args.quota_bytes)
-                try:
-                    phases.append(
-                        _under_flood(
-                            bootstrap,
-                            names,
-                            args,
-                            reader,
-                            (f"B under A's flood, A quota {args.quota_bytes:,} B/s", "quota"),
-                            client_id,
-                        )
-                    )
-                finally:
-                    set_client_id_quota(bootstrap, client_id, None)
-                _progress(phases[-1])
-                _drain(bootstrap, names, args.partitions)
-                phases.append(_under_flood(bootstrap, names, args, reader, ("B under A's flood, no quota", "noquota"), client_id))
-                _progress(phases[-1])
-            except Exception:
-                print(worker.log_tail(30))
-                raise
-            finally:
-                worker.stop()
-                reader.close()
-        finally:
-            delete_namespace(TopicAdmin(bootstrap), names)
+        phases = _worker_phases(bootstrap, args, predictor, tmp_path, "muse", None)
+        flood_rate = phases[2].flood_written_per_s
+        if not args.skip_passthrough:
+            phases += _worker_phases(bootstrap, args, predictor, tmp_path, "pass-through", flood_rate)
     # The quota sets A's rate in the first; the second offers what A wrote beside the worker unthrottled.
-    for quota, flood_rate in ((True, None), (False, phases[2].flood_written_per_s)):
-        phases.append(_consumer_floor(bootstrap, args, quota, flood_rate))
+    for quota, rate in ((True, None), (False, flood_rate)):
+        phases.append(_consumer_floor(bootstrap, args, quota, rate))
         _progress(phases[-1])
     return phases
 
@@ -268,9 +297,14 @@ def goals(phases: list[Phase]) -> dict[str, bool]:
     return result
 
 
+def _ratio(p99_ms: float, alone_ms: float | None) -> str:
+    """B's p99 over the same app's B alone; "-" for the floor, which has no phase alone."""
+    return "-" if alone_ms is None else f"{p99_ms / alone_ms:.2f}"
+
+
 def handle(args: argparse.Namespace) -> int:
     phases = run_benchmark(args)
-    alone = phases[0].steady.p99_ms
+    alone = {p.steady.app: p.steady.p99_ms for p in reversed(phases) if p.flood_written_per_s is None}
     print(
         f"noisy neighbour: tenant B sends {args.rate:,}/s for {args.seconds:.0f} s per phase, alone and while tenant A "
         f"({args.partitions} partitions) floods at saturation; one worker (fair shares "
@@ -291,7 +325,7 @@ def handle(args: argparse.Namespace) -> int:
         )
         print(
             f"{phase.name:<52}{r.completed_per_s:>9,.0f}{r.p50_ms:>10.1f}{r.p99_ms:>10.1f}{r.max_ms:>10.1f}"
-            f"{r.p99_ms / alone:>10.2f}{flood[0]:>13}{flood[1]:>12}"
+            f"{_ratio(r.p99_ms, alone.get(r.app)):>10}{flood[0]:>13}{flood[1]:>12}"
         )
     met = goals(phases)
     print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in met.items()))

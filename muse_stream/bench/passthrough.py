@@ -22,6 +22,9 @@ from muse_stream.pipeline.scoring import (
 )
 from muse_stream.topics import TopicNames
 
+# What WorkerProcess runs for the pass-through worker: ``python -m muse_stream.bench.passthrough passthrough``.
+PASSTHROUGH_ENTRY = ("muse_stream.bench.passthrough", "passthrough")
+
 
 class PassthroughScorer:
     """Copies every input record's bytes to its tenant's output topic: no parsing, no scoring. With
@@ -59,6 +62,8 @@ def _passthrough_main(argv: Sequence[str]) -> int:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--commit-interval-ms", type=int, default=WorkerSettings.commit_interval_ms)
     parser.add_argument("--max-batch", type=int, default=WorkerSettings.max_batch)
+    parser.add_argument("--contended-batch", type=int, default=WorkerSettings.contended_batch)
+    parser.add_argument("--no-fair-share", dest="fair_share", action="store_false")
     parser.add_argument("--stamp-key", action="store_true", help="key each result by its input's timestamp (ms)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -69,6 +74,8 @@ def _passthrough_main(argv: Sequence[str]) -> int:
         worker_id=args.worker_id,
         commit_interval_ms=args.commit_interval_ms,
         max_batch=args.max_batch,
+        contended_batch=args.contended_batch,
+        fair_share=args.fair_share,
     )
     no_config = ConfigSnapshot.empty()  # the pass-through routes nothing
     worker = Worker(settings, lambda: no_config, PassthroughScorer(names, stamp_key=args.stamp_key))

@@ -41,6 +41,7 @@ from muse_stream.bench.workload import bench_names, event_payloads
 from muse_stream.broker import command_bootstrap
 from muse_stream.clients.admin import TopicAdmin, delete_namespace
 from muse_stream.config.snapshot import ConfigSnapshot
+from muse_stream.errors import MuseError
 from muse_stream.pipeline.scoring import BatchScorer, ShadowGuard, SourceRecord
 from muse_stream.predictors.predictor import Predictor
 from muse_stream.synthetic_deployment import deployment
@@ -65,7 +66,9 @@ def time_replay(bootstrap: str, names: TopicNames, out: Path, batch_size: int) -
         total, seconds, events, peak_kib = receive.recv()
     except EOFError:
         child.join()
-        raise RuntimeError(f"the replay process exited with code {child.exitcode} before reporting") from None
+        raise MuseError(
+            f"the replay process of {names.namespace} exited with code {child.exitcode} before reporting (its error is above)"
+        ) from None
     child.join()
     return Run("muse replay (Kafka -> Parquet, 1 config, 1 process)", events / seconds, seconds, peak_kib / 1024), events, total
 
@@ -111,7 +114,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
             out = tmp_path / "replay"
             replay_run, replayed, replay_call_s = time_replay(bootstrap, names, out, args.batch_size)
             if replayed != args.events:
-                raise RuntimeError(f"the replay read {replayed:,} events, not the {args.events:,} produced")
+                raise MuseError(
+                    f"the replay read {replayed:,} events of {names.input_topic(TENANT)}, not the {args.events:,} produced: "
+                    "a bug in the replay or the backlog's production; the replay's log is above"
+                )
             runs.append(replay_run)
             dataset_mib = sum(f.stat().st_size for f in out.rglob("*.parquet")) / 2**20
             if not args.skip_worker:

@@ -31,6 +31,7 @@ from pathlib import Path
 import orjson
 
 from muse_stream.bench.faust_baseline import app_id
+from muse_stream.bench.passthrough import PASSTHROUGH_ENTRY
 from muse_stream.bench.profiles import profile_summary
 from muse_stream.bench.progress import committed_counter, high_watermark_counter, records_written
 from muse_stream.bench.quix_baseline import QUIX_DEFAULT_COMMIT_INTERVAL_MS, quix_python
@@ -197,7 +198,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
                     "p1",
                     tmp_path,
                     *worker_args,
-                    entry=("muse_stream.bench.passthrough", "passthrough"),
+                    entry=PASSTHROUGH_ENTRY,
                 ),
                 "pass-through worker (exactly-once, no scoring)",
             )

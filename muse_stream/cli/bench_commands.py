@@ -250,6 +250,11 @@ def _noisy_neighbour(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-fair-share", dest="fair_share", action="store_false", help="run the worker without fair batch assembly"
     )
+    parser.add_argument(
+        "--skip-passthrough",
+        action="store_true",
+        help="leave out the pass-through worker's phases (the same loop and transactions, no scoring)",
+    )
     add_worker_arguments(parser)
     parser.set_defaults(handler=BenchmarkHandler("muse_stream.bench.noisy_neighbour"))
 

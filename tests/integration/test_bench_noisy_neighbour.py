@@ -1,6 +1,6 @@
 """`muse bench noisy-neighbour` end to end on the real broker, short: three phases with real figures
-and the two floor phases (no worker), the flooding tenant's quota throttling it, one JSON line, and
-no topics or quota left behind."""
+for the muse worker and three for the pass-through worker, the two floor phases (no worker), the
+flooding tenant's quota throttling it, one JSON line, and no topics or quota left behind."""
 
 from __future__ import annotations
 
@@ -27,14 +27,18 @@ def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without
     figures = orjson.loads(out.strip().splitlines()[-1])
     assert figures["bench"] == "noisy-neighbour" and figures["fair_share"] is True
     assert figures["quota"] == {"kind": "client-id producer_byte_rate", "bytes_per_s": QUOTA}
-    alone, quota, flood, floor_quota, floor = figures["phases"]
+    alone, quota, flood, pass_alone, pass_quota, pass_flood, floor_quota, floor = figures["phases"]
     assert [p["name"] for p in figures["phases"]] == [
         "B alone",
         f"B under A's flood, A quota {QUOTA:,} B/s",
         "B under A's flood, no quota",
+        "pass-through worker: B alone",
+        f"pass-through worker: B under A's flood, A quota {QUOTA:,} B/s",
+        "pass-through worker: B under A's flood, no quota",
         f"floor: plain consumer, A's flood, A quota {QUOTA:,} B/s",
         "floor: plain consumer, A's flood, no quota",
     ]
+    assert [p["steady"]["app"] for p in figures["phases"]] == ["muse"] * 3 + ["pass-through"] * 3 + ["plain consumer"] * 2
     for phase in figures["phases"]:
         steady = phase["steady"]
         assert steady["events"] > 400  # all of them came back (measure_load waits for every one)
@@ -44,6 +48,11 @@ def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without
     # window a throttled A may get nothing through at all, so its scored rate there is not asserted).
     assert flood["flood_written_per_s"] > 0 and flood["flood_scored_per_s"] > 0
     assert quota["flood_written_per_s"] < min(2 * QUOTA / 700, flood["flood_written_per_s"])
+    # The pass-through worker: the same loop and transactions commit A's flood (paced at the rate A
+    # wrote beside the muse worker), and its results carry no timings (no scoring leg).
+    assert pass_alone["flood_written_per_s"] is None and pass_flood["flood_scored_per_s"] > 0
+    assert pass_quota["flood_written_per_s"] < min(2 * QUOTA / 700, pass_flood["flood_written_per_s"])
+    assert pass_flood["steady"]["to_scoring_p50_ms"] is None and flood["steady"]["to_scoring_p50_ms"] is not None
     # The floor: the same floods with no worker, B's events read by a consumer that does nothing else.
     # Its quota is set and cleared the same way (the last assertion below).
     assert floor["flood_written_per_s"] > 0 and floor["flood_scored_per_s"] is None
