@@ -20,9 +20,9 @@ first event among them, instead of waiting for the flood's prefetch to drain. A 
 share is left alone: its few queued records are not what fills the queue, and each pause costs
 librdkafka deliveries (``notes/experiments/pause_gaps.py``: a plain consumer that paused and resumed
 its partitions after every batch of 1,000 under a flood went 180-237 ms without a delivery now and
-then; without the pauses, never over 150 ms). A tenant alone is paused only when its batch is full, and the worker's consumer
-prefetches about two batches (``clients/settings.py``), so what is dropped and fetched again is
-small.
+then; without the pauses, never over 150 ms). A worker that owns the partitions of one tenant only
+never pauses them: there is nobody to make room for, and dropping its prefetch at every full batch
+cost the pass-through worker's drain a third of its rate (``muse bench throughput``, alternated runs).
 
 While a flood shares the worker with a tenant served live (the worker's test: in the last batch,
 one tenant still had records waiting and another tenant's records were all under a second old), a
@@ -130,14 +130,17 @@ class FairShare:
         self._paused.update(full)
         return full
 
-    def close_batch(self, *, full: bool, contended: Callable[[set[str]], bool] = bool) -> tuple[list[Partition], list[Partition]]:
+    def close_batch(
+        self, *, full: bool, contended: Callable[[set[str]], bool] = bool, alone: bool = False
+    ) -> tuple[list[Partition], list[Partition]]:
         """The batch is complete: start counting the next one. The partitions to pause (a ``full``
-        batch's, to empty librdkafka's queue of them) and then to resume. ``contended`` is asked,
+        batch's, to empty librdkafka's queue of them, unless the worker owns one tenant's partitions
+        ``alone``: no other tenant's records to make room for) and then to resume. ``contended`` is asked,
         when the batch held more than one tenant, whether those tenants are a flood beside a tenant
         served live: then the batches of the next CONTENDED_HOLD_S are ``contended_batch`` records at
         most. A batch of one tenant leaves that as it is; one of several judged not contended ends it."""
         share = self.share
-        cycled = sorted(p for p in self._taken - self._paused if self._counts[p[0]] >= share) if full else []
+        cycled = sorted(p for p in self._taken - self._paused if self._counts[p[0]] >= share) if full and not alone else []
         resumed = sorted(self._paused | set(cycled))
         if len(self._counts) > 1:
             if contended(set(self._counts)):

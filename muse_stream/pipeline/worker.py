@@ -452,8 +452,10 @@ class Worker:
     def _resume_paused(self, fair: FairShare) -> None:
         """The batch is closed: fetch its paused partitions again (from the offset after the last
         record taken) while it is scored; a full batch's partitions are paused and resumed, to make
-        room in librdkafka's queue for every partition's next records."""
-        cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended)
+        room in librdkafka's queue for every partition's next records, unless the worker owns one
+        tenant's partitions alone."""
+        alone = self._saturated and len({tp.topic for tp in self.consumer.assignment()}) == 1
+        cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended, alone=alone)
         if cycled:
             self.consumer.pause([TopicPartition(topic, partition) for topic, partition in cycled])
         if resumed:

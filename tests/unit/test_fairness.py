@@ -102,6 +102,15 @@ def test_a_full_batch_has_its_partitions_paused_and_resumed_to_empty_librdkafkas
     assert fair.close_batch(full=False) == ([], [])  # a batch that was not full leaves the queue alone
 
 
+def test_a_worker_that_owns_one_tenants_partitions_alone_never_cycles_them() -> None:
+    """Nobody's records to make room for: dropping and fetching again its prefetch only slows its drain."""
+    fair = FairShare(100)
+    fair.admit(records(A, 0, 60) + records(A, 1, 40))
+    assert fair.close_batch(full=True, alone=True) == ([], [])
+    fair.admit(records(A, 0, 100))
+    assert fair.close_batch(full=True) == ([(A, 0)], [(A, 0)])  # a second tenant assigned: cycled again
+
+
 def test_batches_shrink_to_the_contended_size_while_a_flood_shares_the_worker_with_a_quiet_tenant() -> None:
     fair = FairShare(5000, 1000)
     fair.admit(records(A, 0, 4000))
