@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -58,6 +59,7 @@ class Run:
     events_per_s: float
     seconds: float
     peak_rss_mib: float | None = None
+    rounds_events_per_s: list[float] | None = None  # with --repeat: every round's rate (events_per_s is their median)
 
 
 def bench_predictor(
@@ -130,10 +132,52 @@ def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repeti
     return Run(f"bare xgboost inplace_predict (batches of {batch})", len(matrix) / seconds, seconds)
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """``--repeat`` whole rounds, one after another. With more than one, a path's rate is the median
+    of its rounds (its range kept), and every ratio is the median of the per-round ratios: each
+    compares two drains minutes apart in one round, never figures from different rounds."""
+    quix = "" if args.skip_quix else quix_python()
+    rounds: list[dict[str, Any]] = []
+    for number in range(args.repeat):
+        if args.repeat > 1:
+            print(f"round {number + 1} of {args.repeat}", flush=True)
+        rounds.append(run_round(args, quix))
+        if args.repeat > 1:
+            print("  " + ", ".join(f"{run_key(r)}: {r.events_per_s:,.0f}/s" for r in rounds[-1]["runs"]), flush=True)
+    if args.repeat == 1:
+        return rounds[0]
+    runs = [
+        Run(
+            row[0].path,
+            statistics.median(run.events_per_s for run in row),
+            statistics.median(run.seconds for run in row),
+            max((run.peak_rss_mib or 0.0 for run in row), default=0.0) or None,
+            [run.events_per_s for run in row],
+        )
+        for row in zip(*(r["runs"] for r in rounds), strict=True)
+    ]
+
+    def median_of(name: str) -> dict[str, float]:
+        return {key: statistics.median(r[name][key] for r in rounds) for key in rounds[0][name]}
+
+    return {
+        **rounds[-1],
+        "load_average": os.getloadavg()[0],
+        "runs": runs,
+        "ratios": median_of("ratios"),
+        "path_ratios": median_of("path_ratios"),
+        "quix_commit_markers": {
+            key: min(r["quix_commit_markers"][key] for r in rounds) for key in rounds[0]["quix_commit_markers"]
+        },
+        "repeat": args.repeat,
+    }
+
+
+def run_round(args: argparse.Namespace, quix: str) -> dict[str, Any]:
+    """One whole run: every backlog produced, then drained one after another; ``quix`` is the
+    interpreter of the Quix apps ("" when they are left out)."""
     bootstrap = command_bootstrap()
     with_quix = not args.skip_quix
-    quix = quix_python() if with_quix else ""
     quix_intervals = {"matched": args.commit_interval_ms, "default": QUIX_DEFAULT_COMMIT_INTERVAL_MS}
     kinds = [
         "score",
@@ -271,7 +315,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, object]:
         "load_average": os.getloadavg()[0],
         "runs": runs,
         "ratios": ratios,
+        "path_ratios": {run_key(run): muse / run.events_per_s for run in runs},
         "quix_commit_markers": quix_markers,
+        "repeat": 1,
     }
 
 
@@ -288,22 +334,33 @@ def commit_markers(bootstrap: str, outputs: list[tuple[str, int]], records: int)
 
 def handle(args: argparse.Namespace) -> int:
     result = run_benchmark(args)
-    runs: list[Run] = result["runs"]  # type: ignore[assignment]
-    ratios: dict[str, float] = result["ratios"]  # type: ignore[assignment]
+    runs: list[Run] = result["runs"]
+    ratios: dict[str, float] = result["ratios"]
+    path_ratios: dict[str, float] = result["path_ratios"]
+    repeat: int = result["repeat"]
     muse = runs[0].events_per_s
     print(
         f"throughput: {result['events']:,} events of {result['mean_event_bytes']:.0f} B mean, 1 tenant x "
         f"{result['partitions']} partitions, {result['trees']} trees depth {result['depth']} over "
         f"{result['features']} features, commit interval {result['commit_interval_ms']} ms, "
         f"max batch {result['max_batch']}, {result['cpus']} CPUs"
+        + (
+            f"; medians of {repeat} rounds: rates, and the per-round ratios (range of rates in the last column)"
+            if repeat > 1
+            else ""
+        )
     )
     if result["quix_score_events"]:
         print(f"(the Quix scoring apps drain {result['quix_score_events']:,} of the same events: they score one at a time)")
-    print(f"{'path':<75}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'muse / this':>13}")
+    print(
+        f"{'path':<75}{'events/s':>11}{'seconds':>9}{'peak RSS MiB':>14}{'muse / this':>13}"
+        + ("   range events/s" if repeat > 1 else "")
+    )
     for run in runs:
         rss = f"{run.peak_rss_mib:.0f}" if run.peak_rss_mib else "-"
-        print(f"{run.path:<75}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{muse / run.events_per_s:>13.2f}")
-    markers: dict[str, int] = result["quix_commit_markers"]  # type: ignore[assignment]
+        spread = f"   {min(run.rounds_events_per_s):,.0f}-{max(run.rounds_events_per_s):,.0f}" if run.rounds_events_per_s else ""
+        print(f"{run.path:<75}{run.events_per_s:>11,.0f}{run.seconds:>9.2f}{rss:>14}{path_ratios[run_key(run)]:>13.2f}{spread}")
+    markers: dict[str, int] = result["quix_commit_markers"]
     if markers:
         print(
             "Quix transactions, commit markers on each output (0 would mean no transactions): "
@@ -324,8 +381,11 @@ def handle(args: argparse.Namespace) -> int:
     print("goals: " + "; ".join(f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in goals.items()))
     figures = {
         "bench": "throughput",
-        **{k: v for k, v in result.items() if k not in ("runs", "ratios")},
+        **{k: v for k, v in result.items() if k not in ("runs", "ratios", "path_ratios")},
         "events_per_s": {run_key(run): round(run.events_per_s) for run in runs},
+        "rounds_events_per_s": {run_key(run): [round(r) for r in run.rounds_events_per_s or []] for run in runs}
+        if repeat > 1
+        else None,
         "peak_rss_mib": {run_key(run): round(run.peak_rss_mib) for run in runs if run.peak_rss_mib},
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "goals": goals,

@@ -152,6 +152,13 @@ def _throughput(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each consumer may take")
     parser.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N whole rounds; report each path's median rate and the median of the per-round ratios (default: 1)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="FILE",
