@@ -180,37 +180,42 @@ def measure_load(
     first = last = None
     deadline = time.monotonic() + seconds + 120
     prefix = f'"event_id":"{label}-'.encode()
-    while time.monotonic() < deadline:
-        # What is queued, without waiting; else the next record as soon as it comes. One clock reading
-        # per delivery: a reader of a flood (the noisy-neighbour floor) keeps up at tens of thousands
-        # of records per second.
-        messages = reader.consume(1000, timeout=0) or [m for m in (reader.poll(0.1),) if m is not None]
-        now_ms = time.time() * 1000
-        for message in messages:
-            value = message.value() if message.error() is None else None
-            if value and prefix in value:
-                if app == "muse":
-                    timings = orjson.loads(value)["timings"]
-                    latencies.append(now_ms - timings["event_timestamp_ms"])
-                    scored.append(timings["scored_at_ms"] - timings["event_timestamp_ms"])
-                    batches += 1 / timings["batch_size"]
-                elif app == "pass-through":  # keyed by its input's timestamp (bench/passthrough.py)
-                    latencies.append(now_ms - int(cast(bytes, message.key())))
-                else:
-                    latencies.append(now_ms - message.timestamp()[1])
-                last = time.monotonic()
-                first = first or last
-        if sent is None and not done.empty():
-            sent, offered_s = done.get()
-        if sent is not None and len(latencies) >= sent:
-            break
-        if producer.exitcode not in (None, 0):
-            raise MuseError(
-                f"{app} {label}: the paced producer of {names.input_topic(tenant)} exited with code "
-                f"{producer.exitcode} after {len(latencies):,} results (its error is above)"
-            )
-        if consumer_alive is not None and not consumer_alive():
-            raise MuseError(f"{app} {label}: the {app} process exited after {len(latencies):,} results (its log is above)")
+    try:
+        while time.monotonic() < deadline:
+            # What is queued, without waiting; else the next record as soon as it comes. One clock reading
+            # per delivery: a reader of a flood (the noisy-neighbour floor) keeps up at tens of thousands
+            # of records per second.
+            messages = reader.consume(1000, timeout=0) or [m for m in (reader.poll(0.1),) if m is not None]
+            now_ms = time.time() * 1000
+            for message in messages:
+                value = message.value() if message.error() is None else None
+                if value and prefix in value:
+                    if app == "muse":
+                        timings = orjson.loads(value)["timings"]
+                        latencies.append(now_ms - timings["event_timestamp_ms"])
+                        scored.append(timings["scored_at_ms"] - timings["event_timestamp_ms"])
+                        batches += 1 / timings["batch_size"]
+                    elif app == "pass-through":  # keyed by its input's timestamp (bench/passthrough.py)
+                        latencies.append(now_ms - int(cast(bytes, message.key())))
+                    else:
+                        latencies.append(now_ms - message.timestamp()[1])
+                    last = time.monotonic()
+                    first = first or last
+            if sent is None and not done.empty():
+                sent, offered_s = done.get()
+            if sent is not None and len(latencies) >= sent:
+                break
+            if producer.exitcode not in (None, 0):
+                raise MuseError(
+                    f"{app} {label}: the paced producer of {names.input_topic(tenant)} exited with code "
+                    f"{producer.exitcode} after {len(latencies):,} results (its error is above)"
+                )
+            if consumer_alive is not None and not consumer_alive():
+                raise MuseError(f"{app} {label}: the {app} process exited after {len(latencies):,} results (its log is above)")
+    except BaseException:  # a failure here, or Ctrl-C: the paced producer must not outlive the load
+        producer.terminate()
+        producer.join(5)
+        raise
     producer.join(30)
     if sent is None or len(latencies) < sent:
         raise MuseError(

@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,9 @@ DRAIN_TIMEOUT_S = 300.0
 
 @dataclass
 class Phase:
-    name: str  # "B alone" | "B under A's flood, A quota ..." | "B under A's flood, no quota"
+    # "B alone" | "B under A's flood, A quota ..." | "B under A's flood, no quota", the same prefixed
+    # "pass-through worker: ", or "floor: plain consumer, A's flood, ..."
+    name: str
     steady: LoadResult  # B's figures
     flood_written_per_s: float | None  # what reached A's input, events/s (None: no flood)
     flood_scored_per_s: float | None  # what the worker committed of A's input while B was measured
@@ -132,6 +135,7 @@ def _under_flood(
     *,
     app: str = "muse",
     flood_rate: float | None = None,
+    consumer_alive: Callable[[], bool] | None = None,
 ) -> Phase:
     """B measured while A floods (paced at ``flood_rate`` if given); A's figures are over the same
     window: what reached A's input (acknowledged, so after any quota's throttling) and what the
@@ -148,7 +152,16 @@ def _under_flood(
         scored_before = 0 if committed is None else committed()
         written_before, started = written(), time.monotonic()
         steady = measure_load(
-            bootstrap, names, reader, float(args.rate), args.seconds, args.commit_interval_ms, label, app, tenant=STEADY
+            bootstrap,
+            names,
+            reader,
+            float(args.rate),
+            args.seconds,
+            args.commit_interval_ms,
+            label,
+            app,
+            STEADY,
+            consumer_alive=consumer_alive,
         )
         seconds = time.monotonic() - started
         appended = (written() - written_before) / seconds
@@ -244,13 +257,19 @@ def _worker_phases(
             set_client_id_quota(bootstrap, client_id, args.quota_bytes)
             try:
                 phase = (f"{prefix}B under A's flood, A quota {args.quota_bytes:,} B/s", "quota")
-                phases.append(_under_flood(bootstrap, names, args, reader, phase, client_id, app=app))
+                phases.append(
+                    _under_flood(bootstrap, names, args, reader, phase, client_id, app=app, consumer_alive=worker.alive)
+                )
             finally:
                 set_client_id_quota(bootstrap, client_id, None)
             _progress(phases[-1])
             _drain(bootstrap, names, args.partitions)
             phase = (f"{prefix}B under A's flood, no quota", "noquota")
-            phases.append(_under_flood(bootstrap, names, args, reader, phase, client_id, app=app, flood_rate=flood_rate))
+            phases.append(
+                _under_flood(
+                    bootstrap, names, args, reader, phase, client_id, app=app, flood_rate=flood_rate, consumer_alive=worker.alive
+                )
+            )
             _progress(phases[-1])
         except Exception:
             print(worker.log_tail(30))
@@ -304,7 +323,7 @@ def _ratio(p99_ms: float, alone_ms: float | None) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     phases = run_benchmark(args)
-    alone = {p.steady.app: p.steady.p99_ms for p in reversed(phases) if p.flood_written_per_s is None}
+    alone = {p.steady.app: p.steady.p99_ms for p in phases if p.flood_written_per_s is None}
     print(
         f"noisy neighbour: tenant B sends {args.rate:,}/s for {args.seconds:.0f} s per phase, alone and while tenant A "
         f"({args.partitions} partitions) floods at saturation; one worker (fair shares "

@@ -138,12 +138,16 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     compares two drains minutes apart in one round, never figures from different rounds."""
     quix = "" if args.skip_quix else quix_python()
     rounds: list[dict[str, Any]] = []
-    for number in range(args.repeat):
-        if args.repeat > 1:
-            print(f"round {number + 1} of {args.repeat}", flush=True)
-        rounds.append(run_round(args, quix))
-        if args.repeat > 1:
-            print("  " + ", ".join(f"{run_key(r)}: {r.events_per_s:,.0f}/s" for r in rounds[-1]["runs"]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
+        tmp_path = Path(tmp)
+        predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
+        payloads = event_payloads(args.events, seed=1)
+        for number in range(args.repeat):
+            if args.repeat > 1:
+                print(f"round {number + 1} of {args.repeat}", flush=True)
+            rounds.append(run_round(args, quix, predictor, payloads, tmp_path))
+            if args.repeat > 1:
+                print("  " + ", ".join(f"{run_key(r)}: {r.events_per_s:,.0f}/s" for r in rounds[-1]["runs"]), flush=True)
     if args.repeat == 1:
         return rounds[0]
     runs = [
@@ -173,9 +177,10 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_round(args: argparse.Namespace, quix: str) -> dict[str, Any]:
+def run_round(args: argparse.Namespace, quix: str, predictor: Predictor, payloads: list[bytes], tmp_path: Path) -> dict[str, Any]:
     """One whole run: every backlog produced, then drained one after another; ``quix`` is the
-    interpreter of the Quix apps ("" when they are left out)."""
+    interpreter of the Quix apps ("" when they are left out), ``tmp_path`` the predictor's store
+    and the workers' log directory."""
     bootstrap = command_bootstrap()
     with_quix = not args.skip_quix
     quix_intervals = {"matched": args.commit_interval_ms, "default": QUIX_DEFAULT_COMMIT_INTERVAL_MS}
@@ -190,105 +195,101 @@ def run_round(args: argparse.Namespace, quix: str) -> dict[str, Any]:
     worker_args = ["--commit-interval-ms", str(args.commit_interval_ms), "--max-batch", str(args.max_batch)]
     runs: list[Run] = []
     quix_markers: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
-        tmp_path = Path(tmp)
-        predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
-        payloads = event_payloads(args.events, seed=1)
-        mean_bytes = sum(map(len, payloads)) / len(payloads)
-        try:
-            produce_s = 0.0
-            for kind, names in spaces.items():
-                scoring = kind != "pass" and not kind.startswith("quix-passthrough")
-                deploy_single_tenant(bootstrap, names, args.partitions, predictor if scoring else None, tmp_path)
-                produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), payloads[: backlog[kind]])
-            print(f"backlogs produced: {len(kinds)} ({', '.join(f'{k} {backlog[k]:,}' for k in kinds)}) in {produce_s:.1f} s")
+    mean_bytes = sum(map(len, payloads)) / len(payloads)
+    try:
+        produce_s = 0.0
+        for kind, names in spaces.items():
+            scoring = kind != "pass" and not kind.startswith("quix-passthrough")
+            deploy_single_tenant(bootstrap, names, args.partitions, predictor if scoring else None, tmp_path)
+            produce_s += produce_backlog(bootstrap, names.input_topic(TENANT), payloads[: backlog[kind]])
+        print(f"backlogs produced: {len(kinds)} ({', '.join(f'{k} {backlog[k]:,}' for k in kinds)}) in {produce_s:.1f} s")
 
-            def drain(
-                kind: str, process: WorkerProcess, path: str, *, transactional: bool = True, profile: Path | None = None
-            ) -> None:
-                names = spaces[kind]
-                inputs = [(names.input_topic(TENANT), p) for p in range(args.partitions)]
-                outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
-                # Transactional drains: from the first result written to the last event committed
-                # (results and offsets commit together); Faust: records on its output.
-                count = (
-                    committed_counter(bootstrap, names.worker_group, inputs)
-                    if transactional
-                    else high_watermark_counter(bootstrap, outputs)
-                )
-                progress = time_workers(
-                    [process],
-                    count,
-                    backlog[kind],
-                    timeout=args.timeout,
-                    profile=profile,
-                    started=records_written(bootstrap, outputs) if transactional else None,
-                )
-                runs.append(Run(path, progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
-                if kind.startswith("quix"):
-                    quix_markers[run_key(runs[-1])] = commit_markers(bootstrap, outputs, backlog[kind])
-
-            drain(
-                "score",
-                WorkerProcess(bootstrap, spaces["score"].namespace, "w1", tmp_path, *worker_args),
-                "muse worker (exactly-once, scoring)",
-                profile=args.profile,
+        def drain(
+            kind: str, process: WorkerProcess, path: str, *, transactional: bool = True, profile: Path | None = None
+        ) -> None:
+            names = spaces[kind]
+            inputs = [(names.input_topic(TENANT), p) for p in range(args.partitions)]
+            outputs = [(names.output_topic(TENANT), p) for p in range(args.partitions)]
+            # Transactional drains: from the first result written to the last event committed
+            # (results and offsets commit together); Faust: records on its output.
+            count = (
+                committed_counter(bootstrap, names.worker_group, inputs)
+                if transactional
+                else high_watermark_counter(bootstrap, outputs)
             )
+            progress = time_workers(
+                [process],
+                count,
+                backlog[kind],
+                timeout=args.timeout,
+                profile=profile,
+                started=records_written(bootstrap, outputs) if transactional else None,
+            )
+            runs.append(Run(path, progress.rate, progress.seconds, progress.peak_rss_kib / 1024))
+            if kind.startswith("quix"):
+                quix_markers[run_key(runs[-1])] = commit_markers(bootstrap, outputs, backlog[kind])
+
+        drain(
+            "score",
+            WorkerProcess(bootstrap, spaces["score"].namespace, "w1", tmp_path, *worker_args),
+            "muse worker (exactly-once, scoring)",
+            profile=args.profile,
+        )
+        drain(
+            "pass",
+            WorkerProcess(
+                bootstrap,
+                spaces["pass"].namespace,
+                "p1",
+                tmp_path,
+                *worker_args,
+                entry=PASSTHROUGH_ENTRY,
+            ),
+            "pass-through worker (exactly-once, no scoring)",
+        )
+        if not args.skip_faust:
             drain(
-                "pass",
+                "faust",
                 WorkerProcess(
                     bootstrap,
-                    spaces["pass"].namespace,
-                    "p1",
+                    spaces["faust"].namespace,
+                    "f1",
                     tmp_path,
-                    *worker_args,
-                    entry=PASSTHROUGH_ENTRY,
+                    "--tenants",
+                    TENANT,
+                    "--max-batch",
+                    str(args.max_batch),
+                    "--within-ms",
+                    str(args.commit_interval_ms),
+                    entry=("muse_stream.bench.faust_baseline",),
                 ),
-                "pass-through worker (exactly-once, no scoring)",
+                "faust agent (at-least-once, same scoring)",
+                transactional=False,
             )
-            if not args.skip_faust:
-                drain(
-                    "faust",
-                    WorkerProcess(
-                        bootstrap,
-                        spaces["faust"].namespace,
-                        "f1",
-                        tmp_path,
-                        "--tenants",
-                        TENANT,
-                        "--max-batch",
-                        str(args.max_batch),
-                        "--within-ms",
-                        str(args.commit_interval_ms),
-                        entry=("muse_stream.bench.faust_baseline",),
-                    ),
-                    "faust agent (at-least-once, same scoring)",
-                    transactional=False,
-                )
-            if with_quix:
-                for mode in ("passthrough", "score"):
-                    for which, interval in quix_intervals.items():
-                        kind = f"quix-{mode}-{which}"
-                        what = "passing bytes through" if mode == "passthrough" else "scoring per record"
-                        drain(
-                            kind,
-                            WorkerProcess(
-                                bootstrap,
-                                spaces[kind].namespace,
-                                f"q-{mode}-{which}",
-                                tmp_path,
-                                "--commit-interval-ms",
-                                str(interval),
-                                entry=("muse_stream.bench.quix_baseline", mode),
-                                python=quix,
-                            ),
-                            f"quix {mode} commit {interval} ms (exactly-once, {what})",
-                        )
+        if with_quix:
+            for mode in ("passthrough", "score"):
+                for which, interval in quix_intervals.items():
+                    kind = f"quix-{mode}-{which}"
+                    what = "passing bytes through" if mode == "passthrough" else "scoring per record"
+                    drain(
+                        kind,
+                        WorkerProcess(
+                            bootstrap,
+                            spaces[kind].namespace,
+                            f"q-{mode}-{which}",
+                            tmp_path,
+                            "--commit-interval-ms",
+                            str(interval),
+                            entry=("muse_stream.bench.quix_baseline", mode),
+                            python=quix,
+                        ),
+                        f"quix {mode} commit {interval} ms (exactly-once, {what})",
+                    )
 
-            runs.append(bare_xgboost(predictor, payloads, args.max_batch))
-        finally:
-            for names in spaces.values():
-                delete_namespace(TopicAdmin(bootstrap), names, app_id(names))
+        runs.append(bare_xgboost(predictor, payloads, args.max_batch))
+    finally:
+        for names in spaces.values():
+            delete_namespace(TopicAdmin(bootstrap), names, app_id(names))
 
     muse = runs[0].events_per_s
     by_path = {run_key(run): run for run in runs}

@@ -201,7 +201,8 @@ def _output_index_interval(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         metavar="BYTES",
         help="create the output topics with this topic-level index.interval.bytes (broker default: "
-        "4096): how often the broker indexes them, which a drain of many new tenants pays on disk",
+        "4096): how often the broker indexes them, which a drain of many new tenants pays on disk, and "
+        "how far it scans to find a tailing consumer's position",
     )
 
 

@@ -48,11 +48,9 @@ def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without
     # window a throttled A may get nothing through at all, so its scored rate there is not asserted).
     assert flood["flood_written_per_s"] > 0 and flood["flood_scored_per_s"] > 0
     assert quota["flood_written_per_s"] < min(2 * QUOTA / 700, flood["flood_written_per_s"])
-    # The pass-through worker: the same loop and transactions commit A's flood (paced at the rate A
-    # wrote beside the muse worker), and its results carry no timings (no scoring leg).
+    # The pass-through worker: the same loop and transactions commit A's flood, and the quota holds A.
     assert pass_alone["flood_written_per_s"] is None and pass_flood["flood_scored_per_s"] > 0
     assert pass_quota["flood_written_per_s"] < min(2 * QUOTA / 700, pass_flood["flood_written_per_s"])
-    assert pass_flood["steady"]["to_scoring_p50_ms"] is None and flood["steady"]["to_scoring_p50_ms"] is not None
     # The floor: the same floods with no worker, B's events read by a consumer that does nothing else.
     # Its quota is set and cleared the same way (the last assertion below).
     assert floor["flood_written_per_s"] > 0 and floor["flood_scored_per_s"] is None

@@ -108,7 +108,7 @@ def test_a_worker_that_owns_one_tenants_partitions_alone_never_cycles_them() -> 
     fair.admit(records(A, 0, 60) + records(A, 1, 40))
     assert fair.close_batch(full=True, alone=True) == ([], [])
     fair.admit(records(A, 0, 100))
-    assert fair.close_batch(full=True) == ([(A, 0)], [(A, 0)])  # a second tenant assigned: cycled again
+    assert fair.close_batch(full=True) == ([(A, 0)], [(A, 0)])  # not alone (the default): cycled as before
 
 
 def test_batches_shrink_to_the_contended_size_while_a_flood_shares_the_worker_with_a_quiet_tenant() -> None:
