@@ -125,6 +125,21 @@ def _drain(bootstrap: str, names: TopicNames, partitions: int) -> None:
         committed.close()  # type: ignore[attr-defined]
 
 
+def _measure_b(
+    bootstrap: str,
+    names: TopicNames,
+    args: argparse.Namespace,
+    reader: Consumer,
+    label: str,
+    app: str,
+    consumer_alive: Callable[[], bool] | None,
+) -> LoadResult:
+    """B's ``--rate`` for ``--seconds``, timed as ``muse bench latency`` times a load."""
+    return measure_load(
+        bootstrap, names, reader, float(args.rate), args.seconds, args.commit_interval_ms, label, app, STEADY, consumer_alive
+    )
+
+
 def _under_flood(
     bootstrap: str,
     names: TopicNames,
@@ -151,18 +166,7 @@ def _under_flood(
         time.sleep(FLOOD_HEAD_START_S)
         scored_before = 0 if committed is None else committed()
         written_before, started = written(), time.monotonic()
-        steady = measure_load(
-            bootstrap,
-            names,
-            reader,
-            float(args.rate),
-            args.seconds,
-            args.commit_interval_ms,
-            label,
-            app,
-            STEADY,
-            consumer_alive=consumer_alive,
-        )
+        steady = _measure_b(bootstrap, names, args, reader, label, app, consumer_alive)
         seconds = time.monotonic() - started
         appended = (written() - written_before) / seconds
         scored = None if committed is None else round((committed() - scored_before) / seconds)
@@ -240,18 +244,7 @@ def _worker_phases(
             measure_load(
                 bootstrap, names, reader, 200.0, 3.0, args.commit_interval_ms, "warmup", app, STEADY, consumer_alive=worker.alive
             )
-            alone = measure_load(
-                bootstrap,
-                names,
-                reader,
-                float(args.rate),
-                args.seconds,
-                args.commit_interval_ms,
-                "alone",
-                app,
-                STEADY,
-                consumer_alive=worker.alive,
-            )
+            alone = _measure_b(bootstrap, names, args, reader, "alone", app, worker.alive)
             phases.append(Phase(f"{prefix}B alone", alone, None, None))
             _progress(phases[-1])
             set_client_id_quota(bootstrap, client_id, args.quota_bytes)

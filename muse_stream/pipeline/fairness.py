@@ -22,7 +22,8 @@ librdkafka deliveries (``notes/experiments/pause_gaps.py``: a plain consumer tha
 its partitions after every batch of 1,000 under a flood went 180-237 ms without a delivery now and
 then; without the pauses, never over 150 ms). A worker that owns the partitions of one tenant only
 never pauses them: there is nobody to make room for, and dropping its prefetch at every full batch
-cost the pass-through worker's drain a third of its rate (``muse bench throughput``, alternated runs).
+cost the pass-through worker's drain 30% of its rate (``notes/performance.md``: six runs of
+``muse bench throughput --skip-faust --skip-quix`` each, before and after, alternated).
 
 While a flood shares the worker with a tenant served live (the worker's test: in the last batch,
 one tenant still had records waiting and another tenant's records were all under a second old), a
