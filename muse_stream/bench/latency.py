@@ -59,6 +59,9 @@ from muse_stream.topics import TopicNames, TopicSpec
 
 TARGETS_P99_MS = {1000: 50.0, 5000: 50.0}  # of the median run (with --repeat)
 TARGET_EVERY_RUN_P99_MS = 100.0
+BURST_RATE = 60_000  # events/s: an unthrottled producer that does not sustain offers this x its seconds
+POOL_EVENTS = 100_000  # distinct events a producer cycles through (a flood at 400,000/s would need GBs)
+SUSTAINED_QUEUE_KBYTES = 65_536  # a flood's local queue: 64 MiB, about 90,000 events
 
 
 @dataclass
@@ -85,6 +88,8 @@ class LoadResult:
     mean_batch: float | None
     # With --repeat: every round's p99, in run order (the figures above are then medians).
     rounds_p99_ms: list[float] | None = None
+    # The warm-up rounds' p99, in run order: run first, counted in no other figure.
+    warmup_p99_ms: list[float] | None = None
 
 
 def _offer(
@@ -95,10 +100,20 @@ def _offer(
     prefix: str,
     done: multiprocessing.Queue,
     client_id: str = "rdkafka",
+    sustain: bool = False,
 ) -> None:
-    """Produce events at ``rate`` per second (None: as fast as possible) for ``seconds``; report (count, seconds)."""
-    payloads = event_payloads(int((rate or 60_000) * seconds) + 1, seed=2, prefix=prefix)
-    producer = Producer(producer_config(bootstrap, **{"linger.ms": 1 if rate else 5, "client.id": client_id}))
+    """Produce events at ``rate`` per second (None: as fast as possible) for ``seconds``; report
+    (count, seconds). Unthrottled, it offers ``BURST_RATE`` x ``seconds`` events and stops, however
+    soon that is (a backlog of a known size: the latency bench's saturation), unless ``sustain``:
+    then it goes on until the seconds are up (a flood), with a bounded local queue, so what it
+    offers is what the broker takes. Events cycle through a pool of at most ``POOL_EVENTS``."""
+    limit = None if sustain else int((rate or BURST_RATE) * seconds) + 1
+    payloads = event_payloads(min(limit or POOL_EVENTS, POOL_EVENTS), seed=2, prefix=prefix)
+    pool = len(payloads)
+    settings: dict[str, object] = {"linger.ms": 1 if rate else 5, "client.id": client_id}
+    if sustain:
+        settings["queue.buffering.max.kbytes"] = SUSTAINED_QUEUE_KBYTES
+    producer = Producer(producer_config(bootstrap, **settings))
     # Connected, with the topic's metadata and a producer id, before the clock starts: else the
     # first second's events go out as one burst.
     producer.list_topics(topic, timeout=30)
@@ -107,14 +122,18 @@ def _offer(
     sent = 0
     started = time.monotonic()
     end = started + seconds
-    while sent < len(payloads):
+    while limit is None or sent < limit:
         now = time.monotonic()
         if now >= end:
             break
-        due = len(payloads) if rate is None else min(int((now - started) * rate) + 1, len(payloads))
+        if rate is None:
+            due = sent + 1000 if limit is None else limit
+        else:
+            due = int((now - started) * rate) + 1 if limit is None else min(int((now - started) * rate) + 1, limit)
         while sent < due:
+            payload = payloads[sent % pool]
             try:
-                producer.produce(topic, payloads[sent], payloads[sent][13:24])
+                producer.produce(topic, payload, payload[13:24])
             except BufferError:
                 producer.poll(0.01)
                 continue
@@ -375,20 +394,28 @@ def median_result(rounds: list[LoadResult]) -> LoadResult:
 
 
 def run_benchmark(args: argparse.Namespace) -> list[LoadResult]:
-    """``--repeat`` whole rounds; with more than one, each row is the median of its rounds."""
+    """``--warmup-rounds`` whole rounds that count in no figure, then ``--repeat`` whole rounds; with
+    more than one, each row is the median of its rounds. The warm-up is for the broker: one started
+    a minute ago is still compiling its request paths (its JIT spent about 43 s of CPU in the first
+    70 s of this bench, 6 s in the next 70), which takes a core of these two from every app."""
     bootstrap = command_bootstrap()
     quix = None if args.skip_quix else quix_python()
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
+        warmups = []
+        for number in range(args.warmup_rounds):
+            print(f"warm-up round {number + 1} of {args.warmup_rounds} (counted in no figure)", flush=True)
+            warmups.append(run_round(bootstrap, predictor, tmp_path, args, quix))
         rounds = []
         for number in range(args.repeat):
-            if args.repeat > 1:
+            if args.repeat > 1 or warmups:
                 print(f"round {number + 1} of {args.repeat}", flush=True)
             rounds.append(run_round(bootstrap, predictor, tmp_path, args, quix))
-    if args.repeat == 1:
-        return rounds[0]
-    return [median_result(list(row)) for row in zip(*rounds, strict=True)]
+    rows = rounds[0] if args.repeat == 1 else [median_result(list(row)) for row in zip(*rounds, strict=True)]
+    if not warmups:
+        return rows
+    return [replace(row, warmup_p99_ms=[r.p99_ms for r in warmed]) for row, *warmed in zip(rows, *warmups, strict=True)]
 
 
 def _cell(value: float | None, spec: str = ",.0f") -> str:
@@ -412,6 +439,7 @@ def handle(args: argparse.Namespace) -> int:
         f"{'app':<17}{'commit ms':>10}{'offered':>12}{'offered/s':>11}{'done/s':>9}{'events':>11}{'txn/s':>7}{'batch':>7}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}  {'->scoring p50/p99':>18}  {'scoring->visible p50/p99':>25}"
         + ("  p99 per run" if args.repeat > 1 else "")
+        + ("  warm-up p99" if args.warmup_rounds else "")
     )
     for r in results:
         legs = (
@@ -427,6 +455,7 @@ def handle(args: argparse.Namespace) -> int:
             f"{r.events:>11,}{_cell(r.transactions_per_s):>7}{_cell(r.mean_batch):>7}"
             f"{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}  {legs[0]:>18}  {legs[1]:>25}"
             + (f"  {', '.join(f'{p:.0f}' for p in r.rounds_p99_ms)}" if r.rounds_p99_ms else "")
+            + (f"  {', '.join(f'{p:.0f}' for p in r.warmup_p99_ms)}" if r.warmup_p99_ms else "")
         )
     goals = {}
     for r in results:
@@ -447,6 +476,7 @@ def handle(args: argparse.Namespace) -> int:
                 "seconds_per_load": args.seconds,
                 "max_batch": args.max_batch,
                 "repeat": args.repeat,
+                "warmup_rounds": args.warmup_rounds,
                 "output_index_interval_bytes": args.output_index_interval_bytes,
                 "load_average": os.getloadavg()[0],
                 "results": [r.__dict__ for r in results],

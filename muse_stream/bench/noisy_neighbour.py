@@ -5,11 +5,12 @@ partitions) and ``steady`` (tenant B, one partition). B sends ``--rate`` events/
 ``--seconds``, three times in the same run, with the same worker:
 
 1. alone;
-2. while A floods its input at saturation (an unthrottled producer in its own process) under a
-   produce quota of ``--quota-bytes`` per second; the quota is Kafka's client-id quota on A's
+2. while A floods its input at saturation (an unthrottled producer in its own process, for the
+   whole phase) under a produce quota of ``--quota-bytes`` per second; the quota is Kafka's client-id quota on A's
    producer (``client.id``), which Kafka enforces on any broker, secured or not (a tenant's principal
    quota, ``muse tenants quota``, needs the secured broker and throttles the same way);
-3. while A floods at saturation without a quota (last, as its backlog outlives the phase).
+3. while A floods at saturation without a quota: here the broker took 200,000-500,000 events/s of
+   it (last, as its backlog outlives the phase); ``--flood-rate`` paces this flood instead.
 
 B's latency is ``muse bench latency``'s: from the broker's append time of B's event to its result
 being visible to a read_committed reader. A's throughput is what the worker committed of A's input
@@ -91,7 +92,9 @@ def _flood(
     context = multiprocessing.get_context("spawn")
     done: multiprocessing.Queue = context.Queue()
     process = context.Process(
-        target=_offer, args=(bootstrap, names.input_topic(FLOOD), rate, seconds, "flood-", done, client_id), daemon=True
+        target=_offer,
+        args=(bootstrap, names.input_topic(FLOOD), rate, seconds, "flood-", done, client_id, True),
+        daemon=True,
     )
     written = high_watermark_counter(bootstrap, [(names.input_topic(FLOOD), p) for p in range(partitions)])
     try:
@@ -149,13 +152,16 @@ def _under_flood(
     client_id: str,
     *,
     app: str = "muse",
+    quota: bool = False,
     flood_rate: float | None = None,
     consumer_alive: Callable[[], bool] | None = None,
 ) -> Phase:
     """B measured while A floods (paced at ``flood_rate`` if given); A's figures are over the same
     window: what reached A's input (acknowledged, so after any quota's throttling) and what the
     worker committed of it. ``app`` is "muse" or "pass-through" (``reader`` reads B's results) or
-    "plain consumer" (the floor: ``reader`` reads the inputs themselves, and no worker commits anything)."""
+    "plain consumer" (the floor: ``reader`` reads the inputs themselves, and no worker commits anything).
+    ``quota``: A's client id is under a produce quota, so A may get nothing through in a short window;
+    without one, a flood that wrote nothing while B was measured is an error, not a figure."""
     name, label = phase
     inputs = [(names.input_topic(FLOOD), p) for p in range(args.partitions)]
     committed = None if app == "plain consumer" else committed_counter(bootstrap, names.worker_group, inputs)
@@ -169,6 +175,11 @@ def _under_flood(
         steady = _measure_b(bootstrap, names, args, reader, label, app, consumer_alive)
         seconds = time.monotonic() - started
         appended = (written() - written_before) / seconds
+        if not appended and not quota:  # a throttled flood may get nothing through in a short window
+            raise MuseError(
+                f"tenant A's flood wrote nothing to {names.input_topic(FLOOD)} while B was measured ({name}): "
+                "its producer stopped early; see its process's output above"
+            )
         scored = None if committed is None else round((committed() - scored_before) / seconds)
     finally:
         # Stopped, not flushed: under a quota its buffered records would take minutes to trickle in.
@@ -205,7 +216,9 @@ def _consumer_floor(bootstrap: str, args: argparse.Namespace, quota: bool, flood
         consumer.assign([TopicPartition(topic, partition, OFFSET_END) for topic, partition in inputs])
         try:
             phase = (f"floor: plain consumer, A's flood, {which}", "floorq" if quota else "floor")
-            return _under_flood(bootstrap, names, args, consumer, phase, client_id, app="plain consumer", flood_rate=flood_rate)
+            return _under_flood(
+                bootstrap, names, args, consumer, phase, client_id, app="plain consumer", quota=quota, flood_rate=flood_rate
+            )
         finally:
             consumer.close()
     finally:
@@ -251,7 +264,9 @@ def _worker_phases(
             try:
                 phase = (f"{prefix}B under A's flood, A quota {args.quota_bytes:,} B/s", "quota")
                 phases.append(
-                    _under_flood(bootstrap, names, args, reader, phase, client_id, app=app, consumer_alive=worker.alive)
+                    _under_flood(
+                        bootstrap, names, args, reader, phase, client_id, app=app, quota=True, consumer_alive=worker.alive
+                    )
                 )
             finally:
                 set_client_id_quota(bootstrap, client_id, None)
@@ -282,7 +297,7 @@ def run_benchmark(args: argparse.Namespace) -> list[Phase]:
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
-        phases = _worker_phases(bootstrap, args, predictor, tmp_path, "muse", None)
+        phases = _worker_phases(bootstrap, args, predictor, tmp_path, "muse", args.flood_rate)
         flood_rate = phases[2].flood_written_per_s
         if not args.skip_passthrough:
             phases += _worker_phases(bootstrap, args, predictor, tmp_path, "pass-through", flood_rate)
@@ -319,7 +334,8 @@ def handle(args: argparse.Namespace) -> int:
     alone = {p.steady.app: p.steady.p99_ms for p in phases if p.flood_written_per_s is None}
     print(
         f"noisy neighbour: tenant B sends {args.rate:,}/s for {args.seconds:.0f} s per phase, alone and while tenant A "
-        f"({args.partitions} partitions) floods at saturation; one worker (fair shares "
+        f"({args.partitions} partitions) floods "
+        f"{'at saturation' if args.flood_rate is None else f'at {args.flood_rate:,}/s without a quota'}; one worker (fair shares "
         f"{'on' if args.fair_share else 'OFF'}, max batch {args.max_batch}, contended batch {args.contended_batch}, "
         f"commit {args.commit_interval_ms} ms), "
         f"{args.trees} trees depth {args.depth}; A's quota is a client-id produce quota; "
@@ -348,6 +364,7 @@ def handle(args: argparse.Namespace) -> int:
                 "rate": args.rate,
                 "seconds_per_phase": args.seconds,
                 "flood_partitions": args.partitions,
+                "flood_rate": args.flood_rate,
                 "fair_share": args.fair_share,
                 "max_batch": args.max_batch,
                 "contended_batch": args.contended_batch,

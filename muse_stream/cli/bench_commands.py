@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from muse_stream.bench.faults import FaultKind
-from muse_stream.cli.options import positive_int, positive_ints
+from muse_stream.cli.options import non_negative_int, positive_int, positive_ints
 from muse_stream.defaults import (
     COMMIT_INTERVAL_MS,
     CONTENDED_BATCH,
@@ -188,6 +188,14 @@ def _latency(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="N whole runs; report the median of each figure and every run's p99 (default: 1)",
     )
+    parser.add_argument(
+        "--warmup-rounds",
+        type=non_negative_int,
+        default=1,
+        metavar="N",
+        help="N whole runs first, counted in no figure (their p99 shown apart), while a freshly started "
+        "broker compiles its request paths (default: %(default)s; 0 measures a cold broker)",
+    )
     parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams pass-through baseline")
     _output_index_interval(parser)
     parser.set_defaults(handler=BenchmarkHandler("muse_stream.bench.latency"))
@@ -254,6 +262,13 @@ def _noisy_neighbour(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=NOISY_QUOTA_BYTES,
         help="tenant A's produce quota in the quota phase, bytes/s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--flood-rate",
+        type=positive_int,
+        metavar="EVENTS_PER_S",
+        help="pace tenant A's flood without a quota at this rate (default: unthrottled, as fast as the broker takes it, "
+        "for the whole phase)",
     )
     parser.add_argument(
         "--no-fair-share", dest="fair_share", action="store_false", help="run the worker without fair batch assembly"

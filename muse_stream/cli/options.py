@@ -42,12 +42,21 @@ def _seconds(text: str) -> float:
 
 def positive_int(text: str) -> int:
     """A whole number of 1 or more (an argparse type)."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number of 0 or more (an argparse type)."""
+    return _whole_number(text, 0)
+
+
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: give 1 or more")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give {least} or more")
     return value
 
 

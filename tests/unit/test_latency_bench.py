@@ -1,0 +1,55 @@
+"""The latency benchmark's pure parts: warm-up rounds count in no figure and are shown apart."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from muse_stream.bench import latency
+from muse_stream.bench.latency import LoadResult
+from muse_stream.cli import main
+
+
+def _row(app: str, offered: str, p99_ms: float) -> LoadResult:
+    return LoadResult(
+        app, 50, offered, 1000.0, 1000.0, 10_000, p99_ms / 2, p99_ms / 1.5, p99_ms, p99_ms * 2, 4.0, 20.0, 8.0, 30.0, 100.0, 10.0
+    )
+
+
+def test_warmup_rounds_count_in_no_figure_and_their_p99_is_shown_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cold broker's round, then three warm ones: the medians are the warm rounds' alone.
+    p99s = iter([(150.0, 60.0), (40.0, 30.0), (35.0, 25.0), (45.0, 28.0)])
+
+    def run_round(*args: object) -> list[LoadResult]:
+        muse, floor = next(p99s)
+        return [_row("muse", "1000/s", muse), _row("pass-through", "1000/s", floor)]
+
+    monkeypatch.setattr(latency, "run_round", run_round)
+    monkeypatch.setattr(latency, "command_bootstrap", lambda: "127.0.0.1:1")
+    monkeypatch.setattr(latency, "bench_predictor", lambda *args, **kwargs: None)
+    args = argparse.Namespace(skip_quix=True, trees=30, depth=4, repeat=3, warmup_rounds=1)
+    muse, floor = latency.run_benchmark(args)
+    assert (muse.p99_ms, muse.rounds_p99_ms, muse.warmup_p99_ms) == (40.0, [40.0, 35.0, 45.0], [150.0])
+    assert (floor.p99_ms, floor.rounds_p99_ms, floor.warmup_p99_ms) == (28.0, [30.0, 25.0, 28.0], [60.0])
+    assert muse.events == 30_000  # three rounds' events, not four
+
+
+def test_no_warmup_round_leaves_the_rows_as_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(latency, "run_round", lambda *args: [_row("muse", "5000/s", 70.0)])
+    monkeypatch.setattr(latency, "command_bootstrap", lambda: "127.0.0.1:1")
+    monkeypatch.setattr(latency, "bench_predictor", lambda *args, **kwargs: None)
+    (row,) = latency.run_benchmark(argparse.Namespace(skip_quix=True, trees=30, depth=4, repeat=1, warmup_rounds=0))
+    assert (row.p99_ms, row.rounds_p99_ms, row.warmup_p99_ms) == (70.0, None, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("-1", "-1 is not allowed: give 0 or more"), ("one", "'one' is not a whole number")]
+)
+def test_a_bad_warmup_count_is_refused_with_the_option_named(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "latency", "--warmup-rounds", value])
+    assert f"argument --warmup-rounds: {message}" in capsys.readouterr().err
