@@ -39,6 +39,10 @@ def test_bench_latency_times_muse_and_the_pass_through_floor_at_the_same_loads(
     # The pass-through results carry no timings (no scoring leg), the muse ones do.
     assert floor["to_scoring_p50_ms"] is None and muse["to_scoring_p50_ms"] is not None
     assert "pass-through" in out
+    # The default warm-up round ran first and counts in no figure: its p99 is apart, per row.
+    assert figures["warmup_rounds"] == 1 and "warm-up p99" in out
+    assert all(len(row["warmup_p99_ms"]) == 1 and row["warmup_p99_ms"][0] > 0 for row in rows.values())
+    assert rows[("muse", "300/s")]["events"] <= 601  # one round's 2 s at 300/s, not the warm-up's too
     left = set(TopicAdmin(kafka.bootstrap).existing_topics()) - before - {"__consumer_offsets", "__transaction_state"}
     assert not left  # every namespace is deleted
 
