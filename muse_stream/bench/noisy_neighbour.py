@@ -291,12 +291,17 @@ def _worker_phases(
 
 
 def run_benchmark(args: argparse.Namespace) -> list[Phase]:
-    """The muse worker's phases; the pass-through worker's, with A's unthrottled flood paced at the
-    rate A wrote beside the muse worker; then the plain consumer's floor."""
+    """``--warmup-rounds`` runs of the muse worker's phases, counted in no figure (a freshly started
+    broker is still compiling its request paths; ``muse bench latency`` has the figures); then the
+    muse worker's phases; the pass-through worker's, with A's unthrottled flood paced at the rate A
+    wrote beside the muse worker; then the plain consumer's floor."""
     bootstrap = command_bootstrap()
     with tempfile.TemporaryDirectory(prefix="muse-bench-") as tmp:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
+        for number in range(args.warmup_rounds):
+            print(f"warm-up round {number + 1} of {args.warmup_rounds} (counted in no figure)", flush=True)
+            _worker_phases(bootstrap, args, predictor, tmp_path, "muse", args.flood_rate)
         phases = _worker_phases(bootstrap, args, predictor, tmp_path, "muse", args.flood_rate)
         flood_rate = phases[2].flood_written_per_s
         if not args.skip_passthrough:
@@ -365,6 +370,7 @@ def handle(args: argparse.Namespace) -> int:
                 "seconds_per_phase": args.seconds,
                 "flood_partitions": args.partitions,
                 "flood_rate": args.flood_rate,
+                "warmup_rounds": args.warmup_rounds,
                 "fair_share": args.fair_share,
                 "max_batch": args.max_batch,
                 "contended_batch": args.contended_batch,

@@ -188,17 +188,23 @@ def _latency(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="N whole runs; report the median of each figure and every run's p99 (default: 1)",
     )
+    _warmup_rounds(parser, "whole runs")
+    parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams pass-through baseline")
+    _output_index_interval(parser)
+    parser.set_defaults(handler=BenchmarkHandler("muse_stream.bench.latency"))
+
+
+def _warmup_rounds(parser: argparse.ArgumentParser, what: str) -> None:
+    """One option for the two latency benches: a broker started a minute ago is still compiling its
+    request paths, which costs every app beside it a share of the CPU."""
     parser.add_argument(
         "--warmup-rounds",
         type=non_negative_int,
         default=1,
         metavar="N",
-        help="N whole runs first, counted in no figure (their p99 shown apart), while a freshly started "
+        help=f"N {what} first, counted in no figure (their p99 printed as they run), while a freshly started "
         "broker compiles its request paths (default: %(default)s; 0 measures a cold broker)",
     )
-    parser.add_argument("--skip-quix", action="store_true", help="leave out the Quix Streams pass-through baseline")
-    _output_index_interval(parser)
-    parser.set_defaults(handler=BenchmarkHandler("muse_stream.bench.latency"))
 
 
 def _output_index_interval(parser: argparse.ArgumentParser) -> None:
@@ -273,6 +279,7 @@ def _noisy_neighbour(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-fair-share", dest="fair_share", action="store_false", help="run the worker without fair batch assembly"
     )
+    _warmup_rounds(parser, "runs of the muse worker's three phases")
     parser.add_argument(
         "--skip-passthrough",
         action="store_true",

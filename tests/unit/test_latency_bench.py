@@ -1,4 +1,5 @@
-"""The latency benchmark's pure parts: warm-up rounds count in no figure and are shown apart."""
+"""The latency benchmarks' pure parts (bench latency, bench noisy-neighbour): warm-up rounds count in
+no figure."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from muse_stream.bench import latency
+from muse_stream.bench import latency, noisy_neighbour
 from muse_stream.bench.latency import LoadResult
+from muse_stream.bench.noisy_neighbour import Phase
 from muse_stream.cli import main
 
 
@@ -42,6 +44,39 @@ def test_no_warmup_round_leaves_the_rows_as_measured(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(latency, "bench_predictor", lambda *args, **kwargs: None)
     (row,) = latency.run_benchmark(argparse.Namespace(skip_quix=True, trees=30, depth=4, repeat=1, warmup_rounds=0))
     assert (row.p99_ms, row.rounds_p99_ms, row.warmup_p99_ms) == (70.0, None, None)
+
+
+def test_noisy_neighbour_warms_up_with_the_muse_workers_phases_and_reports_none_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[str] = []
+
+    def worker_phases(
+        bootstrap: str, args: object, predictor: object, tmp_path: Path, app: str, flood_rate: object
+    ) -> list[Phase]:
+        runs.append(app)
+        rate = 2_000.0 * len(runs)  # what A wrote beside the worker in this run
+        return [
+            Phase(f"{app} run {len(runs)} phase {i}", _row(app, "1000/s", 40.0), None if i == 0 else rate, 1.0) for i in range(3)
+        ]
+
+    floods: list[object] = []
+
+    def consumer_floor(bootstrap: str, args: object, quota: bool, flood_rate: object) -> Phase:
+        floods.append(flood_rate)
+        return Phase("floor", _row("plain consumer", "1000/s", 5.0), 1.0, None)
+
+    monkeypatch.setattr(noisy_neighbour, "_worker_phases", worker_phases)
+    monkeypatch.setattr(noisy_neighbour, "_consumer_floor", consumer_floor)
+    monkeypatch.setattr(noisy_neighbour, "command_bootstrap", lambda: "127.0.0.1:1")
+    monkeypatch.setattr(noisy_neighbour, "bench_predictor", lambda *args, **kwargs: None)
+    args = argparse.Namespace(trees=30, depth=4, warmup_rounds=1, flood_rate=None, skip_passthrough=False)
+    phases = noisy_neighbour.run_benchmark(args)
+    assert runs == ["muse", "muse", "pass-through"]
+    assert [p.name for p in phases[:6]] == [
+        f"{app} run {run} phase {i}" for app, run in (("muse", 2), ("pass-through", 3)) for i in range(3)
+    ]
+    assert floods == [None, 4_000.0]  # the floor's flood is paced at the measured muse run's rate, not the warm-up's
 
 
 @pytest.mark.parametrize(
