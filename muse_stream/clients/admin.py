@@ -143,22 +143,24 @@ class TopicAdmin:
                     if error.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won
                         raise TopicError(f"creating topic {name!r} on {self.bootstrap} failed: {error}") from error
         if missing:
-            existing = self._await_visible([spec.name for spec in missing])
+            existing = self._await_listing([spec.name for spec in missing], present=True)
         self.check(specs, existing)
         return created
 
-    def _await_visible(self, names: list[str]) -> dict[str, int]:
-        """Creation is acknowledged before every broker's metadata shows the topic; wait for that
-        and return the listing that shows them."""
+    def _await_listing(self, names: list[str], *, present: bool) -> dict[str, int]:
+        """Creation and deletion are acknowledged before every broker's metadata shows them (a listing
+        right after a deletion could still show the topics); wait for that and return the listing
+        that shows it."""
         deadline = time.monotonic() + ADMIN_TIMEOUT_S
         while True:
             existing = self.existing_topics()
-            if all(name in existing for name in names):
+            pending = [name for name in names if (name in existing) != present]
+            if not pending:
                 return existing
             if time.monotonic() > deadline:
-                missing = [name for name in names if name not in existing]
+                done, state = ("created", "are not in") if present else ("deleted", "are still in")
                 raise TopicError(
-                    f"topics {missing} were created on {self.bootstrap} but are not in its metadata "
+                    f"topics {pending} were {done} on {self.bootstrap} but {state} its metadata "
                     f"after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`."
                 )
             time.sleep(0.1)
@@ -267,6 +269,7 @@ class TopicAdmin:
                 ) from error
 
     def delete(self, names: Iterable[str]) -> None:
+        """Delete the topics; return once the broker's metadata no longer lists them."""
         names = list(names)
         if not names:
             return
@@ -274,6 +277,7 @@ class TopicAdmin:
             chunk = names[start : start + ADMIN_REQUEST_TOPICS]
             for future in self._admin.delete_topics(chunk, operation_timeout=ADMIN_TIMEOUT_S).values():
                 future.result()
+        self._await_listing(names, present=False)
 
 
 def tenants_on_broker(admin: TopicAdmin, names: TopicNames) -> dict[str, int]:
