@@ -6,9 +6,10 @@ partitions) and ``steady`` (tenant B, one partition). B sends ``--rate`` events/
 
 1. alone;
 2. while A floods its input at saturation (an unthrottled producer in its own process, for the
-   whole phase) under a produce quota of ``--quota-bytes`` per second; the quota is Kafka's client-id quota on A's
-   producer (``client.id``), which Kafka enforces on any broker, secured or not (a tenant's principal
-   quota, ``muse tenants quota``, needs the secured broker and throttles the same way);
+   whole phase) under a produce quota of ``--quota-bytes`` per second; the quota is Kafka's
+   client-id quota on A's producer (``client.id``), which Kafka enforces on any broker, secured or
+   not (a tenant's principal quota, ``muse tenants quota``, needs the secured broker and throttles
+   the same way);
 3. while A floods at saturation without a quota: here the broker took 200,000-500,000 events/s of
    it (last, as its backlog outlives the phase); ``--flood-rate`` paces this flood instead.
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from muse_stream.clients.settings import consumer_config, log_reader_config
 from muse_stream.errors import MuseError
@@ -58,28 +58,12 @@ def committed_counter(bootstrap: str, group_id: str, partitions: Sequence[tuple[
     return count
 
 
-# What a topic created a moment ago answers until its leader is known everywhere.
-_NOT_READY = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
-NOT_READY_TIMEOUT_S = 10.0
-
-
 def high_watermark_counter(bootstrap: str, partitions: Sequence[tuple[str, int]]) -> Callable[[], int]:
-    """Records in non-transactional topics: the sum of their high watermarks. A partition whose
-    leader is not known yet (its topic was just created) is asked again for up to 10 s."""
+    """Records in non-transactional topics: the sum of their high watermarks."""
     consumer = Consumer(consumer_config(bootstrap, f"muse-bench-{uuid.uuid4().hex}", **{"isolation.level": "read_uncommitted"}))
 
-    def high(topic: str, partition: int) -> int:
-        deadline = time.monotonic() + NOT_READY_TIMEOUT_S
-        while True:
-            try:
-                return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)[1]
-            except KafkaException as error:
-                if error.args[0].code() not in _NOT_READY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
     def count() -> int:
-        return sum(high(t, p) for t, p in partitions)
+        return sum(consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10, cached=False)[1] for t, p in partitions)
 
     count.close = consumer.close  # type: ignore[attr-defined]
     return count

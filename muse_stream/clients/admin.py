@@ -6,8 +6,16 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
 
 from muse_stream.clients.settings import (
     CONNECT_TIMEOUT_ENV,
@@ -27,6 +35,8 @@ from muse_stream.topics import (
 )
 
 ADMIN_TIMEOUT_S = 30.0
+# What a partition created a moment ago answers until its leader serves it.
+_NOT_SERVED_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
 # Topics get 3 replicas where the cluster has 3 brokers or more (fewer otherwise, never more than the
 # brokers), and with 3, need 2 in sync for a write to count: one broker may be lost without losing
 # or refusing a committed record.
@@ -144,6 +154,7 @@ class TopicAdmin:
                         raise TopicError(f"creating topic {name!r} on {self.bootstrap} failed: {error}") from error
         if missing:
             existing = self._await_listing([spec.name for spec in missing], present=True)
+            self._await_served(missing)
         self.check(specs, existing)
         return created
 
@@ -164,6 +175,31 @@ class TopicAdmin:
                     f"after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`."
                 )
             time.sleep(0.1)
+
+    def _await_served(self, specs: Sequence[TopicSpec]) -> None:
+        """A new topic is in the metadata a moment before its partitions' leader serves them: an
+        offsets request answers NOT_LEADER_FOR_PARTITION meanwhile (most of the time, right after
+        creation, on the local broker). Wait until every new partition answers one, so a caller may
+        read or write it at once. Any other answer ends the wait: it is for the use to report."""
+        partitions = [TopicPartition(spec.name, p) for spec in specs for p in range(spec.partitions)]
+        deadline = time.monotonic() + ADMIN_TIMEOUT_S
+        while partitions:
+            futures = self._admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=ADMIN_TIMEOUT_S)
+            partitions = []
+            for tp, future in futures.items():
+                try:
+                    future.result()
+                except KafkaException as error:
+                    if error.args[0].code() in _NOT_SERVED_YET:
+                        partitions.append(tp)
+            if partitions and time.monotonic() > deadline:
+                names = sorted({tp.topic for tp in partitions})
+                raise TopicError(
+                    f"topics {names} were created on {self.bootstrap} but their leader does not serve them "
+                    f"after {ADMIN_TIMEOUT_S:.0f} s; check the broker with `muse broker logs`."
+                )
+            if partitions:
+                time.sleep(0.1)
 
     def check(self, specs: Iterable[TopicSpec], existing: Mapping[str, int] | None = None) -> None:
         """Every spec exists with at least its partitions and exactly its configs (``existing``: a

@@ -47,8 +47,9 @@ def test_bench_noisy_neighbour_prints_b_alone_and_under_a_flood_with_and_without
         assert steady["events"] > 400  # all of them came back (measure_load waits for every one)
         assert 0 < steady["p50_ms"] <= steady["p99_ms"] <= steady["max_ms"]
     assert alone["flood_written_per_s"] is None
-    # A floods at the rate given, for all of B's window, and the worker scores it; the quota holds A's writes far below its flood (in a short
-    # window a throttled A may get nothing through at all, so its scored rate there is not asserted).
+    # A floods at the rate given, for all of B's window, and the worker scores it; the quota holds
+    # A's writes far below its flood (in a short window a throttled A may get nothing through at all,
+    # so its scored rate there is not asserted).
     assert flood["flood_written_per_s"] > 10_000 and flood["flood_scored_per_s"] > 0
     assert figures["flood_rate"] == 20_000 and figures["warmup_rounds"] == 0
     assert quota["flood_written_per_s"] < min(2 * QUOTA / 700, flood["flood_written_per_s"])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from muse_stream.broker import BrokerHandle
 from muse_stream.cli import main
-from muse_stream.clients.admin import TopicAdmin, tenants_on_broker
+from muse_stream.clients.admin import TopicAdmin, delete_namespace, tenants_on_broker
+from muse_stream.clients.settings import consumer_config
 from muse_stream.topics import TopicError, TopicNames, TopicSpec
 
 pytestmark = pytest.mark.kafka
@@ -24,6 +28,30 @@ def test_tenant_topics_are_created_with_their_configs(admin: TopicAdmin, topic_n
     assert configs[topic_names.config_topic]["cleanup.policy"] == "compact"
     assert configs[topic_names.dlq_topic("bank-a")]["retention.ms"] == str(30 * 24 * 3600 * 1000)
     assert configs[topic_names.input_topic("bank-a")]["cleanup.policy"] == "delete"
+
+
+def test_created_topics_are_served_when_ensure_returns_and_gone_when_delete_returns(
+    kafka: BrokerHandle, admin: TopicAdmin
+) -> None:
+    """Creation and deletion are acknowledged a moment before the broker serves (or stops listing)
+    the topics: right after creation, an offsets request answered NOT_LEADER_FOR_PARTITION for most
+    partitions on the local broker (36 of 60 in one probe). Five namespaces, four partitions each."""
+    reader = Consumer(consumer_config(kafka.bootstrap, f"t-served-{uuid.uuid4().hex}"))
+    try:
+        for _ in range(5):
+            names = TopicNames(f"t{uuid.uuid4().hex[:12]}")
+            admin.ensure(names.tenant_topic_specs("bank-a", partitions=4))
+            for partition in range(4):  # raises on NOT_LEADER_FOR_PARTITION
+                assert (
+                    reader.get_watermark_offsets(
+                        TopicPartition(names.input_topic("bank-a"), partition), timeout=10, cached=False
+                    )[1]
+                    == 0
+                )
+            delete_namespace(admin, names)
+            assert not [topic for topic in admin.existing_topics() if topic.startswith(f"{names.namespace}.")]
+    finally:
+        reader.close()
 
 
 def test_ensure_is_idempotent_and_lists_tenants(admin: TopicAdmin, topic_names: TopicNames) -> None:
