@@ -3,12 +3,20 @@
 At-least-once (Faust's default processing guarantee): a crash may replay a few records into the
 table, which inflates a monitoring count briefly; the source of truth stays the output topics.
 
-Two Faust gaps are worked around here, each in one small place:
+Three Faust gaps are worked around here, each in one small place:
 
 * Faust sets ``isolation_level="read_committed"`` only under ``exactly_once`` and has no setting
   for it (``AIOKafkaConsumerThread._create_worker_consumer``); the output topics are written in
-  transactions, and an aborted batch must not count. :class:`ReadCommittedTransport` sets it on the
+  transactions, and an aborted batch must not count. :class:`MonitorTransport` sets it on the
   aiokafka consumer before that consumer starts (aiokafka reads it in ``start()``).
+* Records waiting when the monitor (re)starts were lost or counted twice. At the end of a table
+  recovery Faust lets the stream partitions fetch, seeks them back to their committed offsets, and
+  only then resumes flow control, which empties the streams' queues: records fetched during the
+  seek were counted, then read again (twice), or still queued and dropped, and a partition with no
+  committed offset yet (a new tenant's) was never sought back, so what it dropped was gone. The
+  monitor's consumer holds the stream partitions from that seek until flow resumes
+  (:meth:`_MonitorConsumer.perform_seek`), and seeks never-committed partitions to their beginning
+  (:meth:`_MonitorConsumerThread.seek_to_committed`).
 * Topic *pattern* subscriptions silently subscribe to nothing (faust-streaming issue 62: "XXX
   pattern does not work" in the aiokafka driver). So the monitor subscribes to the tenant output
   topics that exist, rescans the broker every ``rescan_s`` and, when a tenant appears, shuts the
@@ -27,7 +35,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,23 +83,50 @@ class MonitorState:
     thresholds: tuple[float, ...] = field(default_factory=aggregates.default_thresholds)
 
 
-# -- read_committed for Faust's aiokafka consumer -------------------------------------------------
+# -- Faust's aiokafka consumer: read_committed, and no records lost on a new partition -----------
 
 
-class _ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class _MonitorConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start() for its Fetcher
         return consumer
 
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        """Faust's "seek back" after it dropped fetched records: aiokafka seeks only partitions with
+        a committed offset above 0, so the others (never committed) kept the position past the
+        dropped records. Those go back to their beginning, as ``auto_offset_reset="earliest"``
+        would have started them. Table changelogs are left to Faust's recovery, which seeks them."""
+        committed = await super().seek_to_committed()
+        never_committed = [tp for tp, offset in committed.items() if not offset and not self.consumer._is_changelog_tp(tp)]
+        if never_committed:
+            await self.seek_to_beginning(*never_committed)
+        return committed
 
-class _ReadCommittedConsumer(faust_aiokafka.Consumer):
+
+class _MonitorConsumer(faust_aiokafka.Consumer):
+    _held: frozenset[Any] = frozenset()  # stream partitions held from a seek until flow resumes
+
     def _new_consumer_thread(self) -> Any:
-        return _ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return _MonitorConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        """Seek back with the stream partitions held: nothing is fetched for them between the seek
+        and :meth:`resume_flow`, after Faust's flow control has emptied the queues."""
+        held = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
+        self.pause_partitions(held)
+        self._held |= held
+        await super().perform_seek()
+
+    def resume_flow(self) -> None:
+        super().resume_flow()
+        held, self._held = self._held, frozenset()
+        if held:
+            self.resume_partitions(held & self.assignment())
 
 
-class ReadCommittedTransport(faust_aiokafka.Transport):
-    Consumer = _ReadCommittedConsumer
+class MonitorTransport(faust_aiokafka.Transport):
+    Consumer = _MonitorConsumer
 
 
 class OnePartitionTable(faust.Table):
@@ -108,10 +143,10 @@ class OnePartitionTable(faust.Table):
 
 
 class MonitorApp(faust.App):
-    """A Faust app whose consumer (not its producer) reads with isolation.level=read_committed."""
+    """A Faust app with the monitor's consumer (:class:`MonitorTransport`); its producer is Faust's."""
 
     def _new_transport(self) -> Any:
-        return ReadCommittedTransport(self.conf.broker_consumer, self, loop=self.loop)
+        return MonitorTransport(self.conf.broker_consumer, self, loop=self.loop)
 
 
 def faust_topic_specs(app: faust.App) -> list[TopicSpec]:
