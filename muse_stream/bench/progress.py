@@ -33,6 +33,7 @@ class Progress:
     first_count: int = 0
     done_at: float | None = None
     peak_rss_kib: int = 0
+    sampled_before_first: float | None = None  # when the sample before first_at was taken
 
     @property
     def rate(self) -> float:
@@ -121,8 +122,11 @@ def wait_for(
             begun = progress.first_at is not None or started is None or started()
             done = count()
             now = time.monotonic()
-            if progress.first_at is None and (done > 0 if started is None else begun):
-                progress.first_at, progress.first_count = now, done
+            if progress.first_at is None:
+                if done > 0 if started is None else begun:
+                    progress.first_at, progress.first_count = now, done
+                else:
+                    progress.sampled_before_first = now
             if pid is not None and now - last_rss > 0.5:
                 try:
                     progress.peak_rss_kib = max(progress.peak_rss_kib, rss_kib(pid).get("VmHWM", 0))

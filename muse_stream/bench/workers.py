@@ -99,9 +99,11 @@ def time_workers(
         )
         progress.peak_rss_kib = max([progress.peak_rss_kib, *(rss_kib(p.pid).get("VmHWM", 0) for p in processes)])
         if math.isnan(progress.rate):
+            before = progress.sampled_before_first
+            apart = "" if before is None or progress.first_at is None else f" {progress.first_at - before:.2f} s apart"
             raise MuseError(
-                f"all {total:,} events completed between two progress samples ({interval} s apart), "
-                "too fast to time: give the benchmark more events (--events)"
+                f"all {total:,} events completed between two progress samples{apart} (one every {interval} s "
+                "when the machine keeps up), too fast to time: give the benchmark more events (--events)"
             )
         return progress
     except Exception:

@@ -18,12 +18,13 @@ def test_bench_replay_prints_the_rates_and_ceilings_and_the_replays_peak_rss(
 ) -> None:
     monkeypatch.setenv("MUSE_BOOTSTRAP", kafka.bootstrap)
     before = set(TopicAdmin(kafka.bootstrap).existing_topics())
-    # Enough work that even a quiet machine takes several progress samples to drain it (the bench refuses a
-    # backlog drained between two samples as too fast to time).
-    assert main(["bench", "replay", "--events", "60000", "--partitions", "2", "--trees", "60", "--depth", "5"]) == 0
+    # Enough work that the drain outlasts a progress sample delayed by a loaded machine (the bench refuses a
+    # backlog drained between two samples as too fast to time: 60,000 events, a drain of under 2 s at the
+    # worker's rate here, failed so once in CI).
+    assert main(["bench", "replay", "--events", "200000", "--partitions", "2", "--trees", "60", "--depth", "5"]) == 0
     out = capsys.readouterr().out
     figures = orjson.loads(out.strip().splitlines()[-1])
-    assert figures["bench"] == "replay" and figures["events"] == 60000
+    assert figures["bench"] == "replay" and figures["events"] == 200000
     assert set(figures["events_per_s"]) == {
         "muse replay",
         "muse worker",
