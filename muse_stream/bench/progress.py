@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from muse_stream.clients.settings import consumer_config, log_reader_config
+from muse_stream.clients.settings import committed_offsets_reader_config, consumer_config, log_reader_config
 from muse_stream.errors import MuseError
 
 
@@ -49,7 +49,7 @@ class Progress:
 def committed_counter(bootstrap: str, group_id: str, partitions: Sequence[tuple[str, int]]) -> Callable[[], int]:
     """Events whose results are committed: the sum of the group's committed offsets (results and
     offsets commit in one transaction, so this is exactly what read_committed readers can see)."""
-    consumer = Consumer(consumer_config(bootstrap, group_id))
+    consumer = Consumer(committed_offsets_reader_config(bootstrap, group_id))
     tps = [TopicPartition(t, p) for t, p in partitions]
 
     def count() -> int:

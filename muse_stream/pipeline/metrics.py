@@ -23,7 +23,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from muse_stream.clients.settings import consumer_config
+from muse_stream.clients.settings import committed_offsets_reader_config
 from muse_stream.pipeline.scoring import BatchOutcome
 from muse_stream.topics import TopicNames
 
@@ -73,7 +73,7 @@ class PartitionLag:
     worker's own consumer cannot be asked from the scrape thread: its calls wait for its poll.)"""
 
     def __init__(self, bootstrap: str, group_id: str, topic_pattern: str) -> None:
-        self._consumer = Consumer(consumer_config(bootstrap, group_id))
+        self._consumer = Consumer(committed_offsets_reader_config(bootstrap, group_id))
         self._pattern = re.compile(topic_pattern)
         self._lock = threading.Lock()
 
