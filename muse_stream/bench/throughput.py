@@ -133,7 +133,9 @@ def bare_xgboost(predictor: Predictor, payloads: list[bytes], batch: int, repeti
 
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """``--repeat`` whole rounds, one after another. With more than one, a path's rate is the median
+    """``--warmup-rounds`` rounds of our two workers alone, counted in no figure (a broker started
+    minutes ago is still compiling its request paths: every path ran slower in a first round), then
+    ``--repeat`` whole rounds, one after another. With more than one, a path's rate is the median
     of its rounds (its range kept), and every ratio is the median of the per-round ratios: each
     compares two drains minutes apart in one round, never figures from different rounds."""
     quix = "" if args.skip_quix else quix_python()
@@ -142,6 +144,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         tmp_path = Path(tmp)
         predictor = bench_predictor(tmp_path, trees=args.trees, depth=args.depth)
         payloads = event_payloads(args.events, seed=1)
+        workers_only = argparse.Namespace(**{**vars(args), "skip_quix": True, "skip_faust": True})
+        for number in range(args.warmup_rounds):
+            print(f"warm-up round {number + 1} of {args.warmup_rounds} (counted in no figure)", flush=True)
+            warm = run_round(workers_only, "", predictor, payloads, tmp_path, None)
+            print("  " + ", ".join(f"{run_key(r)}: {r.events_per_s:,.0f}/s" for r in warm["runs"]), flush=True)
         for number in range(args.repeat):
             if args.repeat > 1:
                 print(f"round {number + 1} of {args.repeat}", flush=True)
@@ -310,6 +317,7 @@ def run_round(
         "path_ratios": {run_key(run): muse / run.events_per_s for run in runs},
         "quix_commit_markers": quix_markers,
         "repeat": 1,
+        "warmup_rounds": args.warmup_rounds,
     }
 
 

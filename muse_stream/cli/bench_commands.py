@@ -158,6 +158,7 @@ def _throughput(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="N whole rounds; report each path's median rate and the median of the per-round ratios (default: 1)",
     )
+    _warmup_rounds(parser, "rounds of the muse and pass-through workers alone", shown="their rates")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -194,15 +195,15 @@ def _latency(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=BenchmarkHandler("muse_stream.bench.latency"))
 
 
-def _warmup_rounds(parser: argparse.ArgumentParser, what: str) -> None:
-    """One option for the two latency benches: a broker started a minute ago is still compiling its
-    request paths, which costs every app beside it a share of the CPU."""
+def _warmup_rounds(parser: argparse.ArgumentParser, what: str, shown: str = "their p99") -> None:
+    """One option for the benches that compare figures of one run: a broker started a minute ago is
+    still compiling its request paths, which costs every app beside it a share of the CPU."""
     parser.add_argument(
         "--warmup-rounds",
         type=non_negative_int,
         default=1,
         metavar="N",
-        help=f"N {what} first, counted in no figure (their p99 printed as they run), while a freshly started "
+        help=f"N {what} first, counted in no figure ({shown} printed as they run), while a freshly started "
         "broker compiles its request paths (default: %(default)s; 0 measures a cold broker)",
     )
 
