@@ -123,7 +123,8 @@ def wait_for(
             done = count()
             now = time.monotonic()
             if progress.first_at is None:
-                if done > 0 if started is None else begun:
+                first = done > 0 if started is None else begun
+                if first:
                     progress.first_at, progress.first_count = now, done
                 else:
                     progress.sampled_before_first = now

@@ -83,7 +83,7 @@ class MonitorState:
     thresholds: tuple[float, ...] = field(default_factory=aggregates.default_thresholds)
 
 
-# -- Faust's aiokafka consumer: read_committed, and no records lost on a new partition -----------
+# -- Faust's aiokafka consumer: read_committed, and records waiting at a start counted once -------
 
 
 class _MonitorConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -111,8 +111,8 @@ class _MonitorConsumer(faust_aiokafka.Consumer):
         return _MonitorConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def perform_seek(self) -> None:
-        """Seek back with the stream partitions held: nothing is fetched for them between the seek
-        and :meth:`resume_flow`, after Faust's flow control has emptied the queues."""
+        """Seek back with the stream partitions held: nothing fetched for them reaches the streams
+        until :meth:`resume_flow`, which Faust calls after its flow control has emptied the queues."""
         held = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
         self.pause_partitions(held)
         self._held |= held

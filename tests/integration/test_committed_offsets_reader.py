@@ -25,7 +25,9 @@ def test_committed_offsets_are_read_at_once_while_transactions_keep_them_pending
     TopicAdmin(kafka.bootstrap).ensure([TopicSpec(topic, 1, {})])
     producer = Producer(transactional_producer_config(kafka.bootstrap, f"x{uuid.uuid4().hex[:12]}"))
     producer.init_transactions()
-    metadata = Consumer(consumer_config(kafka.bootstrap, group)).consumer_group_metadata()
+    member = Consumer(consumer_config(kafka.bootstrap, group))
+    metadata = member.consumer_group_metadata()
+    member.close()
     stop, committed = threading.Event(), [0]
 
     def commit_offsets_slowly() -> None:

@@ -26,5 +26,6 @@ def test_a_drain_seen_whole_by_one_late_sample_has_no_rate_and_the_gap_that_hid_
 def test_a_drain_seen_in_steps_is_timed_from_the_first_completion_to_the_last() -> None:
     answers = iter([0, 10, 60, 100])
     progress = wait_for(lambda: next(answers), 100, timeout=5, interval=0.05)
-    assert progress.first_count == 10
-    assert progress.seconds >= 0.1 and progress.rate == (100 - 10) / progress.seconds
+    assert progress.first_count == 10 and progress.sampled_before_first is not None
+    assert progress.first_at is not None and progress.first_at >= progress.sampled_before_first
+    assert progress.seconds >= 0.1 and not math.isnan(progress.rate)  # two samples after the first: 0.1 s
