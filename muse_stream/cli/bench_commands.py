@@ -246,6 +246,7 @@ def _tenants(subparsers: argparse._SubParsersAction) -> None:
         metavar="PREFIX",
         help="sample each single-worker run with py-spy into PREFIX-<tenants>t.txt and summarize",
     )
+    _warmup_rounds(parser, "runs of the first row (its tenants, one worker)", shown="their rates")
     parser.set_defaults(handler=BenchmarkHandler("muse_stream.bench.tenants"))
 
 
