@@ -50,6 +50,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
 Partition = tuple[str, int]  # (topic, partition); a topic is one tenant's input
+# A batch is split into at most this many shares, however many tenants are active. Finer shares
+# paused each of 500 backlogged tenants after a few records, and what librdkafka had prefetched of
+# them was dropped and fetched again, over and over: their drain ran at 0.30x one tenant's rate
+# against 0.62-0.76x without fair shares (`muse bench tenants --tenants 1,500`, notes/performance.md).
+MAX_SHARES = 10
 # How long batches stay small after the last batch that held a flood beside a tenant served live:
 # longer than the second between the bursts a quota lets a flood through in.
 CONTENDED_HOLD_S = 5.0
@@ -100,8 +105,9 @@ class FairShare:
 
     @property
     def share(self) -> int:
-        """Records a tenant may bring into this batch: the batch over the active tenants."""
-        return max(1, self.limit // max(self.active, 1))
+        """Records a tenant may bring into this batch: the batch over the active tenants, and never
+        less than a tenth of it (MAX_SHARES)."""
+        return max(1, self.limit // min(max(self.active, 1), MAX_SHARES))
 
     @property
     def paused(self) -> frozenset[Partition]:

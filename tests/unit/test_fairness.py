@@ -188,3 +188,17 @@ def test_while_contended_the_live_tenant_keeps_its_share_when_its_records_are_no
     now[0] += CONTENDED_HOLD_S  # A alone for longer than the hold: the whole large batch again
     fair.close_batch(full=False)
     assert (fair.limit, fair.share) == (5000, 5000)
+
+
+def test_many_tenants_share_a_batch_in_at_most_ten_shares() -> None:
+    """500 backlogged tenants each paused after 10 records had librdkafka drop and fetch again what it
+    prefetched of them, batch after batch; a share is never less than a tenth of the batch."""
+    fair = FairShare(5000)
+    tenants = [f"ns.tenant.t{i:03d}.input" for i in range(500)]
+    fair.waiting(tenants)
+    assert fair.share == 500
+    assert fair.admit([(t, 0) for t in tenants[:100] for _ in range(400)]) == []  # none reached its share
+    assert fair.admit(records(tenants[0], 0, 100)) == [(tenants[0], 0)]
+    few = FairShare(5000)
+    few.waiting(tenants[:5])
+    assert few.share == 1000  # ten tenants or fewer: the batch over them, as before
