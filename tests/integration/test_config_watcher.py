@@ -200,21 +200,26 @@ def test_a_version_that_fails_to_load_is_retried_and_the_last_good_one_stays(
     monkeypatch.setattr(watcher_module, "BUILD_RETRY_S", 0.5)
     real_build = ConfigSnapshot.build.__func__  # type: ignore[attr-defined]
     failures = {"left": 2}
+    # The version in force when each load of version 2 failed, read by the watcher's own thread: a
+    # sleep-then-look in the test raced the retries on a loaded machine (CI saw version 2 already).
+    in_force_at_failures: list[int] = []
+    watchers: list[ConfigWatcher] = []
 
     def flaky_build(cls: type[ConfigSnapshot], version: int, config: object, artifact_store: object) -> ConfigSnapshot:
         if version == 2 and failures["left"]:
             failures["left"] -= 1
+            in_force_at_failures.append(watchers[0].current.version)
             raise TimeoutError("artifact read timed out")
         return real_build(cls, version, config, artifact_store)
 
     monkeypatch.setattr(ConfigSnapshot, "build", classmethod(flaky_build))
     with ConfigWatcher(kafka.bootstrap, topic_names, artifact_store=store) as watcher:
+        watchers.append(watcher)
         assert watcher.wait_for_version(1, timeout=10).version == 1
         assert publisher.publish(deployment(routes_to("fraud-v2"))).version == 2
-        time.sleep(0.3)
-        assert watcher.current.version == 1  # the failed load kept version 1 in force
         assert watcher.wait_for_version(2, timeout=10).version == 2
         assert failures["left"] == 0
+        assert in_force_at_failures == [1, 1]  # each failed load kept version 1 in force, the retry too
         assert [r.reason for r in watcher.rejected if "cannot be loaded" in r.reason] == [
             "config version 2 cannot be loaded: artifact read timed out"
         ]
