@@ -8,8 +8,10 @@ the worker had scored everything queued before it: seconds, at a worker's rate.
 So each tenant (each input topic) gets a share of a batch: the batch's capacity over the tenants
 that had records in it or in the previous batch, or that have records waiting (a saturated worker
 looks at its partitions' positions against the high watermarks of their last fetch, so a quiet
-tenant's first event counts even while it sits behind a flood in librdkafka's queue). While a
-batch is gathered, a tenant that has filled its share has its partitions paused: librdkafka drops
+tenant's first event counts even while it sits behind a flood in librdkafka's queue), and never
+less than a tenth of the batch (``MAX_SHARES``): hundreds of tenants catching up would otherwise
+each be paused after a few records, their prefetch dropped and fetched again, batch after batch.
+While a batch is gathered, a tenant that has filled its share has its partitions paused: librdkafka drops
 what it prefetched of them (and fetches them again from the offset after the last record the
 worker took when they are resumed), so what other tenants have queued behind them comes into the
 same batch. When the batch closes, the paused partitions are resumed at once, to be fetched again
