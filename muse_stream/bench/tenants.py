@@ -141,7 +141,17 @@ def run_benchmark(args: argparse.Namespace) -> list[TenantRun]:
         # baseline of every ratio) run then, the ratios would have looked better than they are.
         first_tenants, first_workers = plan[0]
         for _ in range(args.warmup_rounds):
-            r = run_one(bootstrap, predictors, store_dir, first_tenants, first_workers, args.events, worker_args, args.timeout)
+            r = run_one(
+                bootstrap,
+                predictors,
+                store_dir,
+                first_tenants,
+                first_workers,
+                args.events,
+                worker_args,
+                args.timeout,
+                output_configs=output_configs,
+            )
             print(f"  warm-up: {first_tenants} tenant(s), {first_workers} worker(s): {r.events_per_s:,.0f} events/s", flush=True)
         # Whole rounds, one after another: drift on a shared machine then touches every row alike.
         for round_number in range(args.repeat):
