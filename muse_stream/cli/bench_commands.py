@@ -224,7 +224,10 @@ def _output_index_interval(parser: argparse.ArgumentParser) -> None:
 def _tenants(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tenants", help="throughput and worker RSS with 1..500 tenants, and with 1 vs 2 workers")
     parser.add_argument(
-        "--tenants", type=positive_ints, default=[1, 10, 100, 500], help="tenant counts, comma-separated (default: 1,10,100,500)"
+        "--tenants",
+        type=positive_ints,
+        default=[1, 2, 10, 100, 500],
+        help="tenant counts, comma-separated (default: 1,2,10,100,500)",
     )
     _output_index_interval(parser)
     parser.add_argument("--scale-tenants", type=int, default=10, help="tenants for the 1-vs-2-worker runs")

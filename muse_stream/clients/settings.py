@@ -199,14 +199,26 @@ WORKER_PREFETCH_KBYTES = 65536
 # With fair shares (pipeline/fairness.py), paused partitions' prefetched records are dropped and
 # fetched again: prefetch this many batches, not a hundred thousand records.
 FAIR_PREFETCH_BATCHES = 2
+# The most one fetch response brings, over all of the worker's partitions (librdkafka's default is
+# 50 MiB). librdkafka checks its queue limits before a fetch, not within one, so a worker owning
+# hundreds of backlogged tenant partitions took up to 50 MiB at once: its peak RSS was 1.9x one
+# tenant's worker, against 1.2x with 8 MiB, and its drain no slower (`muse bench tenants --tenants
+# 1,500`, notes/performance.md). 8 MiB is still two batches of 5,000 events of 734 bytes.
+WORKER_FETCH_MAX_BYTES = 8 * 1024 * 1024
+# Not raised with it: a partition's default 1 MiB keeps every partition of a few tenants within one
+# fetch response. At 4 MiB a tenant flooding 4 partitions filled the response, the other tenants'
+# partitions were left out of it, and librdkafka fetched nothing more until the worker had taken
+# what it brought (tests/integration/test_fairness.py: a quiet tenant waited for 38,300 of the flood's
+# events, against at most 6,000).
 
 
 def worker_prefetch(max_batch: int, *, fair: bool) -> dict[str, int]:
     """The worker consumer's prefetch limits: with ``fair``, about two batches' worth of records."""
     if not fair:
-        return {"queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES}
+        return {"queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES, "fetch.max.bytes": WORKER_FETCH_MAX_BYTES}
     return {
         "queued.max.messages.kbytes": WORKER_PREFETCH_KBYTES,
+        "fetch.max.bytes": WORKER_FETCH_MAX_BYTES,
         "queued.min.messages": FAIR_PREFETCH_BATCHES * max_batch,
         # librdkafka postpones a partition's next fetch this long once the queue is over those
         # limits (default 1 s): every partition's, a quiet tenant's too.

@@ -172,6 +172,20 @@ def test_a_fair_workers_consumer_prefetches_about_two_batches_not_a_hundred_thou
     assert "queued.min.messages" not in worker_prefetch(500, fair=False)  # librdkafka's 100,000
 
 
+def test_one_fetch_of_a_worker_brings_at_most_two_batches_not_fifty_mebibytes() -> None:
+    # librdkafka checks its queue limits before a fetch, not within one: with librdkafka's 50 MiB, a
+    # worker owning 500 backlogged tenant partitions peaked at 1.9x one tenant's memory (1.2x at 8 MiB).
+    from confluent_kafka import Consumer
+
+    from muse_stream.clients.settings import worker_prefetch
+
+    for fair in (True, False):
+        limits = worker_prefetch(5000, fair=fair)
+        assert limits["fetch.max.bytes"] <= 2 * 5000 * 1024
+        assert "max.partition.fetch.bytes" not in limits  # 1 MiB: several tenants' partitions fit in one fetch
+        Consumer({"group.id": "g", "bootstrap.servers": "127.0.0.1:1", **limits}).close()  # librdkafka takes it
+
+
 def test_whole_partition_readers_fetch_again_soon_after_their_queue_drains() -> None:
     # librdkafka's default fetch.queue.backoff.ms (1 s) stalled `muse replay` for most of a second
     # each time its bounded prefetch queue filled: 26k events/s, against 43k with 10 ms (muse bench replay).
