@@ -38,7 +38,11 @@ tenant's next records not fetched yet, or a quota letting the flood through in b
 second apart) then neither makes the next batch a large one nor gives the flood the whole batch,
 which left the live tenant's records behind the flood's in librdkafka's queue for five batches.
 A tenant alone, and tenants catching up on backlogs (their results are late already, and
-throughput is what they need) keep the large batches.
+throughput is what they need) keep the large batches. Tenants that all have more records waiting than
+their shares, with nobody served live beside them, are not paused at all: no one's records wait behind
+them, and a pause would only make librdkafka drop what it prefetched of them and fetch it again (a
+worker whose last batch was full or paused a tenant counts, before each batch, the records waiting
+per tenant from librdkafka's cached high watermarks).
 
 Pausing loses nothing: records the worker has taken are in its batch, and librdkafka resumes a
 partition from the offset after the last record it handed to the worker (librdkafka >= 2.1 does;
@@ -75,7 +79,7 @@ class FairShare:
         self._counts: Counter[str] = Counter()  # records per topic in the batch being gathered
         self._partitions: defaultdict[str, set[int]] = defaultdict(set)  # partitions seen per topic
         self._last_batch: frozenset[str] = frozenset()  # topics with records in the previous batch
-        self._waiting: frozenset[str] = frozenset()  # topics with records not yet taken, as last looked
+        self._waiting: dict[str, int] = {}  # records not yet taken per topic (those with any), as last looked
         self._paused: set[Partition] = set()
         self._taken: set[Partition] = set()  # partitions with records in the batch being gathered
         self._clock = clock
@@ -90,7 +94,7 @@ class FairShare:
         """Tenants with records in the last batch or waiting, and, while contended, the tenants of the
         last contended batch: a live tenant whose records sit behind the flood's in librdkafka's queue
         keeps its share, so the flood is paused at its own and the live tenant's records come in."""
-        recent = self._last_batch | self._waiting
+        recent = self._last_batch | frozenset(self._waiting)
         return recent | self._contended_tenants if self._holding() else recent
 
     @property
@@ -115,9 +119,19 @@ class FairShare:
     def paused(self) -> frozenset[Partition]:
         return frozenset(self._paused)
 
-    def waiting(self, topics: Iterable[str]) -> None:
-        """The tenants with records waiting to be taken, for the batch about to be gathered."""
-        self._waiting = frozenset(topics)
+    def waiting(self, records_waiting: dict[str, int]) -> None:
+        """The tenants with records waiting to be taken, and how many, for the batch about to be gathered."""
+        self._waiting = dict(records_waiting)
+
+    def _catching_up(self) -> bool:
+        """Every active tenant has more records waiting than its share, and no flood shares the worker
+        with a tenant served live: they all catch up on backlogs, and nobody's records wait behind
+        them. Pausing one would only drop what librdkafka prefetched of it: two such tenants drained
+        at 0.25-0.70x one tenant's rate, each share fetched again after every pause."""
+        if self._holding() or not self._waiting:
+            return False
+        share, waiting = self.share, self._waiting
+        return all(waiting.get(topic, 0) >= share for topic in self._recent() | self._counts.keys())
 
     def admit(self, partitions: Iterable[Partition]) -> list[Partition]:
         """Count records just taken into the batch (one (topic, partition) per record); the
@@ -128,6 +142,8 @@ class FairShare:
             self._taken.add((topic, partition))
         if len(self._counts) == 1 and not self._recent() - self._counts.keys():
             return []  # one tenant alone: the whole batch is its share
+        if self._catching_up():
+            return []
         share = self.share
         full = sorted(
             (topic, partition)
@@ -149,7 +165,8 @@ class FairShare:
         served live: then the batches of the next CONTENDED_HOLD_S are ``contended_batch`` records at
         most. A batch of one tenant leaves that as it is; one of several judged not contended ends it."""
         share = self.share
-        cycled = sorted(p for p in self._taken - self._paused if self._counts[p[0]] >= share) if full and not alone else []
+        cycle = full and not alone and not self._catching_up()
+        cycled = sorted(p for p in self._taken - self._paused if self._counts[p[0]] >= share) if cycle else []
         resumed = sorted(self._paused | set(cycled))
         if len(self._counts) > 1:
             if contended(set(self._counts)):
@@ -158,7 +175,7 @@ class FairShare:
             else:
                 self._contended_until = float("-inf")
         self._last_batch = frozenset(self._counts)
-        self._waiting = frozenset()
+        self._waiting = {}
         self._counts.clear()
         self._taken.clear()
         self._paused = set()

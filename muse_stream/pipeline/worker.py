@@ -206,6 +206,7 @@ class Worker:
         # A new consumer has nothing paused: fair shares start afresh with it.
         self._fair = FairShare(settings.max_batch, settings.contended_batch) if settings.fair_share else None
         self._saturated = False  # the last batch was full: others may be waiting behind it
+        self._paused_last_batch = False  # fair shares paused a tenant while the last batch was gathered
         self.transactions = TransactionLifecycle(
             self.producer,
             self.consumer,
@@ -375,8 +376,8 @@ class Worker:
         settings = self.settings
         consumer = self.consumer
         fair = self._fair
-        if fair is not None and self._saturated:
-            fair.waiting(self._topics_with_records_waiting())
+        if fair is not None and (self._saturated or self._paused_last_batch):
+            fair.waiting(self._records_waiting())
         deadline = time.monotonic() + settings.commit_interval_ms / 1000
         while len(self._pending) < self._batch_limit() and not self._stop.is_set():
             remaining = deadline - time.monotonic()
@@ -414,7 +415,7 @@ class Worker:
         """Whether the batch just gathered (of these tenants) held a flood beside a tenant served
         live: one tenant has records waiting, and another's records in the batch are all younger
         than LIVE_RECORD_AGE_MS. Tenants catching up on backlogs are not waited on by anyone."""
-        backlogged = self._topics_with_records_waiting() & topics
+        backlogged = self._records_waiting().keys() & topics
         if not backlogged:
             return False
         oldest: dict[str, int] = {}
@@ -429,17 +430,18 @@ class Worker:
         """Records the batch being gathered may hold: fewer while tenants share it (fair shares)."""
         return self.settings.max_batch if self._fair is None else self._fair.limit
 
-    def _topics_with_records_waiting(self) -> set[str]:
+    def _records_waiting(self) -> dict[str, int]:
         """Input topics with a partition whose position is behind the high watermark of its last
-        fetch (librdkafka's cached figures: no request). Asked by a saturated worker before a batch,
-        and when a batch of several tenants closes (_contended)."""
+        fetch (librdkafka's cached figures: no request), and by how many offsets in all. Asked before
+        a batch by a worker whose last batch was full or paused a tenant, and when a batch of several
+        tenants closes (_contended)."""
         consumer = self.consumer
-        waiting = set()
+        waiting: dict[str, int] = {}
         for tp in consumer.position(consumer.assignment()):
-            if tp.topic not in waiting and tp.offset >= 0:
+            if tp.offset >= 0:
                 _, high = consumer.get_watermark_offsets(tp, cached=True)
                 if high > tp.offset:
-                    waiting.add(tp.topic)
+                    waiting[tp.topic] = waiting.get(tp.topic, 0) + high - tp.offset
         return waiting
 
     def _pause_full(self, fair: FairShare, messages: list[Message]) -> None:
@@ -455,6 +457,7 @@ class Worker:
         room in librdkafka's queue for every partition's next records, unless the worker owns one
         tenant's partitions alone."""
         alone = self._saturated and len({tp.topic for tp in self.consumer.assignment()}) == 1
+        self._paused_last_batch = bool(fair.paused)
         cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended, alone=alone)
         if cycled:
             self.consumer.pause([TopicPartition(topic, partition) for topic, partition in cycled])

@@ -81,7 +81,7 @@ def test_a_batch_of_one_record_is_a_share_of_one() -> None:
 
 def test_a_tenant_with_records_waiting_has_a_share_before_any_of_them_is_taken() -> None:
     fair = FairShare(1000)
-    fair.waiting([B])  # B's first event sits behind A's flood in librdkafka's queue
+    fair.waiting({B: 1})  # B's first event sits behind A's flood in librdkafka's queue
     assert fair.admit(records(A, 0, 400)) == []
     assert fair.share == 500
     assert fair.admit(records(A, 0, 100)) == [(A, 0)]  # A is paused: what it prefetched is dropped
@@ -195,10 +195,24 @@ def test_many_tenants_share_a_batch_in_at_most_ten_shares() -> None:
     prefetched of them, batch after batch; a share is never less than a tenth of the batch."""
     fair = FairShare(5000)
     tenants = [f"ns.tenant.t{i:03d}.input" for i in range(500)]
-    fair.waiting(tenants)
+    fair.waiting(dict.fromkeys(tenants, 400))  # 200,000 events over 500 tenants
     assert fair.share == 500
     assert fair.admit([(t, 0) for t in tenants[:100] for _ in range(400)]) == []  # none reached its share
     assert fair.admit(records(tenants[0], 0, 100)) == [(tenants[0], 0)]
     few = FairShare(5000)
-    few.waiting(tenants[:5])
+    few.waiting(dict.fromkeys(tenants[:5], 400))
     assert few.share == 1000  # ten tenants or fewer: the batch over them, as before
+
+
+def test_tenants_that_all_catch_up_on_backlogs_larger_than_their_shares_are_never_paused() -> None:
+    """Nobody's records wait behind them: pausing one would only make librdkafka drop and fetch again
+    what it prefetched of it (two such tenants drained at a third to two thirds of one tenant's rate)."""
+    fair = FairShare(1000)
+    fair.waiting({A: 50_000, B: 50_000})
+    assert fair.admit(records(A, 0, 800) + records(B, 0, 200)) == []  # A past its share (500): not paused
+    assert fair.close_batch(full=True) == ([], [])  # nor cycled
+    fair.waiting({A: 49_200, B: 300})  # B is down to less than a share: A is paused at its own again
+    assert fair.admit(records(A, 0, 500)) == [(A, 0)]
+    fair.close_batch(full=True)
+    fair.waiting({A: 48_700, B: 49_800, C: 3})  # C is served live: the backlogs are paused at their shares
+    assert fair.admit(records(A, 0, 333) + records(B, 0, 333)) == [(A, 0), (B, 0)]
