@@ -156,7 +156,12 @@ class FairShare:
         return full
 
     def close_batch(
-        self, *, full: bool, contended: Callable[[set[str]], bool] = bool, alone: bool = False
+        self,
+        *,
+        full: bool,
+        contended: Callable[[set[str]], bool] = bool,
+        alone: bool = False,
+        owned: Iterable[str] = (),
     ) -> tuple[list[Partition], list[Partition]]:
         """The batch is complete: start counting the next one. The partitions to pause (a ``full``
         batch's, to empty librdkafka's queue of them, unless the worker owns one tenant's partitions
@@ -165,7 +170,11 @@ class FairShare:
         served live: then the batches of the next CONTENDED_HOLD_S are ``contended_batch`` records at
         most. A batch of one tenant leaves that as it is; one of several judged not contended ends it."""
         share = self.share
-        cycle = full and not alone and not self._catching_up()
+        # Tenants catching up are not cycled while every tenant the worker owns is among them: a
+        # tenant it owns that has sent nothing lately has no position yet to count its first records
+        # by, and the cycle is what brings them in from behind the backlogs' prefetch.
+        everyone = not set(owned) - self._recent() - self._counts.keys()
+        cycle = full and not alone and not (everyone and self._catching_up())
         cycled = sorted(p for p in self._taken - self._paused if self._counts[p[0]] >= share) if cycle else []
         resumed = sorted(self._paused | set(cycled))
         if len(self._counts) > 1:

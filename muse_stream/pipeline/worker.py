@@ -456,9 +456,10 @@ class Worker:
         record taken) while it is scored; a full batch's partitions are paused and resumed, to make
         room in librdkafka's queue for every partition's next records, unless the worker owns one
         tenant's partitions alone."""
-        alone = self._saturated and len({tp.topic for tp in self.consumer.assignment()}) == 1
+        owned = {tp.topic for tp in self.consumer.assignment()}
+        alone = self._saturated and len(owned) == 1
         self._paused_last_batch = bool(fair.paused)
-        cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended, alone=alone)
+        cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended, alone=alone, owned=owned)
         if cycled:
             self.consumer.pause([TopicPartition(topic, partition) for topic, partition in cycled])
         if resumed:
