@@ -133,6 +133,14 @@ class FairShare:
         share, waiting = self.share, self._waiting
         return all(waiting.get(topic, 0) >= share for topic in self._recent() | self._counts.keys())
 
+    def _no_one_to_make_room_for(self, owned: set[str]) -> bool:
+        """The worker owns one tenant's partitions only, or every tenant it owns is catching up. A
+        tenant it owns that has sent nothing lately has no position yet to count its first records by:
+        emptying the queue at a full batch is what brings them in from behind the backlogs' prefetch."""
+        if len(owned) == 1:
+            return True
+        return not owned - self._recent() - self._counts.keys() and self._catching_up()
+
     def admit(self, partitions: Iterable[Partition]) -> list[Partition]:
         """Count records just taken into the batch (one (topic, partition) per record); the
         partitions of tenants that have now filled their share and are not paused yet, to pause."""
@@ -160,21 +168,16 @@ class FairShare:
         *,
         full: bool,
         contended: Callable[[set[str]], bool] = bool,
-        alone: bool = False,
-        owned: Iterable[str] = (),
+        owned: Iterable[str] | None = None,
     ) -> tuple[list[Partition], list[Partition]]:
         """The batch is complete: start counting the next one. The partitions to pause (a ``full``
-        batch's, to empty librdkafka's queue of them, unless the worker owns one tenant's partitions
-        ``alone``: no other tenant's records to make room for) and then to resume. ``contended`` is asked,
+        batch's, to empty librdkafka's queue of them, unless the tenants the worker ``owns`` leave no
+        one to make room for; not given: cycled) and then to resume. ``contended`` is asked,
         when the batch held more than one tenant, whether those tenants are a flood beside a tenant
         served live: then the batches of the next CONTENDED_HOLD_S are ``contended_batch`` records at
         most. A batch of one tenant leaves that as it is; one of several judged not contended ends it."""
         share = self.share
-        # Tenants catching up are not cycled while every tenant the worker owns is among them: a
-        # tenant it owns that has sent nothing lately has no position yet to count its first records
-        # by, and the cycle is what brings them in from behind the backlogs' prefetch.
-        everyone = not set(owned) - self._recent() - self._counts.keys()
-        cycle = full and not alone and not (everyone and self._catching_up())
+        cycle = full and not (owned is not None and self._no_one_to_make_room_for(set(owned)))
         cycled = sorted(p for p in self._taken - self._paused if self._counts[p[0]] >= share) if cycle else []
         resumed = sorted(self._paused | set(cycled))
         if len(self._counts) > 1:

@@ -454,12 +454,11 @@ class Worker:
     def _resume_paused(self, fair: FairShare) -> None:
         """The batch is closed: fetch its paused partitions again (from the offset after the last
         record taken) while it is scored; a full batch's partitions are paused and resumed, to make
-        room in librdkafka's queue for every partition's next records, unless the worker owns one
-        tenant's partitions alone."""
-        owned = {tp.topic for tp in self.consumer.assignment()}
-        alone = self._saturated and len(owned) == 1
+        room in librdkafka's queue for every partition's next records, unless the tenants the worker
+        owns leave no one to make room for (one tenant, or all of them catching up on backlogs)."""
+        owned = {tp.topic for tp in self.consumer.assignment()} if self._saturated else None  # only a full batch asks
         self._paused_last_batch = bool(fair.paused)
-        cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended, alone=alone, owned=owned)
+        cycled, resumed = fair.close_batch(full=self._saturated, contended=self._contended, owned=owned)
         if cycled:
             self.consumer.pause([TopicPartition(topic, partition) for topic, partition in cycled])
         if resumed:

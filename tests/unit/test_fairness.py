@@ -106,9 +106,11 @@ def test_a_worker_that_owns_one_tenants_partitions_alone_never_cycles_them() -> 
     """Nobody's records to make room for: dropping and fetching again its prefetch only slows its drain."""
     fair = FairShare(100)
     fair.admit(records(A, 0, 60) + records(A, 1, 40))
-    assert fair.close_batch(full=True, alone=True) == ([], [])
+    assert fair.close_batch(full=True, owned={A}) == ([], [])
     fair.admit(records(A, 0, 100))
-    assert fair.close_batch(full=True) == ([(A, 0)], [(A, 0)])  # not alone (the default): cycled as before
+    assert fair.close_batch(full=True, owned={A, B}) == ([(A, 0)], [(A, 0)])  # B may send: cycled as before
+    fair.admit(records(A, 0, 100))
+    assert fair.close_batch(full=True) == ([(A, 0)], [(A, 0)])  # owned tenants not given: cycled
 
 
 def test_batches_shrink_to_the_contended_size_while_a_flood_shares_the_worker_with_a_quiet_tenant() -> None:
