@@ -37,6 +37,10 @@ shares even when a batch holds none of their records. A batch of the flood alone
 tenant's next records not fetched yet, or a quota letting the flood through in bursts about a
 second apart) then neither makes the next batch a large one nor gives the flood the whole batch,
 which left the live tenant's records behind the flood's in librdkafka's queue for five batches.
+Only a batch's close shows the contention, so a worker that was keeping up (small batches) takes a
+new backlog at most ``contended_batch`` records at first, and twice the last batch after that, up to
+``max_batch``: a first batch of 5,000 of a flood's records made the live tenant's next ones wait for
+its scoring (150 ms under `muse bench noisy-neighbour`'s quota, when the quota let a burst through).
 A tenant alone, and tenants catching up on backlogs (their results are late already, and
 throughput is what they need) keep the large batches. Tenants that all have more records waiting than
 their shares, with nobody served live beside them, are not paused at all: no one's records wait behind
@@ -79,6 +83,7 @@ class FairShare:
         self._counts: Counter[str] = Counter()  # records per topic in the batch being gathered
         self._partitions: defaultdict[str, set[int]] = defaultdict(set)  # partitions seen per topic
         self._last_batch: frozenset[str] = frozenset()  # topics with records in the previous batch
+        self._last_size = max_batch  # records in the previous batch (a fresh worker: no sign of live traffic)
         self._waiting: dict[str, int] = {}  # records not yet taken per topic (those with any), as last looked
         self._paused: set[Partition] = set()
         self._taken: set[Partition] = set()  # partitions with records in the batch being gathered
@@ -106,14 +111,31 @@ class FairShare:
     @property
     def limit(self) -> int:
         """Records this batch may hold: ``contended_batch`` while a flood shares the worker with a
-        tenant served live (and for CONTENDED_HOLD_S after it last showed), else ``max_batch``."""
-        return self.contended_batch if self._holding() else self.max_batch
+        tenant served live (and for CONTENDED_HOLD_S after it last showed); else twice the last
+        batch, from ``contended_batch`` up to ``max_batch``. A worker that was keeping up does not
+        know yet whether a backlog that appears now is a flood beside a tenant served live: only a
+        batch's close shows that, and a first batch of 5,000 under a flood kept the live tenant's
+        next records waiting 150 ms for it to be scored."""
+        if self._holding():
+            return self.contended_batch
+        return min(self.max_batch, max(self.contended_batch, 2 * self._last_size))
 
     @property
     def share(self) -> int:
         """Records a tenant may bring into this batch: the batch over the active tenants, and never
         less than a tenth of it (MAX_SHARES)."""
         return max(1, self.limit // min(max(self.active, 1), MAX_SHARES))
+
+    @property
+    def take(self) -> int:
+        """Records to take from librdkafka's queue in one go: no more than any tenant below its share
+        may still bring into the batch, nor than the share of a tenant not in it yet. A tenant is
+        paused once it has its share, so a call's records past that overshoot it: taking a whole share
+        a call, a flood ahead of a live tenant in the queue had 488 records after one call and 988 of
+        the batch's 1,000 after the next."""
+        share = self.share
+        newcomer = self.limit // min(self.active + 1, MAX_SHARES)
+        return max(1, min([newcomer, *(share - count for count in self._counts.values() if count < share)]))
 
     @property
     def paused(self) -> frozenset[Partition]:
@@ -187,6 +209,7 @@ class FairShare:
             else:
                 self._contended_until = float("-inf")
         self._last_batch = frozenset(self._counts)
+        self._last_size = sum(self._counts.values())
         self._waiting = {}
         self._counts.clear()
         self._taken.clear()

@@ -383,9 +383,9 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            # With fair shares, take a share at a time, so a partition is paused before it fills the batch.
+            # With fair shares, take no more at a time than fills a tenant's share, so it is paused there.
             wanted, taken = self._batch_limit() - len(self._pending), len(self._pending)
-            messages = consumer.consume(wanted if fair is None else min(wanted, fair.share), timeout=0)
+            messages = consumer.consume(wanted if fair is None else min(wanted, fair.take), timeout=0)
             if not messages:
                 if self._pending:
                     break  # nothing more queued: commit what we have

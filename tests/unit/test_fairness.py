@@ -145,9 +145,12 @@ def test_a_batch_of_the_flood_alone_keeps_batches_small_until_the_hold_ends() ->
     now[0] += CONTENDED_HOLD_S - 0.1  # still within the hold of the batch that held A and B
     assert fair.limit == 1000
     now[0] += 0.1
-    fair.admit(records(A, 0, 7))  # A alone for longer than the hold: large batches again
+    fair.admit(records(A, 0, 7))  # A alone for longer than the hold: the batches grow again
     fair.close_batch(full=False)
-    assert fair.limit == 5000
+    assert fair.limit == 1000
+    fair.admit(records(A, 0, 1000))
+    fair.close_batch(full=True)
+    assert fair.limit == 2000
 
 
 def test_tenants_that_all_have_backlogs_keep_the_large_batch() -> None:
@@ -187,9 +190,32 @@ def test_while_contended_the_live_tenant_keeps_its_share_when_its_records_are_no
     assert fair.admit(records(A, 0, 499)) == []
     assert fair.admit(records(A, 0, 1)) == [(A, 0)]
     fair.close_batch(full=False)
-    now[0] += CONTENDED_HOLD_S  # A alone for longer than the hold: the whole large batch again
+    now[0] += CONTENDED_HOLD_S  # A alone for longer than the hold: the whole batch is A's again
     fair.close_batch(full=False)
-    assert (fair.limit, fair.share) == (5000, 5000)
+    assert (fair.limit, fair.share) == (1000, 1000)
+
+
+def test_a_backlog_that_appears_while_the_worker_keeps_up_comes_in_small_batches_first() -> None:
+    """Only a batch's close shows whether a new backlog is a flood beside a tenant served live: its
+    first batch is small, and the batches double while nobody else has records."""
+    fair = FairShare(5000, 1000)
+    assert fair.limit == 5000  # a fresh worker: no sign of live traffic
+    fair.admit(records(B, 0, 8))
+    fair.close_batch(full=False)  # B served live, eight records a batch
+    assert fair.limit == 1000
+    fair.admit(records(A, 0, 1000))  # A's flood begins; B's next records are not fetched yet
+    fair.close_batch(full=True)
+    assert fair.limit == 2000
+    fair.admit(records(A, 0, 2000))
+    fair.close_batch(full=True)
+    assert fair.limit == 4000
+    fair.admit(records(A, 0, 1999) + records(B, 0, 1))  # B's records come in: contended, small again
+    fair.close_batch(full=False)
+    assert fair.limit == 1000
+    fair.admit(records(A, 0, 500))
+    fair.admit(records(B, 0, 8))
+    fair.close_batch(full=False)
+    assert fair.limit == 1000
 
 
 def test_many_tenants_share_a_batch_in_at_most_ten_shares() -> None:
@@ -227,3 +253,30 @@ def test_backlogs_are_still_cycled_while_the_worker_owns_a_tenant_that_has_sent_
     fair.waiting({A: 50_000, B: 50_000})
     assert fair.admit(records(A, 0, 500) + records(B, 0, 500)) == []
     assert fair.close_batch(full=True, owned={A, B, C}) == ([(A, 0), (B, 0)], [(A, 0), (B, 0)])
+
+
+def test_no_call_takes_a_tenant_past_its_share_nor_a_tenant_not_seen_yet_past_its_own() -> None:
+    """A flood ahead of a live tenant in librdkafka's queue: taking a whole share a call gave it 488
+    records in one call, and 988 of the batch's 1,000 in the next, before it was paused."""
+    fair = FairShare(5000, 1000)
+    fair.admit(records(B, 0, 8))
+    fair.close_batch(full=False)  # B served live; its batches were small
+    assert (fair.limit, fair.share) == (1000, 1000)
+    assert fair.take == 500  # a tenant not in the batch yet (A's flood) would share it with B
+    fair.admit(records(A, 0, 488) + records(B, 0, 12))
+    assert fair.take == 12  # what fills A's share, and no more
+    assert fair.admit(records(A, 0, 12)) == [(A, 0)]
+    assert fair.take == 333  # a third tenant's share, were one to come in (B's room is 488)
+    fair.admit(records(B, 0, 40))
+    fair.close_batch(full=False)
+
+
+def test_a_tenant_alone_or_catching_up_is_not_taken_one_record_at_a_time() -> None:
+    fair = FairShare(5000, 1000)
+    assert fair.take == 5000  # nobody in the batch nor lately: the first tenant may fill it
+    fair.admit(records(A, 0, 2500))
+    assert fair.take == 2500  # A alone: what a tenant not seen yet may bring
+    fair.close_batch(full=False, owned={A})
+    fair.waiting({A: 9000, B: 9000})
+    fair.admit(records(A, 0, 3000))  # both catching up: nobody is paused, A is past its share
+    assert fair.take == 1666  # a third tenant's share, not A's overshoot (1)
