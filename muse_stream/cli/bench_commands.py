@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from muse_stream.bench.faults import FaultKind
-from muse_stream.cli.options import non_negative_int, positive_int, positive_ints
+from muse_stream.cli.options import duration, non_negative_int, positive_int, positive_ints
 from muse_stream.defaults import (
     COMMIT_INTERVAL_MS,
     CONTENDED_BATCH,
@@ -179,7 +179,7 @@ def _latency(subparsers: argparse._SubParsersAction) -> None:
         default=[10, 50],
         help="worker commit intervals to compare, ms, comma-separated (default: 10,50)",
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per offered load")
+    parser.add_argument("--seconds", type=duration, default=10.0, help="seconds per offered load (default: %(default)s)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the tenant's input topic (default: %(default)s)")
     add_worker_arguments(parser, commit_interval=False)
     parser.add_argument(
@@ -258,7 +258,7 @@ def _noisy_neighbour(subparsers: argparse._SubParsersAction) -> None:
         "noisy-neighbour", help="a steady tenant's latency alone and while another tenant floods, with and without a quota"
     )
     parser.add_argument("--rate", type=positive_int, default=1000, help="tenant B's events/s (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds B is measured per phase (default: %(default)s)")
+    parser.add_argument("--seconds", type=duration, default=10.0, help="seconds B is measured per phase (default: %(default)s)")
     parser.add_argument(
         "--partitions", type=positive_int, default=4, help="partitions of tenant A's input topic (default: %(default)s)"
     )

@@ -65,6 +65,10 @@ Partition = tuple[str, int]  # (topic, partition); a topic is one tenant's input
 # them was dropped and fetched again, over and over: their drain ran at 0.30x one tenant's rate
 # against 0.62-0.76x without fair shares (`muse bench tenants --tenants 1,500`, notes/performance.md).
 MAX_SHARES = 10
+# A call to take records takes at least a share over this: a tenant may end up that much past its
+# share, but one a few records short of it no longer has the queue taken a record a call while other
+# tenants' records come first (two backlogs, one 1 record short: 2,502 calls for one batch).
+MAX_CALLS_PER_SHARE = 10
 # How long batches stay small after the last batch that held a flood beside a tenant served live:
 # longer than the second between the bursts a quota lets a flood through in.
 CONTENDED_HOLD_S = 5.0
@@ -124,18 +128,22 @@ class FairShare:
     def share(self) -> int:
         """Records a tenant may bring into this batch: the batch over the active tenants, and never
         less than a tenth of it (MAX_SHARES)."""
-        return max(1, self.limit // min(max(self.active, 1), MAX_SHARES))
+        return self._share_among(self.active)
+
+    def _share_among(self, tenants: int) -> int:
+        return max(1, self.limit // min(max(tenants, 1), MAX_SHARES))
 
     @property
     def take(self) -> int:
         """Records to take from librdkafka's queue in one go: no more than any tenant below its share
-        may still bring into the batch, nor than the share of a tenant not in it yet. A tenant is
-        paused once it has its share, so a call's records past that overshoot it: taking a whole share
-        a call, a flood ahead of a live tenant in the queue had 488 records after one call and 988 of
-        the batch's 1,000 after the next."""
-        share = self.share
-        newcomer = self.limit // min(self.active + 1, MAX_SHARES)
-        return max(1, min([newcomer, *(share - count for count in self._counts.values() if count < share)]))
+        may still bring into the batch, nor than the share of a tenant not in it yet, and never less
+        than a share over MAX_CALLS_PER_SHARE. A tenant is paused once it has its share, so a call's
+        records past that overshoot it: taking a whole share a call, a flood ahead of a live tenant
+        in the queue had 488 records after one call and 988 of the batch's 1,000 after the next."""
+        active = self.active
+        share = self._share_among(active)
+        rooms = (share - count for count in self._counts.values() if count < share)
+        return max(share // MAX_CALLS_PER_SHARE, 1, min([self._share_among(active + 1), *rooms]))
 
     @property
     def paused(self) -> frozenset[Partition]:

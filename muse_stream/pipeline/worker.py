@@ -383,7 +383,7 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            # With fair shares, take no more at a time than fills a tenant's share, so it is paused there.
+            # With fair shares, take no more at a time than fills a tenant's share (FairShare.take), so it is paused there.
             wanted, taken = self._batch_limit() - len(self._pending), len(self._pending)
             messages = consumer.consume(wanted if fair is None else min(wanted, fair.take), timeout=0)
             if not messages:

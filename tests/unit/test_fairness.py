@@ -263,20 +263,22 @@ def test_no_call_takes_a_tenant_past_its_share_nor_a_tenant_not_seen_yet_past_it
     fair.close_batch(full=False)  # B served live; its batches were small
     assert (fair.limit, fair.share) == (1000, 1000)
     assert fair.take == 500  # a tenant not in the batch yet (A's flood) would share it with B
-    fair.admit(records(A, 0, 488) + records(B, 0, 12))
-    assert fair.take == 12  # what fills A's share, and no more
-    assert fair.admit(records(A, 0, 12)) == [(A, 0)]
+    fair.admit(records(A, 0, 440) + records(B, 0, 12))
+    assert fair.take == 60  # what fills A's share, and no more
+    assert fair.admit(records(A, 0, 60)) == [(A, 0)]
     assert fair.take == 333  # a third tenant's share, were one to come in (B's room is 488)
     fair.admit(records(B, 0, 40))
     fair.close_batch(full=False)
 
 
-def test_a_tenant_alone_or_catching_up_is_not_taken_one_record_at_a_time() -> None:
+def test_a_tenant_alone_or_a_few_records_short_of_its_share_is_not_taken_one_record_at_a_time() -> None:
     fair = FairShare(5000, 1000)
     assert fair.take == 5000  # nobody in the batch nor lately: the first tenant may fill it
     fair.admit(records(A, 0, 2500))
     assert fair.take == 2500  # A alone: what a tenant not seen yet may bring
     fair.close_batch(full=False, owned={A})
     fair.waiting({A: 9000, B: 9000})
-    fair.admit(records(A, 0, 3000))  # both catching up: nobody is paused, A is past its share
-    assert fair.take == 1666  # a third tenant's share, not A's overshoot (1)
+    fair.admit(records(A, 0, 2499) + records(B, 0, 1))  # A one record short of its share, B's records next
+    assert fair.take == 250  # a tenth of a share a call: A at most that past its share
+    fair.admit(records(B, 0, 250))
+    assert fair.take == 250

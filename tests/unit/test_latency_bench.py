@@ -91,6 +91,17 @@ def test_a_bad_warmup_count_is_refused_with_the_option_named(
     assert f"argument --warmup-rounds: {message}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["latency", "noisy-neighbour"])
+@pytest.mark.parametrize("value", ["-1", "0", "ten"])
+def test_a_bad_measuring_time_is_refused_with_the_option_named(
+    command: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `--seconds -1` started a worker and ended with "the paced producer exited with code 1"."""
+    with pytest.raises(SystemExit):
+        main(["bench", command, "--seconds", value])
+    assert f"argument --seconds: {value!r} is not a duration" in capsys.readouterr().err
+
+
 class _CountingProducer:
     """Stands in for confluent_kafka.Producer in the paced producer: counts what it is given."""
 
